@@ -1,0 +1,125 @@
+"""The strategy protocol: a frozen Params type, a search space as data, two pure functions.
+
+A strategy module defines ``SPEC = StrategySpec(...)`` and is listed by hand in
+:data:`strategies.REGISTRY`. ``features(bars, params, context)`` returns a DataFrame on the bar
+index; ``signals(bars, features, params)`` returns :class:`backtest.types.Signals` decided at
+each bar's close. Neither may shift data backwards in time, mutate its inputs, or read the clock.
+
+Search-space dimensions are plain data here; only :mod:`backtest.optimize` turns them into Optuna
+distributions, so importing a strategy never imports Optuna.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from backtest.errors import StrategyError, did_you_mean
+from backtest.types import Bars, Signals
+
+
+@dataclass(frozen=True)
+class IntRange:
+    """Integers ``low..high`` inclusive, every ``step``."""
+
+    low: int
+    high: int
+    step: int = 1
+    log: bool = False
+
+    def contains(self, value: Any) -> bool:
+        return (isinstance(value, int) and not isinstance(value, bool)
+                and self.low <= value <= self.high and (value - self.low) % self.step == 0)
+
+    def describe(self) -> str:
+        return f"int {self.low}..{self.high}" + (f" step {self.step}" if self.step != 1 else "")
+
+
+@dataclass(frozen=True)
+class FloatRange:
+    """Floats in ``[low, high]`` (log-uniform when ``log``)."""
+
+    low: float
+    high: float
+    log: bool = False
+    step: float | None = None
+
+    def contains(self, value: Any) -> bool:
+        return (isinstance(value, (int, float)) and not isinstance(value, bool)
+                and math.isfinite(value) and self.low <= value <= self.high)
+
+    def describe(self) -> str:
+        return f"float {self.low:g}..{self.high:g}" + (" log" if self.log else "")
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One of a fixed list of values."""
+
+    options: tuple[Any, ...]
+
+    def contains(self, value: Any) -> bool:
+        return any(value == o and type(value) is type(o) for o in self.options)
+
+    def describe(self) -> str:
+        return "one of " + ", ".join(repr(o) for o in self.options)
+
+
+Dimension = IntRange | FloatRange | Choice
+FeatureFn = Callable[[Bars, Any, Mapping[str, pd.DataFrame]], pd.DataFrame]
+SignalFn = Callable[[Bars, pd.DataFrame, Any], Signals]
+
+
+@dataclass(frozen=True)
+class StrategySpec:
+    """Everything crashbt needs to know about one strategy."""
+
+    name: str
+    summary: str
+    params: type
+    space: Mapping[str, Dimension]
+    features: FeatureFn
+    signals: SignalFn
+    requires: tuple[str, ...] = ()
+    fixed: frozenset[str] = field(default_factory=frozenset)
+
+    def defaults(self) -> Any:
+        return self.params()
+
+    def make_params(self, values: Mapping[str, Any], source: str = "config") -> Any:
+        """Build Params from defaults plus ``values``; errors name ``strategy.params.<key>``."""
+        known = [f.name for f in dataclasses.fields(self.params)]
+        for key, value in values.items():
+            where = f"{source}: strategy.params.{key}"
+            if key not in known:
+                raise StrategyError(f"{where}: unknown parameter of '{self.name}'"
+                                    f"{did_you_mean(key, known) or f' (known: {known})'}")
+            default = getattr(self.defaults(), key)
+            dim = self.space.get(key)
+            if dim is not None and not dim.contains(value):
+                raise StrategyError(f"{where}: expected {dim.describe()}, found {value!r}")
+            if dim is None and not _same_kind(default, value):
+                raise StrategyError(f"{where}: expected {type(default).__name__}, "
+                                    f"found {value!r} ({type(value).__name__})")
+        try:
+            return self.params(**{**dataclasses.asdict(self.defaults()), **values})
+        except (TypeError, ValueError) as exc:
+            raise StrategyError(f"{source}: strategy.params: {exc}") from None
+
+
+def _same_kind(default: Any, value: Any) -> bool:
+    if isinstance(default, bool) or isinstance(value, bool):
+        return type(default) is type(value)
+    if isinstance(default, (int, float)):
+        return isinstance(value, (int, float)) and math.isfinite(value)
+    return default is None or isinstance(value, type(default))
+
+
+def params_dict(params: Any) -> dict[str, Any]:
+    """Params as a plain dict (for reports and hashing)."""
+    return dataclasses.asdict(params)
