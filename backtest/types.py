@@ -9,6 +9,7 @@ Imports nothing from crashbt but :mod:`backtest.errors`.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -57,6 +58,16 @@ class Signals:
             series = getattr(self, name)
             if series is not None:
                 _check_index(name, series, index)
+
+    def restrict(self, mask: np.ndarray | slice) -> Signals:
+        """The same signals on a sub-range of the bars (``mask`` as used with ``.loc``)."""
+        changes = {
+            name: getattr(self, name).loc[mask]
+            for name in ("long_entries", "long_exits", "short_entries", "short_exits",
+                         "stop_price", "target_price", "entry_fraction")
+            if getattr(self, name) is not None
+        }
+        return dataclasses.replace(self, **changes)
 
     def bool_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Entries and exits as four numpy bool arrays (short ones all False when absent)."""

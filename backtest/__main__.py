@@ -1,0 +1,7 @@
+"""``python -m backtest`` runs the crashbt CLI."""
+
+import sys
+
+from backtest.cli import main
+
+sys.exit(main())

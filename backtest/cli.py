@@ -1,0 +1,142 @@
+"""The ``crashbt`` command line: the only layer that talks to the terminal.
+
+Exit codes: 0 success, 2 a user error (one line on stderr, no traceback unless ``--debug``),
+1 a bug, 130 interrupted. Heavy modules are imported inside the commands so ``--help`` is fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+EXIT_OK, EXIT_BUG, EXIT_USER, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A markdown table (readable in a terminal, pastable into notes)."""
+    cells = [[str(c) for c in header]] + [[_cell(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |"
+             for r in cells]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
+
+
+def _cell(value: object) -> str:
+    from backtest.html import format_number
+
+    return format_number(value)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the backtest(s) a config describes and write a report."""
+    import strategies
+    from backtest import pipeline
+    from backtest.config import load_config
+
+    cfg = load_config(args.config, args.set)
+    spec = strategies.get(cfg.strategy.name, args.config)
+    outcome = pipeline.execute(cfg, spec, args.config)
+    out_dir = Path(args.out or cfg.report.out)
+    path = pipeline.write(outcome, out_dir, with_html=cfg.report.html)
+    rep = outcome.report
+    print(f"report: {path}")
+    print(f"{rep['strategy']['label']} on {rep['dataset']['symbol']} {rep['dataset']['timeframe']}"
+          f" {rep['dataset']['start']} -> {rep['dataset']['end']} ({rep['engine']})")
+    rows = [(k, v, rep["benchmark"][k]) for k, v in rep["metrics"].items()]
+    print(_table(("metric", "strategy", "buy_and_hold"), rows))
+    return EXIT_OK
+
+
+def cmd_strategies(args: argparse.Namespace) -> int:
+    """List registered strategies with their parameters, defaults and search space."""
+    import dataclasses
+
+    import strategies
+
+    for spec in strategies.REGISTRY.values():
+        print(f"{spec.name}: {spec.summary}")
+        rows = []
+        for f in dataclasses.fields(spec.params):
+            dim = spec.space.get(f.name)
+            rows.append((f.name, repr(f.default), dim.describe() if dim else "fixed"))
+        print(_table(("param", "default", "search space"), rows))
+        print()
+    return EXIT_OK
+
+
+def cmd_data_list(args: argparse.Namespace) -> int:
+    """List bundled datasets from datasets/manifest.toml."""
+    from backtest import data
+
+    rows = [(d["name"], d.get("kind", ""), d.get("symbol", ""), d.get("timeframe", ""),
+             d.get("rows", ""), d.get("first", ""), d.get("last", ""))
+            for d in data.list_datasets()]
+    print(_table(("name", "kind", "symbol", "timeframe", "rows", "first", "last"), rows))
+    return EXIT_OK
+
+
+def cmd_show_config(args: argparse.Namespace) -> int:
+    """Print the resolved config (after extends and --set) as JSON."""
+    from backtest.config import load_config
+    from backtest.report import to_json
+
+    cfg = load_config(args.config, args.set)
+    sys.stdout.write(to_json(cfg.model_dump(mode="json")))
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="crashbt", description="Backtest crypto crash strategies.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, func: Callable[[argparse.Namespace], int], **kw: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=(func.__doc__ or "").splitlines()[0], **kw)
+        p.set_defaults(func=func)
+        return p
+
+    run = add("run", cmd_run)
+    run.add_argument("config", help="TOML config file")
+    run.add_argument("--out", help="output directory (default: [report].out)")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a config key, e.g. --set strategy.params.confirm_bars=2")
+    add("strategies", cmd_strategies)
+    data = sub.add_parser("data", help="bundled datasets")
+    data_sub = data.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
+    data_list = data_sub.add_parser("list", help=cmd_data_list.__doc__)
+    data_list.set_defaults(func=cmd_data_list)
+    show = add("show-config", cmd_show_config)
+    show.add_argument("config")
+    show.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``crashbt`` console script."""
+    args = build_parser().parse_args(argv)
+    from backtest.errors import UserError
+
+    try:
+        return args.func(args)
+    except UserError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"crashbt: error: {exc}", file=sys.stderr)
+        return EXIT_USER
+    except KeyboardInterrupt:
+        print("crashbt: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug: say so in one line, traceback with --debug
+        if args.debug:
+            traceback.print_exc()
+        print(f"crashbt: internal error: {type(exc).__name__}: {exc} "
+              "(re-run with --debug for the traceback)", file=sys.stderr)
+        return EXIT_BUG
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""Performance metrics as pure functions of a simulation's records.
+
+Units live in the key names: ``*_pct`` are percentages (12.5 means 12.5 %), money is in the quote
+currency. Annualization uses a 365-day year (crypto trades 24/7) and the real bar frequency.
+Undefined values (a ratio with a zero denominator) are ``None``, never NaN or inf, so that
+``report.json`` stays valid JSON.
+
+Imports from crashbt only :mod:`backtest.types`; never imports the engine.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from backtest.types import Bars, SimResult
+
+SECONDS_PER_YEAR = 365 * 86_400
+
+METRIC_KEYS = (
+    "total_return_pct", "cagr_pct", "sharpe", "sortino", "calmar", "max_drawdown_pct",
+    "n_trades", "win_rate_pct", "exposure_pct", "profit_factor", "fees_paid",
+)
+
+
+def periods_per_year(freq: str) -> float:
+    """Bars per 365-day year for a pandas frequency string such as ``"1h"`` or ``"1D"``."""
+    return SECONDS_PER_YEAR / pd.Timedelta(pd.tseries.frequencies.to_offset(freq)).total_seconds()
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+def max_drawdown(equity: np.ndarray) -> float:
+    """Largest peak-to-trough fall as a fraction in [0, 1]."""
+    if equity.size == 0:
+        return 0.0
+    peaks = np.maximum.accumulate(equity)
+    return float(np.max(1.0 - equity / peaks))
+
+
+def equity_metrics(equity: np.ndarray, init_cash: float, freq: str) -> dict[str, float | None]:
+    """Return-based metrics of an equity curve marked at each bar's close."""
+    if equity.size == 0:
+        return {k: None for k in ("total_return_pct", "cagr_pct", "sharpe", "sortino", "calmar",
+                                  "max_drawdown_pct")}
+    ppy = periods_per_year(freq)
+    returns = np.diff(equity, prepend=init_cash) / np.concatenate(([init_cash], equity[:-1]))
+    growth = equity[-1] / init_cash
+    years = equity.size / ppy
+    cagr = growth ** (1.0 / years) - 1.0 if growth > 0 else -1.0
+    std = returns.std(ddof=1) if returns.size > 1 else 0.0
+    downside = math.sqrt(float(np.mean(np.minimum(returns, 0.0) ** 2)))
+    mean = float(returns.mean())
+    mdd = max_drawdown(equity)
+    return {
+        "total_return_pct": 100.0 * (growth - 1.0),
+        "cagr_pct": 100.0 * cagr,
+        "sharpe": _finite(mean / std * math.sqrt(ppy)) if std > 0 else None,
+        "sortino": _finite(mean / downside * math.sqrt(ppy)) if downside > 0 else None,
+        "calmar": _finite(cagr / mdd) if mdd > 0 else None,
+        "max_drawdown_pct": 100.0 * mdd,
+    }
+
+
+def trade_metrics(trades: pd.DataFrame) -> dict[str, float | int | None]:
+    """Counts and ratios over closed trades (an open trade at the end is not counted)."""
+    closed = trades[trades["status"] == "closed"] if len(trades) else trades
+    pnl = closed["pnl"].to_numpy(dtype=float) if len(closed) else np.empty(0)
+    gains, losses = pnl[pnl > 0].sum(), -pnl[pnl < 0].sum()
+    return {
+        "n_trades": int(pnl.size),
+        "win_rate_pct": 100.0 * float((pnl > 0).mean()) if pnl.size else None,
+        "profit_factor": _finite(gains / losses) if losses > 0 else None,
+        "fees_paid": float(trades["fees"].sum()) if len(trades) else 0.0,
+    }
+
+
+def compute(result: SimResult, freq: str) -> dict[str, float | int | None]:
+    """All headline metrics of one simulation."""
+    equity = result.equity.to_numpy(dtype=float)
+    out: dict[str, float | int | None] = {}
+    out.update(equity_metrics(equity, result.init_cash, freq))
+    out.update(trade_metrics(result.trades))
+    position = result.position.to_numpy(dtype=float)
+    out["exposure_pct"] = 100.0 * float((position != 0).mean()) if position.size else 0.0
+    return {key: out[key] for key in METRIC_KEYS}
+
+
+def buy_and_hold(bars: Bars, init_cash: float, fee_rate: float, freq: str) -> dict:
+    """The same metrics for buying at the first bar's open (paying one fee) and holding."""
+    units = init_cash / (bars["open"].iloc[0] * (1.0 + fee_rate))
+    equity = units * bars["close"].to_numpy(dtype=float)
+    out: dict[str, float | int | None] = dict(equity_metrics(equity, init_cash, freq))
+    out.update({"n_trades": 1, "win_rate_pct": None, "profit_factor": None,
+                "fees_paid": init_cash - units * bars["open"].iloc[0], "exposure_pct": 100.0})
+    return {key: out[key] for key in METRIC_KEYS}
+
+
+def buy_and_hold_equity(bars: Bars, init_cash: float, fee_rate: float) -> pd.Series:
+    """Buy-and-hold equity at each close, for charts."""
+    units = init_cash / (bars["open"].iloc[0] * (1.0 + fee_rate))
+    return (units * bars["close"]).rename("buy_and_hold")

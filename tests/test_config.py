@@ -1,0 +1,103 @@
+"""Config parsing: frozen objects, strict keys with hints, errors naming file and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from backtest.config import RunConfig, apply_overrides, load_config, parse_config
+from backtest.errors import ConfigError
+
+MINIMAL = {"data": {"dataset": "btcusdt_1d"}, "strategy": {"name": "break_below_74k"}}
+
+
+def write(tmp_path: Path, text: str, name: str = "c.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_defaults_and_frozen() -> None:
+    cfg = parse_config(MINIMAL, "x.toml")
+    assert cfg.execution.fill == "next_open"
+    assert cfg.execution.fee_rate == 0.001
+    with pytest.raises(ValidationError):
+        cfg.execution.fee_rate = 0.0  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ({**MINIMAL, "executon": {}}, "x.toml: executon: unknown key; did you mean 'execution'?"),
+    ({"data": {"dataset": "d", "strat": "2020-01-01"}, "strategy": {"name": "s"}},
+     "x.toml: data.strat: unknown key; did you mean 'start'?"),
+    ({**MINIMAL, "execution": {"fee_rate": "abc"}}, "x.toml: execution.fee_rate: expected a valid number"),
+    ({**MINIMAL, "execution": {"fee_rate": -0.1}},
+     "x.toml: execution.fee_rate: expected greater than or equal to 0, found -0.1"),
+    ({**MINIMAL, "execution": {"fill": "open"}}, "x.toml: execution.fill: expected 'next_open' or 'close', found 'open'"),
+    ({"data": {"dataset": "d", "start": "2021-01-01", "end": "2020-01-01"}, "strategy": {"name": "s"}},
+     "x.toml: data: expected end after start, found start 2021-01-01 00:00 and end 2020-01-01 00:00"),
+    ({"data": {"dataset": "d"}}, "x.toml: strategy: expected a value, found nothing"),
+    ({"data": {"dataset": "d", "path": "p.csv"}, "strategy": {"name": "s"}},
+     "x.toml: data: expected exactly one of 'dataset' or 'path'"),
+    ({"data": {"dataset": "d", "start": "yesterday"}, "strategy": {"name": "s"}},
+     "x.toml: data.start: expected an ISO-8601 date, found 'yesterday'"),
+    ({**MINIMAL, "execution": {"init_cash": float("inf")}}, "x.toml: execution.init_cash: expected a finite number"),
+    ({**MINIMAL, "execution": {"init_cash": 1e300}}, "x.toml: execution.init_cash: expected less than or equal to"),
+])
+def test_errors_name_file_key_expected_found(raw: dict, expected: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(raw, "x.toml")
+    message = str(info.value)
+    assert message.startswith(expected), message
+    assert "\n" not in message
+
+
+def test_toml_dates_and_times_are_utc(tmp_path: Path) -> None:
+    path = write(tmp_path, '[data]\ndataset = "d"\nstart = 2026-02-01\nend = 2026-02-03T12:00:00+02:00\n'
+                           '[strategy]\nname = "s"\n')
+    cfg = load_config(path)
+    assert cfg.data.start.isoformat() == "2026-02-01T00:00:00+00:00"
+    assert cfg.data.end.isoformat() == "2026-02-03T10:00:00+00:00"
+
+
+def test_extends_merges_and_cycles_are_refused(tmp_path: Path) -> None:
+    write(tmp_path, '[execution]\nfee_rate = 0.0005\ninit_cash = 5000.0\n', "base.toml")
+    child = write(tmp_path, 'extends = "base.toml"\n[data]\ndataset = "d"\n[strategy]\nname = "s"\n'
+                            '[execution]\nfee_rate = 0.0\n')
+    cfg = load_config(child)
+    assert (cfg.execution.fee_rate, cfg.execution.init_cash) == (0.0, 5000.0)
+    write(tmp_path, 'extends = "b.toml"\n', "a.toml")
+    write(tmp_path, 'extends = "a.toml"\n', "b.toml")
+    with pytest.raises(ConfigError, match=r"a\.toml: extends: expected no cycle, found .*a\.toml -> .*b\.toml -> .*a\.toml"):
+        load_config(tmp_path / "a.toml")
+
+
+def test_file_level_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="missing.toml: file not found"):
+        load_config(tmp_path / "missing.toml")
+    with pytest.raises(ConfigError, match=r"bad\.toml: invalid TOML"):
+        load_config(write(tmp_path, "[data\n", "bad.toml"))
+    bad_bytes = tmp_path / "latin.toml"
+    bad_bytes.write_bytes(b'name = "caf\xe9"\n')
+    with pytest.raises(ConfigError, match=r"latin\.toml: expected UTF-8 text, found byte 0xe9"):
+        load_config(bad_bytes)
+
+
+def test_overrides_are_typed_and_validated(tmp_path: Path) -> None:
+    path = write(tmp_path, '[data]\ndataset = "d"\n[strategy]\nname = "s"\n')
+    cfg = load_config(path, ["strategy.params.confirm_bars=2", "execution.fill=close",
+                             'strategy.params.mode="short"'])
+    assert cfg.strategy.params == {"confirm_bars": 2, "mode": "short"}
+    assert cfg.execution.fill == "close"
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        apply_overrides({}, ["nothing"])
+    with pytest.raises(ConfigError, match="execution.fee_rate: expected a valid number"):
+        load_config(path, ["execution.fee_rate=cheap"])
+
+
+def test_hash_is_stable_and_sensitive() -> None:
+    a = parse_config(MINIMAL, "x")
+    b = RunConfig.model_validate(MINIMAL)
+    c = parse_config({**MINIMAL, "execution": {"fee_rate": 0.002}}, "x")
+    assert a.config_hash() == b.config_hash() != c.config_hash()
