@@ -90,11 +90,13 @@ def cmd_show_config(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="crashbt", description="Backtest crypto crash strategies.")
+    parser = argparse.ArgumentParser(prog="crashbt",
+                                     description="Backtest crypto crash strategies.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def add(name: str, func: Callable[[argparse.Namespace], int], **kw: str) -> argparse.ArgumentParser:
+    def add(name: str, func: Callable[[argparse.Namespace], int],
+            **kw: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=(func.__doc__ or "").splitlines()[0], **kw)
         p.set_defaults(func=func)
         return p

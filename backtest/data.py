@@ -40,7 +40,7 @@ BAD_TICK = 0.5  # a close this far (relative) from both neighbours is a bad tick
 _TZ_SUFFIX = re.compile(r"(?:Z|[+-]\d{2}(?::?\d{2})?)$")
 _NUMBER = re.compile(r"[+-]?\d+(?:\.\d*)?(?:[eE][+-]?\d+)?")
 _TIMEFRAME = re.compile(r"^(\d+)(s|m|min|h|d|w)$", re.IGNORECASE)
-_UNIT_SECONDS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+UNIT_SECONDS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 # Epoch magnitude bands: below 1e11 is seconds (until year 5138), below 1e14 milliseconds, below
 # 1e17 microseconds (Binance spot klines since 2025).
 _EPOCH_UNITS = (("s", 1e11), ("ms", 1e14), ("us", 1e17))
@@ -305,7 +305,7 @@ def timeframe_delta(timeframe: str, where: str) -> pd.Timedelta:
     if not match or int(match.group(1)) == 0:
         raise ConfigError(f"{where}: expected a timeframe like '15m', '1h' or '1d', found "
                           f"{timeframe!r}")
-    return pd.Timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()])
+    return pd.Timedelta(seconds=int(match.group(1)) * UNIT_SECONDS[match.group(2).lower()])
 
 
 def describe_delta(delta: pd.Timedelta) -> tuple[str, str]:
@@ -335,7 +335,8 @@ def find_gaps(label: str, index: pd.DatetimeIndex,
     if off.size:
         i = int(off[0]) + 1
         raise DataError(f"{label}: row {i + 1} ({_iso(index[i])}): expected bars every "
-                        f"{describe_delta(delta)[0]}, found {pd.Timedelta(int(steps[i - 1]))} "
+                        f"{describe_delta(delta)[0]}, found "
+                        f"{describe_delta(pd.Timedelta(int(steps[i - 1])))[0]} "
                         f"after the previous bar")
     holes = np.flatnonzero(steps > step)
     return [(index[i] + delta, index[i + 1] - delta, int(steps[i] // step) - 1) for i in holes]

@@ -159,7 +159,7 @@ def infer_bar_duration(index: pd.DatetimeIndex) -> pd.Timedelta:
 
 def _week_start(index: pd.DatetimeIndex) -> pd.DatetimeIndex:
     """Monday 00:00 UTC of each timestamp's ISO week (weeks run Monday..Sunday)."""
-    return index.normalize() - pd.to_timedelta(index.dayofweek, unit="D")
+    return index.normalize() - pd.to_timedelta(index.day_of_week, unit="D")
 
 
 def ema_weekly(close: pd.Series, weeks: int = 200,
@@ -201,12 +201,15 @@ def hash_rate_from_blocks(difficulty: pd.Series, blocks_mined: pd.Series) -> pd.
 def hash_ribbons(hash_rate: pd.Series, fast: int = 30, slow: int = 60) -> pd.DataFrame:
     """Hash ribbons on a daily hash-rate series: ``hash_sma_{fast}``, ``hash_sma_{slow}``,
     ``capitulation`` (state: fast SMA < slow SMA) and ``recovery`` (event: the first day the fast
-    SMA is back at or above the slow one after a capitulation). Both booleans are False where
-    either SMA is NaN. Dates are those of the daily value; publication lag is applied elsewhere.
+    SMA is back at or above the slow one after a capitulation). The ribbon is complete or absent:
+    both SMAs are NaN for the first ``max(fast, slow) - 1`` rows, and both booleans are False
+    where either SMA is NaN. Dates are those of the daily value; publication lag is applied
+    elsewhere.
     """
     _check_window("hash_ribbons.fast", fast)
     _check_window("hash_ribbons.slow", slow)
-    fast_sma = _named(hash_rate.rolling(fast, min_periods=fast).mean(), f"hash_sma_{fast}")
+    fast_sma = hash_rate.rolling(fast, min_periods=fast).mean()
+    fast_sma = _named(_mask_head(fast_sma, max(fast, slow) - 1), f"hash_sma_{fast}")
     slow_sma = _named(hash_rate.rolling(slow, min_periods=slow).mean(), f"hash_sma_{slow}")
     capitulation = (fast_sma < slow_sma).to_numpy()
     valid = (fast_sma.notna() & slow_sma.notna()).to_numpy()

@@ -51,17 +51,18 @@ def equity_metrics(equity: np.ndarray, init_cash: float, freq: str) -> dict[str,
     returns = np.diff(equity, prepend=init_cash) / np.concatenate(([init_cash], equity[:-1]))
     growth = equity[-1] / init_cash
     years = equity.size / ppy
-    cagr = growth ** (1.0 / years) - 1.0 if growth > 0 else -1.0
+    log_cagr = math.log(growth) / years if growth > 0 else -math.inf
+    cagr = math.expm1(log_cagr) if log_cagr < 700 else math.inf  # inf: too short to annualize
     std = returns.std(ddof=1) if returns.size > 1 else 0.0
     downside = math.sqrt(float(np.mean(np.minimum(returns, 0.0) ** 2)))
     mean = float(returns.mean())
     mdd = max_drawdown(equity)
     return {
         "total_return_pct": 100.0 * (growth - 1.0),
-        "cagr_pct": 100.0 * cagr,
+        "cagr_pct": _finite(100.0 * cagr),
         "sharpe": _finite(mean / std * math.sqrt(ppy)) if std > 0 else None,
         "sortino": _finite(mean / downside * math.sqrt(ppy)) if downside > 0 else None,
-        "calmar": _finite(cagr / mdd) if mdd > 0 else None,
+        "calmar": _finite(cagr / mdd) if mdd > 0 and math.isfinite(cagr) else None,
         "max_drawdown_pct": 100.0 * mdd,
     }
 
@@ -104,3 +105,32 @@ def buy_and_hold_equity(bars: Bars, init_cash: float, fee_rate: float) -> pd.Ser
     """Buy-and-hold equity at each close, for charts."""
     units = init_cash / (bars["open"].iloc[0] * (1.0 + fee_rate))
     return (units * bars["close"]).rename("buy_and_hold")
+
+
+def segment_metrics(equity: np.ndarray, position: np.ndarray, init_cash: float, freq: str,
+                    mask: np.ndarray) -> dict[str, float | int | None]:
+    """Metrics over the bars selected by ``mask`` (bar returns compounded across gaps)."""
+    returns = np.diff(equity, prepend=init_cash) / np.concatenate(([init_cash], equity[:-1]))
+    picked = returns[mask]
+    if picked.size == 0:
+        return {"bars": 0, "total_return_pct": None, "sharpe": None, "max_drawdown_pct": None,
+                "exposure_pct": None}
+    curve = np.cumprod(1.0 + picked)
+    std = picked.std(ddof=1) if picked.size > 1 else 0.0
+    return {
+        "bars": int(picked.size),
+        "total_return_pct": 100.0 * (curve[-1] - 1.0),
+        "sharpe": _finite(picked.mean() / std * math.sqrt(periods_per_year(freq)))
+        if std > 0 else None,
+        "max_drawdown_pct": 100.0 * max_drawdown(np.concatenate(([1.0], curve))),
+        "exposure_pct": 100.0 * float((position[mask] != 0).mean()),
+    }
+
+
+def by_segment(equity: pd.Series, position: pd.Series, init_cash: float, freq: str,
+               segments: dict[str, np.ndarray]) -> dict[str, dict[str, float | int | None]]:
+    """:func:`segment_metrics` for each named boolean mask, skipping empty segments."""
+    eq = equity.to_numpy(dtype=float)
+    pos = position.to_numpy(dtype=float)
+    return {name: segment_metrics(eq, pos, init_cash, freq, mask)
+            for name, mask in segments.items() if mask.any()}

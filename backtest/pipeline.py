@@ -16,9 +16,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from backtest import data, engine, html, metrics, report
+from backtest import data, engine, html, metrics, regimes, report
 from backtest.config import RunConfig, parse_utc_now
 from backtest.errors import DataError
 from backtest.types import Bars, SimResult
@@ -65,16 +66,20 @@ def execute(cfg: RunConfig, spec: StrategySpec, source: str) -> RunOutcome:
     """Run one backtest in memory; nothing is written."""
     started = time.perf_counter()
     params = spec.make_params(cfg.strategy.params, source)
-    history_cfg = cfg.data.model_copy(update={"start": None})
+    start, end = run_range(cfg, source)
+    history_cfg = cfg.data.model_copy(update={"start": None, "end": end, "window": None})
     history, info = data.load_bars(history_cfg, source)
     feats = spec.features(history, params, {})
     sigs = spec.signals(history, feats, params)
-    window = history.index >= pd.Timestamp(cfg.data.start) if cfg.data.start else slice(None)
-    bars = history.loc[window]
+    regime_labels = regimes.detect(history)
+    in_run = history.index >= start if start is not None else np.ones(len(history), dtype=bool)
+    bars = history.loc[in_run]
     if bars.empty:
-        raise DataError(f"{source}: data.start: expected bars on or after "
-                             f"{cfg.data.start:%Y-%m-%d}, found none (data ends {info.last})")
-    sigs = sigs.restrict(window)
+        until = f"{end:%Y-%m-%d %H:%M}" if end is not None else "the end of the data"
+        raise DataError(f"{source}: data: expected bars between {start:%Y-%m-%d %H:%M} and "
+                        f"{until}, found data from {info.first:%Y-%m-%d %H:%M} to "
+                        f"{info.last:%Y-%m-%d %H:%M}")
+    sigs = sigs.restrict(in_run)
     result = engine.simulate(bars, sigs, cfg.execution, info.freq)
     label = cfg.strategy.label or cfg.name or spec.name
     versions = package_versions()
@@ -89,7 +94,8 @@ def execute(cfg: RunConfig, spec: StrategySpec, source: str) -> RunOutcome:
             "name": info.name, "sha256": info.sha256, "symbol": info.symbol,
             "timeframe": info.timeframe, "freq": info.freq,
             "start": _iso(bars.index[0]), "end": _iso(bars.index[-1]), "bars": len(bars),
-            "gaps": len(info.gaps),
+            "gaps": [{"first_missing": _iso(a), "last_missing": _iso(b), "missing_bars": n}
+                     for a, b, n in info.gaps if bars.index[0] <= a <= bars.index[-1]],
         },
         "strategy": {
             "name": spec.name, "label": label, "params": params_dict(params),
@@ -99,12 +105,54 @@ def execute(cfg: RunConfig, spec: StrategySpec, source: str) -> RunOutcome:
         "metrics": metrics.compute(result, info.freq),
         "benchmark": metrics.buy_and_hold(bars, cfg.execution.init_cash,
                                           cfg.execution.fee_rate, info.freq),
+        **segment_tables(result, bench_equity, regime_labels.loc[in_run],
+                         cfg.execution.init_cash, info.freq),
         "files": {"trades": "trades.csv", "equity": "equity.csv"},
         "versions": versions,
         "timing": {"created_at": parse_utc_now(),
                    "duration_s": round(time.perf_counter() - started, 3)},
     }
     return RunOutcome(report=rep, result=result, bars=bars, benchmark_equity=bench_equity)
+
+
+def run_range(cfg: RunConfig, source: str) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+    """The run's [start, end] from ``data.window`` or ``data.start`` / ``data.end``."""
+    if cfg.data.window:
+        win = regimes.window(cfg.data.window, source)
+        return win.start, win.end
+    as_ts = [pd.Timestamp(t) if t is not None else None for t in (cfg.data.start, cfg.data.end)]
+    return as_ts[0], as_ts[1]
+
+
+def segment_tables(result: SimResult, bench_equity: pd.Series, labels: pd.Series,
+                   init_cash: float, freq: str) -> dict[str, Any]:
+    """``by_regime`` and ``by_window`` metric tables for the strategy and buy-and-hold."""
+    index = result.equity.index
+    by_regime = {name: (labels == name).to_numpy() for name in regimes.LABELS}
+    by_window = {w.name: np.asarray((index >= w.start) & (index <= w.end))
+                 for w in regimes.windows().values()}
+    hold = pd.Series(1.0, index=index)  # buy-and-hold is always invested
+
+    def table(segments: dict[str, np.ndarray]) -> dict[str, Any]:
+        return {
+            "strategy": metrics.by_segment(result.equity, result.position, init_cash, freq,
+                                           segments),
+            "buy_and_hold": metrics.by_segment(bench_equity, hold, init_cash, freq, segments),
+        }
+
+    return {"by_regime": table(by_regime), "by_window": table(by_window),
+            "regime_spans": regime_spans(labels)}
+
+
+def regime_spans(labels: pd.Series) -> list[dict[str, str]]:
+    """Consecutive runs of one regime label as ``{regime, start, end}`` (for chart shading)."""
+    if labels.empty:
+        return []
+    change = labels.ne(labels.shift()).to_numpy()
+    starts = np.flatnonzero(change)
+    ends = np.append(starts[1:] - 1, len(labels) - 1)
+    return [{"regime": str(labels.iloc[a]), "start": _iso(labels.index[a]),
+             "end": _iso(labels.index[b])} for a, b in zip(starts, ends, strict=True)]
 
 
 def _iso(ts: pd.Timestamp) -> str:

@@ -66,6 +66,9 @@ def write_dir_atomically(final: Path, fill: Callable[[Path], None]) -> Path:
     try:
         parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{final.name}.tmp-"))
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o777 & ~umask)  # mkdtemp makes 0700; a report is as readable as any file
     except OSError as exc:
         raise OutputError(f"{parent}: expected a writable output directory, found "
                           f"{exc.strerror.lower() if exc.strerror else exc}") from None

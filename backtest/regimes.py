@@ -1,0 +1,91 @@
+"""Crash regimes: named windows from ``datasets/regimes.toml`` and a causal per-bar detector.
+
+The detector labels each bar from what is known at its close: the drawdown from the running
+all-time high, how fast that drawdown deepened over the last 7 days, and (optionally) long-side
+liquidation intensity. Labels, in order of precedence:
+
+    capitulation  drawdown <= -30% and fell >= 15 points in 7 days, or
+                  drawdown <= -20% with liquidation intensity >= 3x its mean
+    crash         drawdown <= -20% and fell >= 8 points in 7 days
+    recovery      drawdown <= -20% but >= 15% above the 30-day low
+    bear          drawdown <= -20% otherwise (deep, neither falling fast nor bouncing)
+    correction    drawdown <= -10%
+    calm          everything else
+
+Imports from crashbt: errors, data (for the datasets folder). Never the engine.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+import pandas as pd
+
+from backtest.data import datasets_dir
+from backtest.errors import ConfigError, did_you_mean
+
+LABELS = ("calm", "correction", "bear", "crash", "capitulation", "recovery")
+
+
+@dataclass(frozen=True)
+class Window:
+    """A named crash window, inclusive of both ends (bar open times, UTC)."""
+
+    name: str
+    start: pd.Timestamp
+    end: pd.Timestamp
+    summary: str
+
+
+@cache
+def windows() -> dict[str, Window]:
+    """All named windows from ``datasets/regimes.toml``."""
+    path = datasets_dir() / "regimes.toml"
+    raw = tomllib.loads(path.read_text(encoding="utf-8"))["windows"]
+    return {name: Window(name, pd.Timestamp(w["start"]).tz_convert("UTC"),
+                         pd.Timestamp(w["end"]).tz_convert("UTC"), w.get("summary", ""))
+            for name, w in raw.items()}
+
+
+def window(name: str, source: str = "config") -> Window:
+    """The window called ``name``; a typo gets a "did you mean" hint."""
+    known = windows()
+    if name not in known:
+        hint = did_you_mean(name, known) or f" (known: {', '.join(known)})"
+        raise ConfigError(f"{source}: data.window: unknown window '{name}'{hint}")
+    return known[name]
+
+
+def _bars_per(days: float, index: pd.DatetimeIndex) -> int:
+    step = pd.Series(index[1:] - index[:-1]).median() if len(index) > 1 else pd.Timedelta("1D")
+    return max(1, round(pd.Timedelta(days=days) / step))
+
+
+def detect(bars: pd.DataFrame, liquidation_intensity: pd.Series | None = None) -> pd.Series:
+    """Label every bar with a regime, causally (uses only data up to each bar's close)."""
+    close = bars["close"].to_numpy(dtype=float)
+    ath = np.maximum.accumulate(bars["high"].to_numpy(dtype=float))
+    drawdown = close / ath - 1.0
+    week = _bars_per(7, bars.index)
+    fell = pd.Series(drawdown).diff(week).to_numpy()  # NaN in the first week: no speed known
+    low_30d = pd.Series(bars["low"].to_numpy(dtype=float)).rolling(_bars_per(30, bars.index),
+                                                                    min_periods=1).min()
+    bounce = close / low_30d.to_numpy() - 1.0
+    intense = np.zeros(len(bars), dtype=bool)
+    if liquidation_intensity is not None:
+        intense = (liquidation_intensity.reindex(bars.index).to_numpy(dtype=float) >= 3.0)
+    labels = np.select(
+        [
+            ((drawdown <= -0.30) & (fell <= -0.15)) | ((drawdown <= -0.20) & intense),
+            (drawdown <= -0.20) & (fell <= -0.08),
+            (drawdown <= -0.20) & (bounce >= 0.15),
+            drawdown <= -0.20,
+            drawdown <= -0.10,
+        ],
+        ["capitulation", "crash", "recovery", "bear", "correction"],
+        default="calm",
+    )
+    return pd.Series(labels, index=bars.index, name="regime")

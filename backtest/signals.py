@@ -1,0 +1,215 @@
+"""Signal building blocks: price-level events and small boolean-series helpers.
+
+Everything returns a bool Series on the bar index, decided at each bar's CLOSE from data up to
+that close. The engine (not this module) fills an event of bar ``t`` at bar ``t+1``'s OPEN, so a
+gap through a level is decided at the close of the gap bar and filled at the next open, never
+at the level price.
+
+Levels (:func:`level_series`): an absolute price, :class:`AthFraction` (a fraction of the running
+all-time HIGH up to and including the bar), :class:`RefPrice` (a fraction of the close of a
+reference bar; NaN before that bar closes) or a float Series on the bar index (e.g. an EMA).
+
+Level events (:func:`cross_below`, :func:`cross_above`), per bar, in order:
+
+* "beyond" the level: ``confirm="close"`` -> close < level (below) / close > level (above);
+  ``confirm="wick"`` -> low < level / high > level. Strict: touching the level is not beyond.
+* Armed state: an event needs a fresh crossing. The series starts DISARMED and arms on a bar
+  whose close is on the other side by ``rearm_pct``: close >= level*(1+rearm_pct) for below,
+  close <= level*(1-rearm_pct) for above. So a series that starts beyond the level does not fire
+  until price has been back on the other side. After firing, it is disarmed again (hysteresis).
+* ``hold=N``: while armed, count consecutive beyond bars; the event fires on the N-th. With
+  ``volume_k`` it fires on the first bar of that run with count >= N whose volume is >=
+  ``volume_k`` x the mean volume of the previous ``volume_window`` bars (NaN mean: no fire).
+  A bar that is not beyond resets the count (the state stays armed).
+* A bar either fires or (re-)arms, never both: in wick mode a bar that wicks through and closes
+  back does not re-arm until a later close.
+* A NaN level or price disarms and resets the count (no value, no crossing through it).
+
+Imports numpy, pandas, numba and crashbt's errors only; never vectorbt, ta, optuna, engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from numba import njit
+
+from backtest.errors import StrategyError, did_you_mean
+from backtest.types import Bars
+
+CONFIRMS = ("close", "wick")
+
+
+@dataclass(frozen=True)
+class AthFraction:
+    """``fraction`` x the running all-time high (highest high up to and including the bar)."""
+
+    fraction: float
+
+
+@dataclass(frozen=True)
+class RefPrice:
+    """``fraction`` x the close of the reference bar: the first bar opening at or after
+    ``date`` (UTC). NaN before that bar; defined from its close on."""
+
+    date: str | pd.Timestamp
+    fraction: float = 1.0
+
+
+Level = float | int | AthFraction | RefPrice | pd.Series
+
+
+def _check_positive(name: str, value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.number) or not value > 0:
+        raise StrategyError(f"signals: {name}: expected a number > 0, found {value!r}")
+
+
+def _as_utc(date: str | pd.Timestamp, index: pd.DatetimeIndex) -> pd.Timestamp:
+    try:
+        stamp = pd.Timestamp(date)
+    except (ValueError, TypeError):
+        raise StrategyError(f"signals: RefPrice.date: expected an ISO date, found {date!r}") \
+            from None
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return stamp if index.tz is not None else stamp.tz_localize(None)
+
+
+def level_series(bars: Bars, level: Level) -> pd.Series:
+    """The level as a float Series on the bar index (NaN where it is not yet defined)."""
+    index = bars.index
+    if isinstance(level, AthFraction):
+        _check_positive("AthFraction.fraction", level.fraction)
+        values = level.fraction * bars["high"].cummax()
+    elif isinstance(level, RefPrice):
+        _check_positive("RefPrice.fraction", level.fraction)
+        stamp = _as_utc(level.date, index)
+        if len(index) and stamp < index[0]:
+            raise StrategyError(f"signals: RefPrice.date: expected a date on or after the first "
+                                f"bar {index[0]}, found {level.date}")
+        ref = index.searchsorted(stamp, side="left")
+        values = pd.Series(np.nan, index=index)
+        if ref < len(index):
+            values.iloc[ref:] = level.fraction * bars["close"].iloc[ref]
+    elif isinstance(level, pd.Series):
+        if not level.index.equals(index):
+            raise StrategyError(f"signals: level: expected a Series on the bar index, found "
+                                f"{len(level)} rows on a different index")
+        values = level
+    else:
+        _check_positive("level", level)
+        values = pd.Series(float(level), index=index)
+    return values.astype("float64").rename("level")
+
+
+@njit(cache=True)
+def _level_events(beyond: np.ndarray, rearm: np.ndarray, valid: np.ndarray,
+                  volume_ok: np.ndarray, hold: int) -> np.ndarray:
+    """Armed/count state machine of the module docstring, on aligned bool arrays."""
+    out = np.zeros(beyond.shape[0], dtype=np.bool_)
+    armed = False
+    count = 0
+    for t in range(beyond.shape[0]):
+        if not valid[t]:
+            armed = False
+            count = 0
+        elif armed and beyond[t]:
+            count += 1
+            if count >= hold and volume_ok[t]:
+                out[t] = True
+                armed = False
+                count = 0
+        else:
+            count = 0
+            armed = armed or rearm[t]
+    return out
+
+
+def volume_confirmed(bars: Bars, volume_k: float, volume_window: int = 20) -> pd.Series:
+    """volume >= volume_k x mean volume of the previous ``volume_window`` bars (NaN -> False)."""
+    _check_positive("volume_k", volume_k)
+    _check_int("volume_window", volume_window)
+    volume = bars["volume"]
+    baseline = volume.shift(1).rolling(volume_window, min_periods=volume_window).mean()
+    return (volume >= volume_k * baseline).rename("volume_confirmed")
+
+
+def _check_int(name: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise StrategyError(f"signals: {name}: expected an integer >= 1, found {value!r}")
+
+
+def _cross(bars: Bars, level: Level, direction: Literal["below", "above"], confirm: str,
+           hold: int, rearm_pct: float, volume_k: float | None, volume_window: int) -> pd.Series:
+    if confirm not in CONFIRMS:
+        raise StrategyError(f"signals: confirm: expected one of {', '.join(CONFIRMS)}, found "
+                            f"{confirm!r}{did_you_mean(str(confirm), CONFIRMS)}")
+    _check_int("hold", hold)
+    if isinstance(rearm_pct, bool) or not isinstance(rearm_pct, int | float) \
+            or not 0 <= rearm_pct < 1:
+        raise StrategyError(f"signals: rearm_pct: expected a number in [0, 1), found "
+                            f"{rearm_pct!r}")
+    lvl = level_series(bars, level).to_numpy()
+    close = bars["close"].to_numpy(dtype="float64")
+    if direction == "below":
+        probe = close if confirm == "close" else bars["low"].to_numpy(dtype="float64")
+        beyond = probe < lvl
+        rearm = close >= lvl * (1.0 + rearm_pct)
+    else:
+        probe = close if confirm == "close" else bars["high"].to_numpy(dtype="float64")
+        beyond = probe > lvl
+        rearm = close <= lvl * (1.0 - rearm_pct)
+    valid = ~(np.isnan(lvl) | np.isnan(close) | np.isnan(probe))
+    volume_ok = (np.ones(len(close), dtype=bool) if volume_k is None
+                 else volume_confirmed(bars, volume_k, volume_window).to_numpy())
+    events = _level_events(beyond, rearm, valid, volume_ok, hold)
+    return pd.Series(events, index=bars.index, name=f"cross_{direction}")
+
+
+def cross_below(bars: Bars, level: Level, confirm: str = "close", hold: int = 1,
+                rearm_pct: float = 0.0, volume_k: float | None = None,
+                volume_window: int = 20) -> pd.Series:
+    """True on the bar whose close confirms a fresh break below ``level`` (module docstring)."""
+    return _cross(bars, level, "below", confirm, hold, rearm_pct, volume_k, volume_window)
+
+
+def cross_above(bars: Bars, level: Level, confirm: str = "close", hold: int = 1,
+                rearm_pct: float = 0.0, volume_k: float | None = None,
+                volume_window: int = 20) -> pd.Series:
+    """True on the bar whose close confirms a fresh reclaim above ``level`` (module docstring)."""
+    return _cross(bars, level, "above", confirm, hold, rearm_pct, volume_k, volume_window)
+
+
+def _as_series(b: pd.Series | float, index: pd.Index) -> pd.Series:
+    return b if isinstance(b, pd.Series) else pd.Series(float(b), index=index)
+
+
+def crossed_above(a: pd.Series, b: pd.Series | float) -> pd.Series:
+    """a > b now and a <= b on the previous row; False where any of the four values is NaN."""
+    b = _as_series(b, a.index)
+    now, before = a > b, a.shift(1) <= b.shift(1)
+    return (now & before).astype(bool).rename("crossed_above")
+
+
+def crossed_below(a: pd.Series, b: pd.Series | float) -> pd.Series:
+    """a < b now and a >= b on the previous row; False where any of the four values is NaN."""
+    b = _as_series(b, a.index)
+    now, before = a < b, a.shift(1) >= b.shift(1)
+    return (now & before).astype(bool).rename("crossed_below")
+
+
+def exit_after(entries: pd.Series, n_bars: int) -> pd.Series:
+    """True ``n_bars`` bars (rows) after each entry: a time exit. Entries in the last
+    ``n_bars`` rows have no exit inside the data."""
+    _check_int("n_bars", n_bars)
+    return entries.astype(bool).shift(n_bars, fill_value=False).rename("exit_after")
+
+
+def state_to_events(state: pd.Series) -> pd.Series:
+    """True where a boolean state turns on (False -> True). NaN counts as False; a state already
+    on at the first row is not an event, as with the level crossings (it was not seen turning on).
+    """
+    on = state.fillna(False).astype(bool)
+    return (on & ~on.shift(1, fill_value=True)).rename("event")

@@ -1,0 +1,44 @@
+"""Candle-table builder for engine scenario tests: a few OHLC rows -> Bars and Signals."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from backtest.types import Bars, Signals
+
+
+def candles(rows: Iterable[tuple[float, float, float, float]], freq: str = "1h") -> Bars:
+    """Bars from ``(open, high, low, close)`` rows, hourly from 2024-01-01 UTC, volume 1."""
+    frame = pd.DataFrame(list(rows), columns=["open", "high", "low", "close"], dtype=np.float64)
+    frame.index = pd.date_range("2024-01-01", periods=len(frame), freq=freq, tz="UTC",
+                                name="timestamp")
+    frame["volume"] = 1.0
+    return frame
+
+
+def signals(bars: Bars, long_entries: Iterable[int] = (), long_exits: Iterable[int] = (),
+            short_entries: Iterable[int] = (), short_exits: Iterable[int] = (),
+            stop_price: Mapping[int, float] | None = None,
+            target_price: Mapping[int, float] | None = None,
+            entry_fraction: Mapping[int, float] | None = None) -> Signals:
+    """Signals with True at the given bar positions and levels at the given positions."""
+
+    def flags(positions: Iterable[int]) -> pd.Series:
+        out = np.zeros(len(bars), dtype=bool)
+        out[list(positions)] = True
+        return pd.Series(out, index=bars.index)
+
+    def levels(values: Mapping[int, float] | None) -> pd.Series | None:
+        if values is None:
+            return None
+        out = np.full(len(bars), np.nan)
+        out[list(values)] = list(values.values())
+        return pd.Series(out, index=bars.index)
+
+    return Signals(long_entries=flags(long_entries), long_exits=flags(long_exits),
+                   short_entries=flags(short_entries), short_exits=flags(short_exits),
+                   stop_price=levels(stop_price), target_price=levels(target_price),
+                   entry_fraction=levels(entry_fraction))
