@@ -98,6 +98,18 @@ class ExecutionConfig(_Strict):
     engine: Literal["rust", "numba"] = "rust"
 
 
+class ExternalSource(_Strict):
+    """``[external.<kind>]``: a user file for an external series and/or its publication lag.
+
+    ``lag`` overrides the manifest's publication rule (e.g. ``"1d"``); it may be longer, never
+    negative. Kinds: funding_8h, funding_1d, etf_flows, fear_greed, hash_rate, open_interest,
+    liquidations (see ``datasets/README.md`` for their schemas).
+    """
+
+    path: str | None = None
+    lag: str | None = None
+
+
 class ReportConfig(_Strict):
     """``[report]``: where reports go and what is written."""
 
@@ -112,6 +124,7 @@ class RunConfig(_Strict):
     data: DataConfig
     strategy: StrategyConfig
     execution: ExecutionConfig = ExecutionConfig()
+    external: dict[str, ExternalSource] = Field(default_factory=dict)
     report: ReportConfig = ReportConfig()
 
     def canonical_json(self) -> str:

@@ -85,6 +85,10 @@ def load_external(name: str, lag: str | None = None, path: str | None = None) ->
     if path is None:
         entries = {n: e for n, e in manifest().items() if e["kind"] != "bars"}
         by_kind = {e["kind"]: n for n, e in entries.items()}
+        if name not in entries and name not in by_kind:
+            choices = [*entries, *by_kind]
+            raise DataError(f"external: name: expected a bundled series ({', '.join(choices)}), "
+                            f"found {name!r}{did_you_mean(name, choices)}")
         dataset = by_kind.get(name, name)
         entry = dataset_entry(dataset, f"external {name!r}", kinds=tuple(KINDS))
         file, raw, digest = read_dataset_bytes(dataset, entry)

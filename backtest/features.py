@@ -31,6 +31,7 @@ import ta
 from pandas.api.typing import Rolling
 
 from backtest.errors import StrategyError
+from backtest.external import align_to_bars
 
 #: Seconds per day and 2**32 hashes per unit of difficulty, for hash rate from blocks.
 _SECONDS_PER_DAY = 86_400.0
@@ -257,6 +258,18 @@ class Feature:
     warmup: Callable[..., int]
     source: str
     params: Mapping[str, Any] = field(default_factory=dict)
+
+
+def point_in_time(daily: pd.DataFrame, series: pd.DataFrame, bars_index: pd.DatetimeIndex,
+                  freq: str | None = None) -> pd.DataFrame:
+    """Put features computed on an external series' own clock onto the bar clock.
+
+    ``series`` is the raw external frame (with ``published_at``) the features in ``daily`` were
+    computed from, on the same index. Bar ``t`` sees a row only once it was published by the
+    bar's close; earlier bars get NaN (see :func:`backtest.external.align_to_bars`).
+    """
+    frame = daily.assign(published_at=series["published_at"].reindex(daily.index))
+    return align_to_bars(frame, bars_index, list(daily.columns), freq)
 
 
 def _window_minus_one(frame: pd.DataFrame, window: int, **_: Any) -> int:

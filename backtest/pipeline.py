@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from backtest import data, engine, html, metrics, regimes, report
+from backtest import data, engine, external, html, metrics, regimes, report
 from backtest.config import RunConfig, parse_utc_now
-from backtest.errors import DataError
+from backtest.errors import ConfigError, DataError, did_you_mean
 from backtest.types import Bars, SimResult
 from strategies.base import StrategySpec, params_dict
 
@@ -69,7 +69,8 @@ def execute(cfg: RunConfig, spec: StrategySpec, source: str) -> RunOutcome:
     start, end = run_range(cfg, source)
     history_cfg = cfg.data.model_copy(update={"start": None, "end": end, "window": None})
     history, info = data.load_bars(history_cfg, source)
-    feats = spec.features(history, params, {})
+    context = load_context(cfg, spec, source)
+    feats = spec.features(history, params, context)
     sigs = spec.signals(history, feats, params)
     regime_labels = regimes.detect(history)
     in_run = history.index >= start if start is not None else np.ones(len(history), dtype=bool)
@@ -100,6 +101,8 @@ def execute(cfg: RunConfig, spec: StrategySpec, source: str) -> RunOutcome:
         "strategy": {
             "name": spec.name, "label": label, "params": params_dict(params),
             "source_sha256": source_sha, "levels": sigs.levels, "notes": sigs.notes,
+            "external": {kind: {k: frame.attrs.get(k) for k in ("name", "lag", "sha256")}
+                         for kind, frame in context.items()},
         },
         "engine": result.engine,
         "metrics": metrics.compute(result, info.freq),
@@ -113,6 +116,23 @@ def execute(cfg: RunConfig, spec: StrategySpec, source: str) -> RunOutcome:
                    "duration_s": round(time.perf_counter() - started, 3)},
     }
     return RunOutcome(report=rep, result=result, bars=bars, benchmark_equity=bench_equity)
+
+
+def load_context(cfg: RunConfig, spec: StrategySpec, source: str) -> dict[str, pd.DataFrame]:
+    """The external series a strategy reads: every required kind (bundled unless the config
+    names a file), and each optional kind the config supplies under ``[external.<kind>]``."""
+    for kind in cfg.external:
+        if kind not in external.KINDS:
+            raise ConfigError(f"{source}: external.{kind}: unknown series kind"
+                              f"{did_you_mean(kind, external.KINDS)}")
+    wanted = [*spec.requires, *(k for k in spec.optional if k in cfg.external)]
+    context = {}
+    for kind in wanted:
+        override = cfg.external.get(kind)
+        context[kind] = external.load_external(
+            kind, lag=override.lag if override else None,
+            path=override.path if override else None)
+    return context
 
 
 def run_range(cfg: RunConfig, source: str) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:

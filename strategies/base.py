@@ -3,7 +3,11 @@
 A strategy module defines ``SPEC = StrategySpec(...)`` and is listed by hand in
 :data:`strategies.REGISTRY`. ``features(bars, params, context)`` returns a DataFrame on the bar
 index; ``signals(bars, features, params)`` returns :class:`backtest.types.Signals` decided at
-each bar's close. Neither may shift data backwards in time, mutate its inputs, or read the clock.
+each bar's close. ``context`` maps an external-series kind (``"etf_flows"``, ``"hash_rate"``...)
+to its raw frame with a ``published_at`` column: every kind in ``requires`` is present, kinds in
+``optional`` only when the config supplies them. Strategies put such a series on the bar clock
+with :func:`backtest.features.point_in_time` and nothing else. Neither function may shift data
+backwards in time, mutate its inputs, or read the clock.
 
 Search-space dimensions are plain data here; only :mod:`backtest.optimize` turns them into Optuna
 distributions, so importing a strategy never imports Optuna.
@@ -14,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -86,7 +90,7 @@ class StrategySpec:
     features: FeatureFn
     signals: SignalFn
     requires: tuple[str, ...] = ()
-    fixed: frozenset[str] = field(default_factory=frozenset)
+    optional: tuple[str, ...] = ()
 
     def defaults(self) -> Any:
         return self.params()

@@ -56,9 +56,7 @@ class Replay(Strategy):
         se, sx = (False, False) if se and sx else (se, sx)
         le, se = (False, False) if le and se else (le, se)
         pos = self.position.size
-        if pos > 0 and (se or lx):
-            self.position.close()
-        elif pos < 0 and (le or sx):
+        if (pos > 0 and (se or lx)) or (pos < 0 and (le or sx)):
             self.position.close()
         if le and pos <= 0:
             self.buy(size=ALL_IN)

@@ -1,0 +1,77 @@
+"""A small helper to open a local HTML file in real headless Chromium with the network off.
+
+Used by the ``browser`` tests. Chromium is the Debian package at ``/usr/bin/chromium`` (CI
+installs it); when it is missing the tests fail with a message saying so, never skip.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from playwright.sync_api import Page, sync_playwright
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--enable-unsafe-swiftshader"]
+
+# Each plotly chart div drew: its main SVG exists and has drawn children.
+CHARTS_JS = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(div => {
+  const svg = div.querySelector('svg.main-svg');
+  return {id: div.id, drawn: !!svg && svg.childElementCount > 0 && svg.innerHTML.length > 200};
+})"""
+
+
+@dataclass
+class Visit:
+    """A page opened in Chromium and what it reported while loading."""
+
+    page: Page
+    console_errors: list[str] = field(default_factory=list)
+    page_errors: list[str] = field(default_factory=list)
+    dialogs: list[str] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)
+
+    def charts(self) -> list[dict[str, Any]]:
+        return self.page.evaluate(CHARTS_JS)
+
+    def values(self, selector: str, attr: str) -> dict[str, Any]:
+        """``{element[attr]: json(data-value)}`` for every element matching ``selector``."""
+        pairs = self.page.eval_on_selector_all(
+            selector, f"els => els.map(e => [e.getAttribute('{attr}'), "
+                      f"e.getAttribute('data-value'), e.textContent.trim()])")
+        return {key: (json.loads(raw), text) for key, raw, text in pairs}
+
+
+@contextmanager
+def visit(path: Path, screenshot: Path, width: int = 1280) -> Iterator[Visit]:
+    """Open ``path`` offline, wait for it to load, save a full-page screenshot, yield the visit."""
+    assert CHROMIUM.exists(), (
+        f"{CHROMIUM} not found: browser tests need Debian's chromium package "
+        "(apt-get install chromium; .ci/run installs it)")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            context = browser.new_context(offline=True, viewport={"width": width, "height": 900})
+            page = context.new_page()
+            seen = Visit(page)
+            page.on("console", lambda m: m.type == "error" and seen.console_errors.append(m.text))
+            page.on("pageerror", lambda e: seen.page_errors.append(str(e)))
+            page.on("request", lambda r: seen.requests.append(r.url))
+
+            def on_dialog(dialog: Any) -> None:
+                seen.dialogs.append(dialog.message)
+                dialog.dismiss()
+
+            page.on("dialog", on_dialog)
+            page.goto(path.resolve().as_uri(), wait_until="load")
+            page.wait_for_timeout(300)
+            page.screenshot(path=str(screenshot), full_page=True)
+            yield seen
+        finally:
+            browser.close()
