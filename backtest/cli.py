@@ -32,22 +32,26 @@ def _cell(value: object) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Run the backtest(s) a config describes and write a report."""
+    """Run the backtest(s) a config describes and write a report per strategy."""
     import strategies
     from backtest import pipeline
     from backtest.config import load_config
 
     cfg = load_config(args.config, args.set)
-    spec = strategies.get(cfg.strategy.name, args.config)
-    outcome = pipeline.execute(cfg, spec, args.config)
+    runs = [(run, strategies.get(run.strategy.name, args.config)) for run in cfg.runs()]
+    # every run completes in memory before anything is written: a failing one leaves no report
+    outcomes = [pipeline.execute(run, spec, args.config) for run, spec in runs]
     out_dir = Path(args.out or cfg.report.out)
-    path = pipeline.write(outcome, out_dir, with_html=cfg.report.html)
-    rep = outcome.report
-    print(f"report: {path}")
-    print(f"{rep['strategy']['label']} on {rep['dataset']['symbol']} {rep['dataset']['timeframe']}"
-          f" {rep['dataset']['start']} -> {rep['dataset']['end']} ({rep['engine']})")
-    rows = [(k, v, rep["benchmark"][k]) for k, v in rep["metrics"].items()]
-    print(_table(("metric", "strategy", "buy_and_hold"), rows))
+    for outcome in outcomes:
+        path = pipeline.write(outcome, out_dir, with_html=cfg.report.html)
+        print(f"report: {path}")
+    first = outcomes[0].report
+    print(f"{first['dataset']['symbol']} {first['dataset']['timeframe']} "
+          f"{first['dataset']['start']} -> {first['dataset']['end']} ({first['engine']})")
+    labels = [o.report["strategy"]["label"] for o in outcomes]
+    rows = [(key, *(o.report["metrics"][key] for o in outcomes), first["benchmark"][key])
+            for key in first["metrics"]]
+    print(_table(("metric", *labels, "buy_and_hold"), rows))
     return EXIT_OK
 
 
@@ -89,6 +93,36 @@ def cmd_show_config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """Re-render report.html of a run directory from its report.json and CSVs (no re-run)."""
+    from backtest import html, report
+
+    run_dir = Path(args.run_dir)
+    page = html.render_run_dir(run_dir)
+    target = run_dir / "report.html"
+    try:
+        report.atomic_write_text(target, page)
+    except OSError as exc:
+        from backtest.errors import OutputError
+
+        raise OutputError(f"{target}: expected a writable file, found "
+                          f"{exc.strerror or exc}") from None
+    print(f"report: {target}")
+    return EXIT_OK
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Compare runs side by side: markdown table here, HTML with charts with --out."""
+    from backtest import compare
+
+    out = Path(args.out) if args.out else None
+    header, rows = compare.compare([Path(p) for p in args.runs], out, args.allow_mismatch)
+    print(_table(header, rows))
+    if out is not None:
+        print(f"compare: {out}")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="crashbt",
                                      description="Backtest crypto crash strategies.")
@@ -114,6 +148,13 @@ def build_parser() -> argparse.ArgumentParser:
     show = add("show-config", cmd_show_config)
     show.add_argument("config")
     show.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    rep = add("report", cmd_report)
+    rep.add_argument("run_dir", help="a run directory (reports/<run_id>)")
+    cmp_ = add("compare", cmd_compare)
+    cmp_.add_argument("runs", nargs="+", metavar="RUN_OR_JSON", help="run dirs or report.json")
+    cmp_.add_argument("--out", help="write the comparison HTML to this file")
+    cmp_.add_argument("--allow-mismatch", action="store_true",
+                      help="compare runs on different datasets or date ranges")
     return parser
 
 

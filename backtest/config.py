@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 import tomllib
+import typing
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -118,14 +119,39 @@ class ReportConfig(_Strict):
 
 
 class RunConfig(_Strict):
-    """A whole run: the resolved, validated config (saved with the report)."""
+    """A whole run: the resolved, validated config (saved with the report).
+
+    A config names one ``[strategy]`` or several ``[[strategies]]`` (different strategies, or one
+    strategy with several parameter sets); :meth:`runs` splits the latter into single runs on the
+    same data.
+    """
 
     name: str | None = None
     data: DataConfig
-    strategy: StrategyConfig
+    strategy: StrategyConfig | None = None
+    strategies: list[StrategyConfig] | None = Field(None, min_length=1)
     execution: ExecutionConfig = ExecutionConfig()
     external: dict[str, ExternalSource] = Field(default_factory=dict)
     report: ReportConfig = ReportConfig()
+
+    @model_validator(mode="after")
+    def _one_strategy_section(self) -> RunConfig:
+        if (self.strategy is None) == (self.strategies is None):
+            raise ValueError("exactly one of [strategy] or [[strategies]], found "
+                             + ("both" if self.strategy else "neither"))
+        labels = [entry.label or entry.name for entry in self.strategies or []]
+        repeated = sorted({label for label in labels if labels.count(label) > 1})
+        if repeated:
+            raise ValueError(f"a distinct label per [[strategies]] entry, found '{repeated[0]}' "
+                             f"{labels.count(repeated[0])} times (add label = \"...\")")
+        return self
+
+    def runs(self) -> list[RunConfig]:
+        """One single-strategy config per strategy entry (itself when there is one)."""
+        if self.strategies is None:
+            return [self]
+        return [self.model_copy(update={"strategy": entry, "strategies": None})
+                for entry in self.strategies]
 
     def canonical_json(self) -> str:
         """Stable JSON of the resolved config: the input to run ids and hashes."""
@@ -213,11 +239,11 @@ def _format_error(source: str, exc: ValidationError, model: type[BaseModel]) -> 
     key = ".".join(loc) or "(top level)"
     if err["type"] == "extra_forbidden":
         owner: Any = model
-        for part in loc[:-1]:
-            field = owner.model_fields.get(part) if isinstance(owner, type) else None
-            owner = field.annotation if field is not None else None
-        known = list(owner.model_fields) if isinstance(owner, type) and issubclass(
-            owner, BaseModel) else []
+        for part in loc[:-1]:  # list positions and dict keys keep the element model
+            field = owner.model_fields.get(part) if owner is not None else None
+            if field is not None:
+                owner = _model_in(field.annotation)
+        known = list(owner.model_fields) if owner is not None else []
         hint = did_you_mean(loc[-1], known) or f" (known keys: {', '.join(known)})"
         return f"{source}: {key}: unknown key{hint}"
     if err["type"] == "missing":
@@ -227,6 +253,17 @@ def _format_error(source: str, exc: ValidationError, model: type[BaseModel]) -> 
     if err["type"].startswith(("value_error", "assertion")):
         return f"{source}: {key}: expected {msg}"
     return f"{source}: {key}: expected {msg}, found {found!r}"
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside an annotation such as ``list[M] | None`` or ``dict[str, M]``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
 
 
 def parse_config(raw: dict[str, Any], source: str) -> RunConfig:
@@ -243,7 +280,18 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConf
     raw = _load_with_extends(path)
     if overrides:
         raw = apply_overrides(raw, overrides)
-    return parse_config(raw, str(path))
+    return relative_to(parse_config(raw, str(path)), path.parent)
+
+
+def relative_to(cfg: RunConfig, folder: Path) -> RunConfig:
+    """Resolve relative data and external file paths against the config file's folder."""
+    def resolve(value: str | None) -> str | None:
+        return value if value is None or Path(value).is_absolute() else str(folder / value)
+
+    data = cfg.data.model_copy(update={"path": resolve(cfg.data.path)})
+    external = {kind: src.model_copy(update={"path": resolve(src.path)})
+                for kind, src in cfg.external.items()}
+    return cfg.model_copy(update={"data": data, "external": external})
 
 
 def parse_utc_now() -> str:

@@ -37,7 +37,12 @@ def test_defaults_and_frozen() -> None:
     ({**MINIMAL, "execution": {"fill": "open"}}, "x.toml: execution.fill: expected 'next_open' or 'close', found 'open'"),
     ({"data": {"dataset": "d", "start": "2021-01-01", "end": "2020-01-01"}, "strategy": {"name": "s"}},
      "x.toml: data: expected end after start, found start 2021-01-01 00:00 and end 2020-01-01 00:00"),
-    ({"data": {"dataset": "d"}}, "x.toml: strategy: expected a value, found nothing"),
+    ({"data": {"dataset": "d"}}, "x.toml: (top level): expected exactly one of [strategy] or [[strategies]], found neither"),
+    ({**MINIMAL, "strategies": [{"name": "a"}]}, "x.toml: (top level): expected exactly one of [strategy] or [[strategies]], found both"),
+    ({"data": {"dataset": "d"}, "strategies": []}, "x.toml: strategies: expected List should have at least 1 item"),
+    ({"data": {"dataset": "d"}, "strategies": [{"name": "a", "parms": {}}]}, "x.toml: strategies.0.parms: unknown key; did you mean 'params'?"),
+    ({"data": {"dataset": "d"}, "strategies": [{"name": "a"}, {"name": "a"}]}, "x.toml: (top level): expected a distinct label per [[strategies]] entry, found 'a' 2 times"),
+    ({**MINIMAL, "external": {"etf_flows": {"lagg": "1d"}}}, "x.toml: external.etf_flows.lagg: unknown key; did you mean 'lag'?"),
     ({"data": {"dataset": "d", "path": "p.csv"}, "strategy": {"name": "s"}},
      "x.toml: data: expected exactly one of 'dataset' or 'path'"),
     ({"data": {"dataset": "d", "start": "yesterday"}, "strategy": {"name": "s"}},
@@ -74,7 +79,7 @@ def test_extends_merges_and_cycles_are_refused(tmp_path: Path) -> None:
 
 
 def test_file_level_errors(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="missing.toml: file not found"):
+    with pytest.raises(ConfigError, match=r"missing\.toml: file not found"):
         load_config(tmp_path / "missing.toml")
     with pytest.raises(ConfigError, match=r"bad\.toml: invalid TOML"):
         load_config(write(tmp_path, "[data\n", "bad.toml"))
@@ -92,8 +97,18 @@ def test_overrides_are_typed_and_validated(tmp_path: Path) -> None:
     assert cfg.execution.fill == "close"
     with pytest.raises(ConfigError, match="expected KEY=VALUE"):
         apply_overrides({}, ["nothing"])
-    with pytest.raises(ConfigError, match="execution.fee_rate: expected a valid number"):
+    with pytest.raises(ConfigError, match=r"execution\.fee_rate: expected a valid number"):
         load_config(path, ["execution.fee_rate=cheap"])
+
+
+def test_several_strategies_split_into_runs(tmp_path: Path) -> None:
+    path = write(tmp_path, '[data]\npath = "bars.csv"\n[[strategies]]\nname = "a"\n'
+                 '[[strategies]]\nname = "a"\nlabel = "a-2"\nparams = { x = 2 }\n')
+    cfg = load_config(path)
+    runs = cfg.runs()
+    assert [r.strategy.label for r in runs] == [None, "a-2"]
+    assert all(r.strategies is None and r.data == cfg.data for r in runs)
+    assert cfg.data.path == str(tmp_path / "bars.csv")  # relative to the config's folder
 
 
 def test_hash_is_stable_and_sensitive() -> None:
