@@ -16,7 +16,7 @@ $(STAMP): requirements.lock pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/crashbt run configs/break_below_74k.toml
+	$(BIN)/crashbt run configs/demo_feb_2026.toml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

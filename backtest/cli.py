@@ -1,7 +1,7 @@
 """The ``crashbt`` command line: the only layer that talks to the terminal.
 
 Exit codes: 0 success, 2 a user error (one line on stderr, no traceback unless ``--debug``),
-1 a bug, 130 interrupted. Heavy modules are imported inside the commands so ``--help`` is fast.
+3 ``check lookahead`` found look-ahead, 1 a bug, 130 interrupted. Heavy modules are imported inside the commands so ``--help`` is fast.
 """
 
 from __future__ import annotations
@@ -33,12 +33,12 @@ def _cell(value: object) -> str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the backtest(s) a config describes and write a report per strategy."""
-    import strategies
-    from backtest import pipeline
+    from backtest import pipeline, plugins
     from backtest.config import load_config
 
     cfg = load_config(args.config, args.set)
-    runs = [(run, strategies.get(run.strategy.name, args.config)) for run in cfg.runs()]
+    runs = [(run, plugins.resolve(run.strategy.name, args.config, args.allow_external_strategies))
+            for run in cfg.runs()]
     # every run completes in memory before anything is written: a failing one leaves no report
     outcomes = [pipeline.execute(run, spec, args.config) for run, spec in runs]
     out_dir = Path(args.out or cfg.report.out)
@@ -123,6 +123,40 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_optimize(args: argparse.Namespace) -> int:
+    """Search a strategy's parameters with Optuna (resumes; --storage for many machines)."""
+    from backtest import optimize
+
+    req = optimize.request_from_cli(
+        args.config, args.set, trials=args.trials, timeout_s=args.timeout, seed=args.seed,
+        storage=args.storage, study=args.study, jobs=args.jobs, out=args.out)
+    outcome = optimize.run(req)
+    print("\n".join(optimize.summary_lines(outcome)))
+    return EXIT_INTERRUPTED if outcome.interrupted else EXIT_OK
+
+
+EXIT_LOOKAHEAD = 3  # ``crashbt check lookahead`` found values that change without the future
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Check a config's strategies: look-ahead (exit 3 when found) or warm-up needs."""
+    from backtest import checks, plugins
+    from backtest.config import load_config
+
+    cfg = load_config(args.config, args.set)
+    runs = [(run, plugins.resolve(run.strategy.name, args.config, args.allow_external_strategies))
+            for run in cfg.runs()]
+    found = False
+    for run, spec in runs:
+        if args.check_command == "lookahead":
+            rep = checks.lookahead(run, spec, args.config, cuts=args.cuts, seed=args.seed)
+            print(checks.render_lookahead(rep))
+            found = found or not rep.clean
+        else:
+            print(checks.render_warmup(checks.warmup(run, spec, args.config, extra=args.days)))
+    return EXIT_LOOKAHEAD if found else EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="crashbt",
                                      description="Backtest crypto crash strategies.")
@@ -140,6 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="output directory (default: [report].out)")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override a config key, e.g. --set strategy.params.confirm_bars=2")
+    run.add_argument("--allow-external-strategies", action="store_true",
+                     help="allow strategy.name = 'module:SPEC' (imports and runs that code)")
     add("strategies", cmd_strategies)
     data = sub.add_parser("data", help="bundled datasets")
     data_sub = data.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
@@ -155,6 +191,33 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--out", help="write the comparison HTML to this file")
     cmp_.add_argument("--allow-mismatch", action="store_true",
                       help="compare runs on different datasets or date ranges")
+    opt = add("optimize", cmd_optimize)
+    opt.add_argument("config", help="TOML config file with an [optimize] table")
+    opt.add_argument("--trials", type=int, help="complete trials wanted in total (resumes count)")
+    opt.add_argument("--timeout", type=float, metavar="S", help="stop after S seconds")
+    opt.add_argument("--storage", metavar="URL", help="database URL, e.g. postgresql://u:p@h/db "
+                     "(default: a journal file under the output directory)")
+    opt.add_argument("--study", help="study name (default: the config's name or file stem)")
+    opt.add_argument("--jobs", type=int, default=1, help="local worker processes")
+    opt.add_argument("--seed", type=int, help="sampler seed (default: [optimize].seed)")
+    opt.add_argument("--out", help="output directory (default: [report].out)")
+    opt.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a config key")
+    check = sub.add_parser("check", help="look-ahead and warm-up checks of a config")
+    check_sub = check.add_subparsers(dest="check_command", required=True, metavar="SUBCOMMAND")
+    checkers = {}
+    for name, text in (("lookahead", "values that change when the future is removed (exit 3)"),
+                       ("warmup", "how signals change with more history before the start")):
+        checkers[name] = check_sub.add_parser(name, help=text)
+        checkers[name].set_defaults(func=cmd_check)
+        checkers[name].add_argument("config", help="TOML config file")
+        checkers[name].add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+        checkers[name].add_argument("--allow-external-strategies", action="store_true",
+                                    help="allow strategy.name = 'module:SPEC'")
+    checkers["lookahead"].add_argument("--cuts", type=int, default=30, help="truncations")
+    checkers["lookahead"].add_argument("--seed", type=int, default=0, help="random cuts seed")
+    checkers["warmup"].add_argument("--days", type=int, action="append", default=[],
+                                    metavar="N", help="also try N days of history")
     return parser
 
 

@@ -13,18 +13,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Lower layers never import higher ones. Modules in one layer may import each other.
 LAYERS: list[set[str]] = [
-    {"backtest", "backtest.errors", "backtest.types"},
+    {"backtest", "backtest.errors", "backtest.types", "backtest.redact"},
     {"backtest.config"},
     {"backtest.data", "backtest.external"},
     {"backtest.features", "backtest.regimes"},
     {"backtest.signals"},
     {"strategies.base"},
-    {"backtest.kernels"},
+    {"backtest.kernels", "backtest.margin"},
     {"backtest.engine"},
-    {"backtest.metrics"},
+    {"backtest.metrics", "backtest.overfit", "backtest.sweep"},
     {"backtest.html", "backtest.report"},
     {"backtest.pipeline", "backtest.splits", "backtest.checks", "backtest.optimize",
-     "backtest.compare", "strategies"},
+     "backtest.compare", "backtest.plugins", "strategies"},
     {"backtest.cli", "backtest.warmup", "backtest.__main__"},
 ]
 STRATEGY_MODULE_LAYER = 5  # strategies/<name>.py sit beside strategies.base
