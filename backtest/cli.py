@@ -42,9 +42,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     # every run completes in memory before anything is written: a failing one leaves no report
     outcomes = [pipeline.execute(run, spec, args.config) for run, spec in runs]
     out_dir = Path(args.out or cfg.report.out)
-    for outcome in outcomes:
-        path = pipeline.write(outcome, out_dir, with_html=cfg.report.html)
+    paths = [pipeline.write(outcome, out_dir, with_html=cfg.report.html) for outcome in outcomes]
+    for path in paths:
         print(f"report: {path}")
+    if len(paths) > 1 and cfg.report.html:
+        from backtest import compare
+        from backtest.report import safe_name
+
+        page = out_dir.resolve() / f"compare-{safe_name(Path(args.config).stem)}.html"
+        compare.compare(paths, page)
+        print(f"comparison: {page}")
     first = outcomes[0].report
     print(f"{first['dataset']['symbol']} {first['dataset']['timeframe']} "
           f"{first['dataset']['start']} -> {first['dataset']['end']} ({first['engine']})")

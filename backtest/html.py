@@ -43,6 +43,7 @@ EXIT_STYLE: dict[str, tuple[str, str]] = {  # exit_reason -> (marker symbol, col
 }
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
            "#7f7f7f", "#bcbd22", "#17becf")
+DIVERGING = [[0.0, "#c0392b"], [0.5, "#f7f7f7"], [1.0, "#1e8449"]]  # red loss, green gain
 _SCRIPT_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026",
                    "\u2028": "\\u2028", "\u2029": "\\u2029"}
 
@@ -172,15 +173,27 @@ def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def segment_table(sections: dict[str, Any]) -> list[dict[str, Any]]:
-    """``by_regime`` / ``by_window`` blocks present in a report, as titled metric tables."""
+SEGMENTS = (("by_regime", "Per regime"), ("by_window", "Per window"))
+
+
+def segment_split(block: Any) -> tuple[dict[str, dict], dict[str, dict]]:
+    """A ``by_regime``/``by_window`` block as (strategy, buy-and-hold) tables ``name -> metrics``:
+    ``{"strategy": {...}, "buy_and_hold": {...}}`` or a flat ``name -> metrics`` (no benchmark)."""
+    if not isinstance(block, dict):
+        return {}, {}
+    if isinstance(block.get("strategy"), dict):
+        return block["strategy"], block.get("buy_and_hold") or {}
+    return {k: v for k, v in block.items() if isinstance(v, dict)}, {}
+
+
+def segment_table(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """``by_regime`` / ``by_window`` tables present in a report, strategy beside buy-and-hold."""
     tables = []
-    for key, title in (("by_regime", "Per regime"), ("by_window", "Per window")):
-        block = sections.get(key)
-        if isinstance(block, dict) and block:
-            keys = metric_keys(*(m for m in block.values() if isinstance(m, dict)))
-            keys = [k for k in keys if k not in ("start", "end")]
-            tables.append({"key": key, "title": title, "columns": keys, "rows": block})
+    for key, title in SEGMENTS:
+        strat, bench = segment_split(report.get(key))
+        if strat:
+            tables.append({"key": key, "title": title, "strategy": strat, "benchmark": bench,
+                           "columns": metric_keys(*strat.values(), *bench.values())})
     return tables
 
 
@@ -230,29 +243,17 @@ def load_price(rep: dict[str, Any], equity: pd.DataFrame) -> pd.Series | None:
     return bars["close"].reindex(equity.index) if len(equity) else bars["close"]
 
 
-def _spans(labels: pd.Series) -> list[tuple[str, str, str]]:
-    """Contiguous runs of equal labels as (label, first time, last time)."""
-    change = labels.ne(labels.shift()).cumsum()
-    groups = labels.groupby(change)
-    firsts, lasts = groups.head(1), groups.tail(1)
-    return [(str(lab), t0.strftime("%Y-%m-%dT%H:%M:%SZ"), t1.strftime("%Y-%m-%dT%H:%M:%SZ"))
-            for lab, t0, t1 in zip(firsts.to_numpy(), firsts.index, lasts.index, strict=True)]
-
-
-def shading(rep: dict[str, Any], equity: pd.DataFrame) -> list[dict[str, Any]]:
-    """Background rectangles: regimes from a per-bar ``regime`` column of ``equity.csv`` and
-    named windows that carry ``start``/``end`` in ``by_window``."""
-    spans: list[tuple[str, str, str]] = []
-    if "regime" in equity:
-        spans += _spans(equity["regime"].fillna("unlabelled").astype(str))
-    for name, block in (rep.get("by_window") or {}).items():
-        if isinstance(block, dict) and block.get("start") and block.get("end"):
-            spans.append((name, block["start"], block["end"]))
+def shading(rep: dict[str, Any]) -> list[dict[str, Any]]:
+    """Background rectangles for the report's ``regime_spans`` (``{regime, start, end}``)."""
+    spans = [(str(s["regime"]), s["start"], s["end"]) for s in rep.get("regime_spans") or []
+             if s.get("regime") != "calm"]
     colours = {lab: PALETTE[i % len(PALETTE)]
                for i, lab in enumerate(dict.fromkeys(s[0] for s in spans))}
     return [{"type": "rect", "xref": "x", "yref": "paper", "x0": t0, "x1": t1, "y0": 0, "y1": 1,
-             "fillcolor": colours[lab], "opacity": 0.08, "line": {"width": 0}, "layer": "below",
-             "name": plot_text(lab)} for lab, t0, t1 in spans]
+             "fillcolor": colours[lab], "opacity": 0.12, "line": {"width": 0}, "layer": "below",
+             "name": plot_text(lab), "label": {"text": plot_text(lab), "font": {"size": 10},
+                                               "textposition": "top left"}}
+            for lab, t0, t1 in spans]
 
 
 def _line(x: list[str], y: Any, name: str, colour: str, **extra: Any) -> dict[str, Any]:
@@ -282,7 +283,7 @@ def equity_figures(rep: dict[str, Any], equity: pd.DataFrame,
     figs = [
         figure("chart-equity", eq_traces, {"title": {"text": "Equity vs buy and hold"},
                                            "yaxis": {"title": {"text": "equity"}},
-                                           "shapes": shading(rep, equity)}),
+                                           "shapes": shading(rep)}),
         figure("chart-underwater", dd_traces, {"title": {"text": "Underwater (drawdown %)"},
                                                "yaxis": {"title": {"text": "% below peak"}}},
                height=260),
@@ -339,7 +340,7 @@ def monthly_figure(table: pd.DataFrame) -> dict[str, Any]:
     z = [finite_list(row) for row in table.to_numpy()]
     text = [["" if v is None else f"{v:+.1f}%" for v in row] for row in z]
     trace = {"type": "heatmap", "z": z, "x": months, "y": [str(y) for y in table.index],
-             "text": text, "texttemplate": "%{text}", "colorscale": "RdYlGn", "zmid": 0,
+             "text": text, "texttemplate": "%{text}", "colorscale": DIVERGING, "zmid": 0,
              "hovertemplate": "%{y} %{x}: %{z:.2f}%<extra></extra>", "xgap": 2, "ygap": 2}
     return figure("chart-monthly", [trace], {"title": {"text": "Monthly returns (%)"},
                                              "yaxis": {"type": "category"},
@@ -391,7 +392,8 @@ def param_importances(params: pd.DataFrame, objective: np.ndarray, bins: int = 5
         col = params[name]
         numeric = pd.api.types.is_numeric_dtype(col) and col.nunique() > bins
         groups = pd.qcut(col, bins, duplicates="drop") if numeric else col.astype(str)
-        stats = pd.Series(y, index=params.index).groupby(groups, observed=True).agg(["mean", "size"])
+        stats = (pd.Series(y, index=params.index).groupby(groups, observed=True)
+                 .agg(["mean", "size"]))
         between = float((stats["size"] * (stats["mean"] - y.mean()) ** 2).sum())
         raw[name] = between / total if total > 0 else 0.0
     norm = sum(raw.values())
@@ -406,7 +408,7 @@ def _objectives(opt: dict[str, Any]) -> list[dict[str, str]]:
     out = []
     for i, obj in enumerate(objs):
         if isinstance(obj, dict):
-            out.append({"name": str(obj.get("name", f"objective {i}")),
+            out.append({"name": str(obj.get("metric", obj.get("name", f"objective {i}"))),
                         "direction": str(obj.get("direction", "maximize"))})
         else:
             direction = dirs[i] if i < len(dirs) else "maximize"
@@ -428,27 +430,26 @@ def _trial_frame(opt: dict[str, Any], n_obj: int) -> pd.DataFrame:
 
 
 def _fold_rows(opt: dict[str, Any]) -> list[dict[str, Any]]:
-    """Folds as ``{name, is, oos}`` metric dicts, from ``folds`` or ``fold_metrics``."""
-    folds = opt.get("folds") or opt.get("fold_metrics") or []
-    rows = []
-    for i, f in enumerate(folds):
-        if isinstance(f, dict):
-            rows.append({"name": str(f.get("name", f.get("fold", i))),
-                         "is": f.get("is") or f.get("in_sample") or {},
-                         "oos": f.get("oos") or f.get("out_of_sample") or {}})
-    return rows
+    """The best trial's folds as ``{name, is, oos}`` metric dicts (``best.folds``, else folds
+    that carry metrics)."""
+    folds = (opt.get("best") or {}).get("folds") or [
+        f for f in opt.get("folds") or [] if isinstance(f, dict) and "is" in f]
+    return [{"name": str(f.get("name", f.get("fold", i))), "is": f.get("is") or {},
+             "oos": f.get("oos") or {}} for i, f in enumerate(folds)]
 
 
 def overfitting_reading(over: dict[str, Any]) -> list[tuple[str, Any, str]]:
     """Overfitting measures with a plain-words reading of each."""
     out = []
     dsr = over.get("deflated_sharpe")
+    dsr = dsr.get("dsr") if isinstance(dsr, dict) else dsr
     if isinstance(dsr, (int, float)):
         word = ("likely real skill (above 0.95)" if dsr >= 0.95 else
                 "not distinguishable from luck over this many trials" if dsr < 0.5 else
                 "weak evidence: could well be luck given the number of trials")
         out.append(("deflated Sharpe (probability the best Sharpe beats chance)", dsr, word))
     pbo = over.get("pbo")
+    pbo = pbo.get("pbo") if isinstance(pbo, dict) else pbo
     if isinstance(pbo, (int, float)):
         word = ("high: the in-sample winner usually lands in the bottom half out of sample"
                 if pbo > 0.5 else "moderate: treat the best parameters with caution"
@@ -558,14 +559,20 @@ def render_optimization(opt: dict[str, Any]) -> str:
     fold_keys = metric_keys(*(f["is"] for f in folds), *(f["oos"] for f in folds))
     over = opt.get("overfitting") or {}
     decay_rows = over.get("decay") if isinstance(over.get("decay"), list) else []
-    best = opt.get("best_params") or {}
+    best_trial = opt.get("best") or {}
+    best = best_trial.get("params") or opt.get("best_params") or {}
+    walk = opt.get("walk_forward") or {}
     return _render("optimization.html", optimization_figures(opt, objs, trials, importances),
                    opt=opt, objectives=objs, n_trials=len(opt.get("trials", [])),
                    n_complete=len(trials), best_params=best,
-                   best_values=opt.get("best_values", opt.get("best_value")),
+                   best_values=best_trial.get("values",
+                                              opt.get("best_values", opt.get("best_value"))),
+                   walk=walk,
                    importances=importances, folds=folds, fold_keys=fold_keys,
                    reading=overfitting_reading(over), decay_rows=decay_rows,
-                   decay_keys=metric_keys(*(d for d in decay_rows if isinstance(d, dict))))
+                   decay_keys=[k for k in metric_keys(*(d for d in decay_rows
+                                                         if isinstance(d, dict)))
+                               if k != "params"])
 
 
 # ---------------------------------------------------------------- comparison
@@ -600,11 +607,12 @@ def render_compare(runs: list[RunRecords], names: list[str]) -> str:
         "title": {"text": "Return on initial cash (%)"},
         "yaxis": {"title": {"text": "%"}}})] if traces else []
     segments = []
-    for key, title in (("by_regime", "Per regime"), ("by_window", "Per window")):
-        names_seen = metric_keys(*(r.get(key) or {} for r in reps))
+    for key, title in SEGMENTS:
+        tables = [segment_split(r.get(key))[0] for r in reps]
+        names_seen = metric_keys(*tables)
         if names_seen:
             segments.append({"title": title, "key": key, "segments": names_seen,
-                             "values": [[((r.get(key) or {}).get(seg) or {}) for r in reps]
+                             "values": [[t.get(seg) or {} for t in tables]
                                         for seg in names_seen]})
     flat = [flatten(r["config"]) for r in reps]
     diff = [(k, [f.get(k) for f in flat]) for k in metric_keys(*flat)

@@ -183,10 +183,11 @@ def write(outcome: RunOutcome, out_dir: Path, with_html: bool = True) -> Path:
     """Write the outcome's report directory atomically; return its path."""
     result = outcome.result
     equity = pd.DataFrame({"equity": result.equity, "position": result.position,
-                           "buy_and_hold": outcome.benchmark_equity})
+                           "buy_and_hold": outcome.benchmark_equity,
+                           "close": outcome.bars["close"]})
     trades = result.trades
     page = None
     if with_html:
         rows = report.trades_records(trades)
-        page = html.render_run(outcome.report, rows)
+        page = html.render_run(outcome.report, rows, equity, outcome.bars["close"])
     return report.write_run(out_dir, outcome.report, trades, equity, page)

@@ -75,3 +75,50 @@ def visit(path: Path, screenshot: Path, width: int = 1280) -> Iterator[Visit]:
             yield seen
         finally:
             browser.close()
+
+
+# ---------------------------------------------------------------- a fixed small run
+
+SYNTH_START = "2026-01-01T00:00:00Z"
+# (day, close) knots of the synthetic 1h path: a break below 74,400 that gets stopped out at
+# 76,000, a second break that reaches the 66,000 target, then a recovery.
+KNOTS = ((0, 80_000.0), (10, 76_000.0), (14, 73_000.0), (17, 76_800.0), (24, 65_000.0),
+         (40, 78_000.0))
+
+
+def synthetic_bars_csv(path: Path) -> Path:
+    """Write 40 days of deterministic 1h OHLCV bars following :data:`KNOTS` to ``path``."""
+    import numpy as np
+    import pandas as pd
+
+    hours = np.arange(40 * 24)
+    days, closes = zip(*KNOTS, strict=True)
+    close = np.interp(hours / 24.0, days, closes) + 150.0 * np.sin(hours / 5.0)
+    open_ = np.concatenate(([close[0]], close[:-1]))
+    frame = pd.DataFrame({
+        "timestamp": pd.date_range(SYNTH_START, periods=hours.size, freq="h").strftime(
+            "%Y-%m-%dT%H:%M:%SZ"),
+        "open": open_, "high": np.maximum(open_, close) * 1.002,
+        "low": np.minimum(open_, close) * 0.998, "close": close,
+        "volume": 100.0 + (hours % 24),
+    })
+    frame.to_csv(path, index=False, float_format="%.2f")
+    return path
+
+
+def make_run(out_dir: Path, bars_csv: str, label: str | None = None,
+             params: dict[str, Any] | None = None) -> Path:
+    """Run break_below_74k through the real pipeline on ``bars_csv``; return the run dir."""
+    import strategies
+    from backtest import pipeline
+    from backtest.config import RunConfig
+
+    cfg = RunConfig.model_validate({
+        "data": {"path": bars_csv, "symbol": "SYNTHUSDT", "timeframe": "1h"},
+        "strategy": {"name": "break_below_74k", "label": label,
+                     "params": {"level": 74400.0, "confirm_bars": 1, "target": 66000.0,
+                                "stop_level": 76000.0, "mode": "short"} | (params or {})},
+        "execution": {"init_cash": 100000.0, "fee_rate": 0.001, "slippage_rate": 0.0005},
+    })
+    outcome = pipeline.execute(cfg, strategies.get("break_below_74k"), "test")
+    return pipeline.write(outcome, out_dir)
