@@ -1,7 +1,8 @@
 """The ``crashbt`` command line: the only layer that talks to the terminal.
 
 Exit codes: 0 success, 2 a user error (one line on stderr, no traceback unless ``--debug``),
-3 ``check lookahead`` found look-ahead, 1 a bug, 130 interrupted. Heavy modules are imported inside the commands so ``--help`` is fast.
+3 ``check lookahead`` found look-ahead, 1 a bug, 130 interrupted. Heavy modules are imported
+inside the commands so ``--help`` is fast.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"{first['dataset']['symbol']} {first['dataset']['timeframe']} "
           f"{first['dataset']['start']} -> {first['dataset']['end']} ({first['engine']})")
     labels = [o.report["strategy"]["label"] for o in outcomes]
-    rows = [(key, *(o.report["metrics"][key] for o in outcomes), first["benchmark"][key])
+    rows = [(key, *(o.report["metrics"].get(key) for o in outcomes), first["benchmark"].get(key))
             for key in first["metrics"]]
     print(_table(("metric", *labels, "buy_and_hold"), rows))
     return EXIT_OK
@@ -232,13 +233,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``crashbt`` console script."""
     args = build_parser().parse_args(argv)
     from backtest.errors import UserError
+    from backtest.redact import mask_secrets
 
     try:
         return args.func(args)
     except UserError as exc:
         if args.debug:
             traceback.print_exc()
-        print(f"crashbt: error: {exc}", file=sys.stderr)
+        print(f"crashbt: error: {mask_secrets(str(exc))}", file=sys.stderr)
         return EXIT_USER
     except KeyboardInterrupt:
         print("crashbt: interrupted", file=sys.stderr)
@@ -246,7 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug: say so in one line, traceback with --debug
         if args.debug:
             traceback.print_exc()
-        print(f"crashbt: internal error: {type(exc).__name__}: {exc} "
+        print(f"crashbt: internal error: {type(exc).__name__}: {mask_secrets(str(exc))} "
               "(re-run with --debug for the traceback)", file=sys.stderr)
         return EXIT_BUG
 

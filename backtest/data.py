@@ -6,8 +6,11 @@ problem is one :class:`~backtest.errors.DataError` line naming the file and the 
 Gaps are reported in :class:`DataInfo`, never filled. The table readers here are shared with
 :mod:`backtest.external`.
 
-Imports from crashbt only :mod:`backtest.errors`, :mod:`backtest.types` and
-:mod:`backtest.config`; never vectorbt, ta or optuna.
+Zero-volume bars (exchange halts, e.g. Binance 2023-03-24) are valid data: they are kept and
+counted in :attr:`DataInfo.zero_volume_bars`, never dropped or refused.
+
+Imports from crashbt only :mod:`backtest.errors`, :mod:`backtest.redact`, :mod:`backtest.types`
+and :mod:`backtest.config`; never vectorbt, ta or optuna.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import pandas as pd
 
 from backtest.config import DataConfig
 from backtest.errors import ConfigError, DataError, did_you_mean
+from backtest.redact import mask_secrets
 from backtest.types import OHLCV, Bars
 
 PRICES = ("open", "high", "low", "close")
@@ -64,6 +68,7 @@ class DataInfo:
     last: pd.Timestamp
     rows: int
     gaps: list[tuple[pd.Timestamp, pd.Timestamp, int]]
+    zero_volume_bars: int = 0
 
 
 # ---------------------------------------------------------------- bundled datasets + manifest
@@ -129,9 +134,14 @@ def _read_file(path: Path) -> bytes:
     try:
         return path.read_bytes()
     except FileNotFoundError:
-        raise DataError(f"{path}: expected an existing data file, found no such file") from None
+        raise DataError(mask_secrets(f"{path}: expected an existing data file, found no such "
+                                     f"file")) from None
     except IsADirectoryError:
-        raise DataError(f"{path}: expected a data file, found a directory") from None
+        raise DataError(mask_secrets(f"{path}: expected a data file, found a directory")) \
+            from None
+    except OSError as exc:
+        raise DataError(mask_secrets(f"{path}: expected a readable data file, found "
+                                     f"{exc.strerror or exc}")) from None
 
 
 def _gunzip(path: Path, blob: bytes) -> bytes:
@@ -161,7 +171,7 @@ def read_csv_table(label: str, raw: bytes, required: tuple[str, ...],
         where = "header" if row < 1 else f"row {row}"
         raise DataError(f"{label}: {where}: expected UTF-8 text, found byte "
                         f"0x{raw[exc.start]:02x} at byte offset {exc.start}") from None
-    body = text.rstrip("\r\n")
+    body = text.removeprefix("\ufeff").rstrip("\r\n")  # a BOM (Excel's UTF-8 export) is fine
     if not body.strip():
         raise DataError(f"{label}: expected a header and data rows, found an empty file")
     header_line = body.split("\n", 1)[0].rstrip("\r")
@@ -170,6 +180,7 @@ def read_csv_table(label: str, raw: bytes, required: tuple[str, ...],
         _check_header(label, header_line, header, required)
         if "\n" not in body:
             raise DataError(f"{label}: expected at least one data row, found only the header")
+        _check_repeated_header(label, body, header_line)
     _check_field_counts(label, body, len(header), first_data_line)
     wanted = [c for c in header if optional is None or c in (*required, *optional)]
     numeric = [c for c in wanted if c != "timestamp" and c not in text_columns]
@@ -195,6 +206,15 @@ def _check_header(label: str, line: str, header: list[str], required: tuple[str,
         if column not in header:
             raise DataError(f"{label}: column {column!r}: expected a column named {column!r}, "
                             f"found columns {', '.join(header)}{did_you_mean(column, header)}")
+
+
+def _check_repeated_header(label: str, body: str, header_line: str) -> None:
+    """A header line repeated inside the data (concatenated exports) names its row."""
+    repeat = re.search(r"\n" + re.escape(header_line) + r"\r?(?:\n|$)", body)
+    if repeat:
+        row = body.count("\n", 0, repeat.start() + 1)
+        raise DataError(f"{label}: row {row}: expected a data row, found a repeated header "
+                        f"{header_line[:60]!r} (files concatenated with their headers?)")
 
 
 def _check_field_counts(label: str, body: str, expected: int, first_data_line: int) -> None:
@@ -382,7 +402,8 @@ def load_bars(cfg: DataConfig, source: str = "config") -> tuple[Bars, DataInfo]:
     gaps = [g for g in gaps if g[0] - delta >= first and g[1] + delta <= last]
     info = DataInfo(name=name, path=str(path), sha256=digest, symbol=symbol,
                     timeframe=timeframe, freq=describe_delta(delta)[1], first=first,
-                    last=last, rows=len(bars), gaps=gaps)
+                    last=last, rows=len(bars), gaps=gaps,
+                    zero_volume_bars=int(np.count_nonzero(bars["volume"].to_numpy() == 0)))
     return bars, info
 
 

@@ -1,4 +1,4 @@
-"""Execution engine (spot): turn bars + signals into equity, positions, orders and trades.
+"""Execution engine (spot and perpetual futures): bars + signals -> equity, orders, trades.
 
 This is the ONE place that states crashbt's execution convention; tests/test_engine_scenarios.py
 pins every rule below with a candle table.
@@ -49,12 +49,59 @@ Records
     first bar against init_cash); ``position`` in units (negative = short); trade
     ``entry_price`` is the size-weighted mean fill, ``return_pct`` = 100 x pnl / (size x
     entry_price), ``funding_paid`` 0 (spot).
+Fees and slippage models
+    Every fill is a market order: ``taker_fee_rate``, when set, replaces ``fee_rate``.
+    ``slippage_model = "sqrt_impact"``: a fill of ``size`` units in bar i slips by
+    ``slippage_rate + k_vol x sigma_i + k_impact x sigma_i x sqrt(size / volume_i)`` where
+    sigma_i is the standard deviation of the last ``slippage_vol_window`` close-to-close log
+    returns known before bar i (closes up to i-1; 0 until two returns exist) and volume_i is
+    bar i's volume (in units). Entries use the size at the unslipped price. It applies to
+    signal fills, stops, targets and liquidations alike, and the fill is clipped to bar i's
+    [low, high]. (The fixed model is not clipped, as in vectorbt.)
+Perpetual futures (``instrument = "perp"``, isolated margin, always in the kernel)
+    Entry: an entry spends ``m = min(free cash, cap)`` (cap: ``entry_fraction x init_cash`` or
+    none) on margin plus fee: notional ``N = m x leverage / (1 + leverage x fee)`` at the fill
+    price, isolated margin ``N / leverage``, fee ``fee x N``. N is cut to the largest notional
+    the tier table allows at that leverage (Binance refuses bigger positions). A tranche
+    adds margin and notional; the entry price is the size-weighted mean. ``equity = cash +
+    margin + position x (close - entry)``; at leverage 1 it is the spot equity exactly.
+    Maintenance: the tier is the first whose ``notional_cap`` is >= the position's entry
+    notional (size x entry price). Liquidation price (Binance, isolated one-way; q signed
+    size, E entry, M margin balance, r/c the tier's rate/amount):
+    ``LP = (q x E - M - c) / (q - |q| x r)``, recomputed after each add and each funding
+    settlement. No mark price exists in the data: the bar's low (long) / high (short) stands in.
+    Each bar: funding settled at its open (below); a carried position whose LP the open has
+    already passed is liquidated at the open, before any fill at that open (a signal exit
+    cannot escape a gap); then the open's fills. Liquidation is then checked in every bar in
+    which stops are checked (so in the entry bar of a next_open fill), in this order, the first
+    that applies wins:
+    1. the open already beyond LP (after funding inside the bar) -> liquidated at the open;
+    2. the open beyond the stop -> stop at the open; 3. the open beyond the target -> target;
+    4. the low (long) / high (short) reaches the adverse level nearer the open: LP acts as one
+       more stop and the tighter of LP and the stop fires (LP on a tie) -> liquidation at LP
+       or stop at the stop; 5. the target touched -> target.
+    So an intra-bar liquidation precedes any target in the bar, and precedes the stop unless
+    the stop is tighter (price reaches it first) or the open already passed the stop.
+    A liquidation fills at LP (or the open) moved by slippage and pays ``liquidation_fee_rate x
+    size x fill`` instead of the trading fee; exit_reason "liquidation". The isolated margin is
+    the most it can lose: the fee is taken only from what is left of the margin, and a loss
+    beyond the margin (a gap past the bankruptcy price) is not charged, so a trade's pnl is at
+    least -(initial margin + entry fee).
+    Funding (``funding = true``; :func:`simulate` takes the series indexed by settlement time
+    T, rate known at T): a settlement is charged in the bar containing T (``t <= T < t +
+    freq``). A T at the bar's open applies to the position carried into the bar (before the
+    open's fills); a T strictly inside the bar applies to the position held after the open's
+    fills (before the intra-bar checks). The position pays ``q x open_t x rate`` (longs pay a
+    positive rate, shorts receive it; the bar's open stands in for the mark price) out of its
+    margin, which moves LP. Trade pnl includes it; ``funding_paid`` per trade, and totals in
+    :func:`simulate_many`. Settlements outside the bars, or with NaN rates, are skipped.
 
 Engines: vectorbt 1.2 ``Portfolio.from_signals(engine="rust")`` ("vectorbt-rust 1.2.0") runs
 what it can express exactly: no stops, or ``fill="close"`` with one of sl/tsl or tp alone (its
 stops start in the bar after the entry, which is our rule for close fills). Everything else
 (stops with next_open fills, absolute levels, tranches, sl+tsl, tp with sl/tsl, or
-``engine="numba"``) runs in :mod:`backtest.kernels` ("crashbt-kernel (numba)").
+``engine="numba"``), perp runs and the sqrt_impact model run in :mod:`backtest.kernels`
+("crashbt-kernel (numba)").
 JIT: the Rust path still calls a few small numba helpers of vectorbt (record mapping,
 cached on disk); the kernels are ``cache=True`` and compile once per machine.
 
@@ -70,9 +117,9 @@ from importlib.metadata import version
 import numpy as np
 import pandas as pd
 
-from backtest import kernels
+from backtest import kernels, margin
 from backtest.config import ExecutionConfig
-from backtest.errors import StrategyError
+from backtest.errors import DataError, StrategyError
 from backtest.types import Bars, Signals, SimResult
 
 ENGINE_KERNEL = "crashbt-kernel (numba)"
@@ -112,6 +159,8 @@ def needs_kernel(signals: Signals, execution: ExecutionConfig) -> bool:
     """True when vectorbt cannot express the convention for this run (see module docstring)."""
     if execution.engine == "numba" or signals.entry_fraction is not None:
         return True
+    if execution.instrument == "perp" or execution.slippage_model != "fixed":
+        return True
     for level in (signals.stop_price, signals.target_price):
         if level is not None and level.notna().any():
             return True
@@ -122,15 +171,20 @@ def needs_kernel(signals: Signals, execution: ExecutionConfig) -> bool:
     return execution.fill == "next_open" or (sl and tsl) or (tp and (sl or tsl))
 
 
-def simulate(bars: Bars, signals: Signals, execution: ExecutionConfig, freq: str) -> SimResult:
-    """Simulate one run under the convention of this module; ``freq`` is a pandas offset."""
+def simulate(bars: Bars, signals: Signals, execution: ExecutionConfig, freq: str,
+             funding: pd.Series | None = None) -> SimResult:
+    """Simulate one run under the convention of this module; ``freq`` is a pandas offset.
+
+    ``funding``: funding rates indexed by settlement time (UTC), required for a perp run with
+    ``execution.funding`` (e.g. ``load_external("funding_8h")["funding_rate"]``).
+    """
     if len(bars) < 1:
         raise StrategyError("bars: rows: expected at least 1 bar, found 0")
     if not signals.long_entries.index.equals(bars.index):
         raise StrategyError(f"signals: index: expected the index of the bars, found a different "
                             f"index ({len(signals.long_entries)} rows vs {len(bars)})")
     if needs_kernel(signals, execution):
-        return _simulate_kernel(bars, signals, execution)
+        return _simulate_kernel(bars, signals, execution, freq, funding)
     return _simulate_vectorbt(bars, signals, execution, freq)
 
 
@@ -147,7 +201,8 @@ def _result(bars: Bars, equity: np.ndarray, position: np.ndarray, trades: pd.Dat
 def _trades_frame(index: pd.Index, entry_bar: np.ndarray, exit_bar: np.ndarray,
                   direction: np.ndarray, size: np.ndarray, entry_price: np.ndarray,
                   exit_price: np.ndarray, pnl: np.ndarray, fees: np.ndarray,
-                  reason: np.ndarray, is_open: np.ndarray) -> pd.DataFrame:
+                  reason: np.ndarray, is_open: np.ndarray,
+                  funding: np.ndarray | None = None) -> pd.DataFrame:
     """Trade records (one row per position) from per-trade arrays."""
     return pd.DataFrame({
         "entry_time": index[entry_bar.astype(np.int64)],
@@ -159,7 +214,7 @@ def _trades_frame(index: pd.Index, entry_bar: np.ndarray, exit_bar: np.ndarray,
         "pnl": pnl,
         "return_pct": 100.0 * pnl / (size * entry_price),
         "fees": fees,
-        "funding_paid": np.zeros(len(size)),
+        "funding_paid": np.zeros(len(size)) if funding is None else funding,
         "exit_reason": np.asarray(kernels.REASONS, dtype=object)[reason.astype(np.int64)],
         "status": np.where(is_open, "open", "closed"),
     }, columns=TRADE_COLUMNS)
@@ -177,26 +232,85 @@ def _orders_frame(index: pd.Index, bar: np.ndarray, side: np.ndarray, size: np.n
     }, columns=ORDER_COLUMNS)
 
 
-def _simulate_kernel(bars: Bars, signals: Signals, execution: ExecutionConfig) -> SimResult:
+def slippage_market(bars: Bars, execution: ExecutionConfig) -> np.ndarray:
+    """The kernel's per-bar market context (n, 4) for the configured slippage model: base
+    slippage, impact coefficient (x sqrt(size) gives the impact), lowest and highest fill."""
+    n = len(bars)
+    if execution.slippage_model == "fixed":
+        return kernels.fixed_market_nb(execution.slippage_rate, n)
+    close = bars["close"].to_numpy(dtype=np.float64)
+    log_ret = pd.Series(np.log(close)).diff()
+    sigma = (log_ret.rolling(execution.slippage_vol_window, min_periods=2).std().shift(1)
+             .fillna(0.0).to_numpy())
+    volume = bars["volume"].to_numpy(dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        impact = np.where(sigma > 0, execution.slippage_impact_coef * sigma / np.sqrt(volume),
+                          0.0)
+    return np.ascontiguousarray(np.column_stack((
+        execution.slippage_rate + execution.slippage_vol_coef * sigma, impact,
+        bars["low"].to_numpy(dtype=np.float64), bars["high"].to_numpy(dtype=np.float64))))
+
+
+def funding_arrays(index: pd.DatetimeIndex, funding: pd.Series | None,
+                   freq: str) -> tuple[np.ndarray, np.ndarray]:
+    """Summed funding rates per bar: settlements at the bar's open, and strictly inside it."""
+    n = len(index)
+    if funding is None or funding.empty:
+        return np.zeros(n), np.zeros(n)
+    rates = funding.dropna()
+    times = pd.DatetimeIndex(rates.index).as_unit("ns").asi8
+    starts = index.as_unit("ns").asi8
+    bar = np.searchsorted(starts, times, side="right") - 1
+    start = starts[np.maximum(bar, 0)]
+    inside = (bar >= 0) & (times < start + pd.Timedelta(freq).value)
+    at_open = inside & (times == start)
+    within = inside & ~at_open
+    values = rates.to_numpy(dtype=np.float64)
+    return (np.bincount(bar[at_open], weights=values[at_open], minlength=n),
+            np.bincount(bar[within], weights=values[within], minlength=n))
+
+
+def _perp_terms(bars: Bars, execution: ExecutionConfig, freq: str, funding: pd.Series | None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float]:
+    """Tiers, funding arrays, liquidation fee and notional cap of a run (spot: inert values)."""
+    n = len(bars)
+    if execution.instrument == "spot":
+        return np.empty((0, 4)), np.zeros(n), np.zeros(n), 0.0, np.inf
+    if execution.funding and funding is None:
+        raise DataError("execution.funding: expected a funding series for a perp run (the "
+                        "funding_8h external series), found none; set funding = false to run "
+                        "without funding")
+    tiers = margin.load_tiers(execution.maintenance_tiers)
+    fund_open, fund_inside = funding_arrays(bars.index, funding if execution.funding else None,
+                                            freq)
+    return (tiers, fund_open, fund_inside, execution.liquidation_fee_rate,
+            margin.max_notional(tiers, execution.leverage, "execution"))
+
+
+def _simulate_kernel(bars: Bars, signals: Signals, execution: ExecutionConfig, freq: str,
+                     funding: pd.Series | None) -> SimResult:
     n = len(bars)
     o, h, lo, c = _ohlc(bars)
     le, lx, se, sx = _filtered_signals(signals, execution.direction)
+    tiers, fund_open, fund_inside, liq_fee, ncap = _perp_terms(bars, execution, freq, funding)
     equity, position = np.empty(n), np.empty(n)
-    orders, trades = np.empty((3 * n + 1, kernels.ORDER_FIELDS)), np.empty(
-        (2 * n + 1, kernels.TRADE_FIELDS))
-    st = kernels.simulate_column_nb(
+    orders = np.empty((3 * n + 1, kernels.ORDER_FIELDS))
+    trades = np.zeros((2 * n + 1, kernels.PERP_TRADE_FIELDS))
+    st = kernels.simulate_perp_column_nb(
         o, h, lo, c, le, lx, se, sx, _float_array(signals.stop_price, n),
         _float_array(signals.target_price, n), _float_array(signals.entry_fraction, n),
-        signals.entry_fraction is not None, float(execution.init_cash), execution.fee_rate,
-        execution.slippage_rate, _nan_or(execution.sl_stop), _nan_or(execution.tp_stop),
+        signals.entry_fraction is not None, float(execution.init_cash),
+        execution.market_fee_rate, _nan_or(execution.sl_stop), _nan_or(execution.tp_stop),
         _nan_or(execution.tsl_stop), _DIRECTIONS[execution.direction],
-        execution.fill == "close", True, equity, position, orders, trades)
+        execution.fill == "close", True, equity, position, orders, trades,
+        slippage_market(bars, execution), tiers, fund_open, fund_inside,
+        execution.leverage if execution.instrument == "perp" else 0.0, liq_fee, ncap)
     od = orders[: int(st[kernels.S_ORDERS])]
     td = trades[: int(st[kernels.S_TRADES])]
     return _result(
         bars, equity, position,
         _trades_frame(bars.index, td[:, 0], td[:, 1], td[:, 2], td[:, 3], td[:, 4], td[:, 5],
-                      td[:, 6], td[:, 7], td[:, 8], td[:, 9] > 0),
+                      td[:, 6], td[:, 7], td[:, 8], td[:, 9] > 0, td[:, 10]),
         _orders_frame(bars.index, od[:, 0], od[:, 1], od[:, 2], od[:, 3], od[:, 4], od[:, 5]),
         ENGINE_KERNEL, float(execution.init_cash))
 
@@ -217,7 +331,7 @@ def _simulate_vectorbt(bars: Bars, signals: Signals, execution: ExecutionConfig,
     pf = vbt.Portfolio.from_signals(
         close=c, entries=le, exits=lx, short_entries=se, short_exits=sx,
         size=np.inf, size_type="amount", price=o if next_open else c,
-        fees=execution.fee_rate, fixed_fees=0.0, slippage=execution.slippage_rate,
+        fees=execution.market_fee_rate, fixed_fees=0.0, slippage=execution.slippage_rate,
         min_size=0.0, max_size=np.inf, size_granularity=np.nan, reject_prob=0.0,
         lock_cash=False, allow_partial=True, raise_reject=False, log=False, accumulate=False,
         upon_long_conflict="ignore", upon_short_conflict="ignore", upon_dir_conflict="ignore",
@@ -279,20 +393,24 @@ def _vectorbt_exit_reasons(rec: np.ndarray, is_long: np.ndarray, le: np.ndarray,
     return np.where(by_signal, kernels.R_SIGNAL, stop_kind)
 
 
-def simulate_many(bars: Bars, signals: Sequence[Signals],
-                  executions: Sequence[ExecutionConfig]) -> pd.DataFrame:
-    """Run one parameter set per column in the kernel; returns final_equity, n_trades, fees.
+def simulate_many(bars: Bars, signals: Sequence[Signals], executions: Sequence[ExecutionConfig],
+                  freq: str = "1h", funding: pd.Series | None = None) -> pd.DataFrame:
+    """Run one parameter set per column in the kernel; returns final_equity, n_trades, fees,
+    funding_paid and liquidations per column.
 
-    ``signals[i]`` runs with ``executions[i]``. Only the stop fractions may differ between
-    executions (the rest is shared by construction of a sweep); a mismatch raises ValueError.
+    ``signals[i]`` runs with ``executions[i]``. Only the stop fractions and the leverage may
+    differ between executions (the rest is shared by construction of a sweep); a mismatch
+    raises ValueError. ``freq`` and ``funding`` as in :func:`simulate` (perp runs only).
     """
     if len(signals) != len(executions) or not signals:
         raise ValueError("simulate_many: expected as many signals as executions, at least one")
+    varying = {"sl_stop", "tp_stop", "tsl_stop", "engine", "leverage"}
     base = executions[0]
-    shared = base.model_dump(exclude={"sl_stop", "tp_stop", "tsl_stop", "engine"})
+    shared = base.model_dump(exclude=varying)
     for ex in executions[1:]:
-        if ex.model_dump(exclude={"sl_stop", "tp_stop", "tsl_stop", "engine"}) != shared:
-            raise ValueError("simulate_many: executions may differ only in sl/tp/tsl_stop")
+        if ex.model_dump(exclude=varying) != shared:
+            raise ValueError("simulate_many: executions may differ only in sl/tp/tsl_stop and "
+                             "leverage")
     n = len(bars)
     o, h, lo, c = _ohlc(bars)
     cols = [_filtered_signals(s, base.direction) for s in signals]
@@ -303,12 +421,20 @@ def simulate_many(bars: Bars, signals: Sequence[Signals],
         return np.asfortranarray(np.stack([_float_array(getattr(s, name), n) for s in signals],
                                           axis=1))
 
-    use_frac = any(s.entry_fraction is not None for s in signals)
-    final, n_trades, fees = kernels.simulate_columns_nb(
+    def per_column(name: str) -> np.ndarray:
+        return np.array([_nan_or(getattr(e, name)) for e in executions])
+
+    tiers, fund_open, fund_inside, liq_fee, _ = _perp_terms(bars, base, freq, funding)
+    perp = base.instrument == "perp"
+    leverage = per_column("leverage") if perp else np.zeros(len(executions))
+    ncap = np.array([margin.max_notional(tiers, e.leverage, "execution") if perp else np.inf
+                     for e in executions])
+    final, n_trades, fees, paid, liquidations = kernels.simulate_perp_columns_nb(
         o, h, lo, c, le, lx, se, sx, levels("stop_price"), levels("target_price"),
-        levels("entry_fraction"), use_frac, float(base.init_cash), base.fee_rate,
-        base.slippage_rate, np.array([_nan_or(e.sl_stop) for e in executions]),
-        np.array([_nan_or(e.tp_stop) for e in executions]),
-        np.array([_nan_or(e.tsl_stop) for e in executions]), _DIRECTIONS[base.direction],
-        base.fill == "close")
-    return pd.DataFrame({"final_equity": final, "n_trades": n_trades, "fees": fees})
+        levels("entry_fraction"), any(s.entry_fraction is not None for s in signals),
+        float(base.init_cash), base.market_fee_rate, per_column("sl_stop"),
+        per_column("tp_stop"), per_column("tsl_stop"), _DIRECTIONS[base.direction],
+        base.fill == "close", slippage_market(bars, base), tiers, fund_open, fund_inside,
+        leverage, liq_fee, ncap)
+    return pd.DataFrame({"final_equity": final, "n_trades": n_trades, "fees": fees,
+                         "funding_paid": paid, "liquidations": liquidations})

@@ -8,7 +8,8 @@
         └── OutputError          the output location cannot be written
 
 Anything else that escapes is a bug (exit code 1).
-Messages follow one shape: ``<file>: <key or row>: expected <what>, found <what>[; did you mean X?]``.
+Messages follow one shape:
+``<file>: <key or row>: expected <what>, found <what>[; did you mean X?]``.
 """
 
 from __future__ import annotations

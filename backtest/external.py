@@ -4,7 +4,9 @@ Each loader returns a frame indexed by the series' own UTC timestamp plus ``publ
 moment the value became public (timestamp + the publication lag from the manifest, or a lag given
 in config). :func:`align_to_bars` joins a series onto bars so that bar ``t`` sees only values
 published by its close, never back-filled. Bundled series are checked against the manifest hash;
-user files of the same kinds follow the schemas in ``datasets/README.md``.
+user files of the same kinds follow the schemas in ``datasets/README.md``. A series loaded from a
+file that stops publishing more than :data:`STALE_PERIODS` of its own periods before the last
+bar's close is refused rather than forward-filled (its last value would pose as current).
 
 Imports from crashbt only :mod:`backtest.errors` and :mod:`backtest.data`; never vectorbt, ta or
 optuna.
@@ -36,6 +38,7 @@ from backtest.errors import ConfigError, DataError, did_you_mean
 HASHES_PER_DIFFICULTY = 2.0**32
 SECONDS_PER_DAY = 86_400.0
 EH = 1e18
+STALE_PERIODS = 7  # a week for daily series (ETF flows skip <= 4-day holiday weekends)
 _LAG = re.compile(r"^([+-]?)(\d+)(s|m|min|h|d|w)$", re.IGNORECASE)
 
 
@@ -165,6 +168,7 @@ def align_to_bars(series: pd.DataFrame, bars_index: pd.DatetimeIndex, columns: l
             raise DataError("align_to_bars: expected at least 2 bars or an explicit freq, "
                             f"found {len(bars_index)} bar(s)")
         delta = pd.Timedelta(int(steps[np.argmax(counts)]), unit="ns")
+    check_coverage(series, bars_index, delta)
     closes = pd.DataFrame({"close_time": (bars_index + delta).as_unit("ns")})
     right = series[[*columns, "published_at"]].copy()
     right["published_at"] = pd.DatetimeIndex(right["published_at"]).as_unit("ns")
@@ -172,3 +176,27 @@ def align_to_bars(series: pd.DataFrame, bars_index: pd.DatetimeIndex, columns: l
     joined = pd.merge_asof(closes, right, left_on="close_time", right_on="published_at",
                            direction="backward", allow_exact_matches=True)
     return pd.DataFrame({c: joined[c].to_numpy() for c in columns}, index=bars_index)
+
+
+def check_coverage(series: pd.DataFrame, bars_index: pd.DatetimeIndex,
+                   bar_delta: pd.Timedelta) -> None:
+    """Refuse a file-backed series that ended before the bars (more than STALE_PERIODS late).
+
+    Only frames from :func:`load_external` (``attrs["path"]`` set) are checked: they know their
+    file, so the error can name it and its last row.
+    """
+    path = series.attrs.get("path")
+    published = pd.DatetimeIndex(series["published_at"].dropna())
+    if path is None or len(published) < 2 or not len(bars_index):
+        return
+    steps, counts = np.unique(np.diff(np.sort(published.asi8)), return_counts=True)
+    allowed = STALE_PERIODS * pd.Timedelta(int(steps[np.argmax(counts)]), unit="ns")
+    last_close = bars_index[-1] + bar_delta
+    if last_close - published.max() > allowed:
+        latest_open = published.max() + allowed - bar_delta
+        raise DataError(f"{path}: row {len(series)} ({series.index.max():%Y-%m-%dT%H:%M:%SZ}, "
+                        f"the last): expected the series to cover the bars up to "
+                        f"{last_close:%Y-%m-%dT%H:%M:%SZ}, found it ends "
+                        f"{(last_close - published.max()) / pd.Timedelta('1D'):.1f} days earlier;"
+                        f" set data.end to {latest_open:%Y-%m-%dT%H:%M:%SZ} or earlier, or "
+                        f"supply a longer file")

@@ -269,6 +269,7 @@ def point_in_time(daily: pd.DataFrame, series: pd.DataFrame, bars_index: pd.Date
     bar's close; earlier bars get NaN (see :func:`backtest.external.align_to_bars`).
     """
     frame = daily.assign(published_at=series["published_at"].reindex(daily.index))
+    frame.attrs.update(series.attrs)  # provenance, so a stale file is named in the error
     return align_to_bars(frame, bars_index, list(daily.columns), freq)
 
 

@@ -3,9 +3,16 @@
 The execution convention they implement is documented once, in :mod:`backtest.engine`.
 :func:`simulate_column_nb` runs one parameter set over one column of signals and can record
 every order and trade; :func:`simulate_columns_nb` runs many columns (one per parameter set)
-and returns only per-column summaries, without materializing any pandas object.
+and returns only per-column summaries, without materializing any pandas object. Both are thin
+wrappers of :func:`simulate_perp_column_nb` / :func:`simulate_perp_columns_nb`, which add
+leverage, isolated margin, liquidation, funding and per-bar slippage (``leverage`` 0 = spot).
 
-Imports numpy and numba only (never vectorbt, pandas or the rest of crashbt).
+Market context ``mkt`` (n, 4) per bar: base slippage, impact coefficient, lowest and highest
+allowed fill. A fill of ``size`` units at ``base`` slips by ``mkt[i, 0] + mkt[i, 1] x sqrt(size)``
+and is clipped to ``[mkt[i, 2], mkt[i, 3]]`` (0 and inf for the fixed model: no clipping).
+
+Imports numpy, numba and :mod:`backtest.margin` (scalar formulas compiled here) only; never
+vectorbt, pandas or the rest of crashbt.
 """
 
 from __future__ import annotations
@@ -13,22 +20,35 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from backtest import margin
+
 # direction filter (ExecutionConfig.direction)
 DIR_BOTH, DIR_LONG, DIR_SHORT = 0, 1, 2
 # order / trade reasons (index into REASONS)
-R_SIGNAL, R_STOP, R_TARGET, R_TRAILING, R_END = 0, 1, 2, 3, 4
-REASONS = ("signal", "stop", "target", "trailing", "end")
+R_SIGNAL, R_STOP, R_TARGET, R_TRAILING, R_END, R_LIQUIDATION = 0, 1, 2, 3, 4, 5
+REASONS = ("signal", "stop", "target", "trailing", "end", "liquidation")
 # columns of the order records: bar, side (+1 buy / -1 sell), size, price, fees, reason
 ORDER_FIELDS = 6
 # columns of the trade records: entry_bar, exit_bar, direction (+1/-1), size, entry_price,
-# exit_price, pnl, fees, reason, open (1.0 while still open at the end)
+# exit_price, pnl, fees, reason, open (1.0 while still open at the end); perp runs add funding
 TRADE_FIELDS = 10
+PERP_TRADE_FIELDS = 11
 # actions decided from one bar's signals
 _NONE, _OPEN_LONG, _OPEN_SHORT, _CLOSE, _ADD_LONG = 0, 1, 2, 3, 4
 # slots of the per-column state vector
 (S_CASH, S_POS, S_ENTRY_BAR, S_ENTRY_COST, S_ENTRY_FEES, S_STOP, S_TARGET, S_EXTREME,
  S_ORDERS, S_TRADES, S_FEES) = range(11)
-N_STATE = 11
+# perp slots: leverage (0 = spot), liquidation fee rate, notional cap at that leverage; the open
+# position's isolated margin balance, liquidation price, tier rate and amount, funding paid;
+# run totals of funding and liquidations
+(S_LEV, S_LIQ_FEE, S_NCAP, S_MARGIN, S_LIQ, S_MMR, S_CUM, S_FUNDING, S_FUND_TOTAL,
+ S_LIQS) = range(11, 21)
+N_STATE = 21
+# S_CASH is "virtual cash": equity = S_CASH + S_POS x price for spot and perp alike (a perp
+# entry books -size x price like a spot buy; the margin is tracked in S_MARGIN)
+
+_liq_price_nb = njit(cache=True)(margin.liquidation_price)
+_tier_nb = njit(cache=True)(margin.tier_index)
 
 
 @njit(cache=True)
@@ -112,6 +132,14 @@ def _levels_nb(is_long: bool, px: float, sl: float, tp: float, stop_abs: float,
 
 
 @njit(cache=True)
+def fill_price_nb(mkt: np.ndarray, bar: int, base: float, buy: bool, size: float) -> float:
+    """Fill price of a market order of ``size`` units at ``base`` in bar ``bar`` (see module)."""
+    slip = mkt[bar, 0] + mkt[bar, 1] * np.sqrt(max(size, 0.0))
+    px = base * (1.0 + slip) if buy else base * (1.0 - slip)
+    return min(max(px, mkt[bar, 2]), mkt[bar, 3])
+
+
+@njit(cache=True)
 def _order_nb(st: np.ndarray, bar: int, side: float, size: float, px: float, fees: float,
               reason: int, record: bool, orders_out: np.ndarray) -> None:
     k = int(st[S_ORDERS])
@@ -128,46 +156,118 @@ def _order_nb(st: np.ndarray, bar: int, side: float, size: float, px: float, fee
 
 @njit(cache=True)
 def _trade_nb(st: np.ndarray, bar: int, exit_px: float, exit_fees: float, reason: int,
-              is_open: bool, record: bool, trades_out: np.ndarray) -> None:
+              is_open: bool, cover: float, record: bool, trades_out: np.ndarray) -> None:
+    """Record the open position as a trade; ``cover`` is a perp liquidation's loss beyond its
+    isolated margin (not charged to the account), perp pnl also counts the funding paid."""
     k = int(st[S_TRADES])
     if record:
         pos = st[S_POS]
         size = abs(pos)
         entry_px = st[S_ENTRY_COST] / size
         fees = st[S_ENTRY_FEES] + exit_fees
+        pnl = pos * (exit_px - entry_px) - fees
         trades_out[k, 0] = st[S_ENTRY_BAR]
         trades_out[k, 1] = bar
         trades_out[k, 2] = 1.0 if pos > 0 else -1.0
         trades_out[k, 3] = size
         trades_out[k, 4] = entry_px
         trades_out[k, 5] = exit_px
-        trades_out[k, 6] = pos * (exit_px - entry_px) - fees
+        trades_out[k, 6] = pnl
         trades_out[k, 7] = fees
         trades_out[k, 8] = reason
         trades_out[k, 9] = 1.0 if is_open else 0.0
+        if st[S_LEV] > 0.0:
+            trades_out[k, 6] = pnl - st[S_FUNDING] + cover
+            trades_out[k, 10] = st[S_FUNDING]
     st[S_TRADES] = k + 1
 
 
 @njit(cache=True)
-def _close_nb(st: np.ndarray, bar: int, base: float, reason: int, fee: float, slip: float,
-              record: bool, orders_out: np.ndarray, trades_out: np.ndarray) -> None:
+def _flat_nb(st: np.ndarray) -> None:
+    st[S_POS] = 0.0
+    st[S_MARGIN] = 0.0
+    st[S_LIQ] = np.nan
+
+
+@njit(cache=True)
+def _close_nb(st: np.ndarray, bar: int, base: float, reason: int, fee: float, record: bool,
+              orders_out: np.ndarray, trades_out: np.ndarray, mkt: np.ndarray) -> None:
     """Close the whole position at ``base`` moved against the trader by the slippage."""
     pos = st[S_POS]
-    px = base * (1.0 - slip) if pos > 0 else base * (1.0 + slip)
+    px = fill_price_nb(mkt, bar, base, pos < 0, abs(pos))
     fees = abs(pos) * px * fee
     st[S_CASH] += pos * px - fees
     _order_nb(st, bar, -1.0 if pos > 0 else 1.0, abs(pos), px, fees, reason, record, orders_out)
-    _trade_nb(st, bar, px, fees, reason, False, record, trades_out)
-    st[S_POS] = 0.0
+    _trade_nb(st, bar, px, fees, reason, False, 0.0, record, trades_out)
+    _flat_nb(st)
+
+
+@njit(cache=True)
+def _liquidate_nb(st: np.ndarray, bar: int, base: float, record: bool, orders_out: np.ndarray,
+                  trades_out: np.ndarray, mkt: np.ndarray) -> None:
+    """Liquidate at ``base`` (the liquidation price or a gapped open), slipped and clipped.
+
+    The fee is liquidation_fee_rate x notional, taken only from what is left of the isolated
+    margin; a loss beyond the margin (a gap past the bankruptcy price) is not charged.
+    """
+    pos = st[S_POS]
+    size = abs(pos)
+    px = fill_price_nb(mkt, bar, base, pos < 0, size)
+    left = st[S_MARGIN] + pos * (px - st[S_ENTRY_COST] / size)
+    fees = min(st[S_LIQ_FEE] * size * px, max(left, 0.0))
+    cover = max(-left, 0.0)
+    st[S_CASH] += pos * px - fees + cover
+    _order_nb(st, bar, -1.0 if pos > 0 else 1.0, size, px, fees, R_LIQUIDATION, record,
+              orders_out)
+    _trade_nb(st, bar, px, fees, R_LIQUIDATION, False, cover, record, trades_out)
+    st[S_LIQS] += 1.0
+    _flat_nb(st)
+
+
+@njit(cache=True)
+def _set_liq_nb(st: np.ndarray) -> None:
+    """Liquidation price of the open position from its entry, margin balance and tier."""
+    pos = st[S_POS]
+    st[S_LIQ] = _liq_price_nb(st[S_ENTRY_COST] / abs(pos), pos, st[S_MARGIN], st[S_MMR],
+                              st[S_CUM])
+
+
+@njit(cache=True)
+def _funding_nb(st: np.ndarray, rate: float, price: float) -> None:
+    """Settle funding: the position pays position x price x rate (a long pays a positive rate)
+    out of its isolated margin, which moves its liquidation price."""
+    amount = st[S_POS] * price * rate
+    st[S_CASH] -= amount
+    st[S_MARGIN] -= amount
+    st[S_FUNDING] += amount
+    st[S_FUND_TOTAL] += amount
+    _set_liq_nb(st)
+
+
+@njit(cache=True)
+def _free_cash_nb(st: np.ndarray) -> float:
+    """Cash not tied up in the position: all of it for spot; for perp, virtual cash minus the
+    isolated margin plus the entry notional booked into it (see S_CASH)."""
+    if st[S_LEV] == 0.0 or st[S_POS] == 0.0:
+        return st[S_CASH]
+    if st[S_POS] > 0:
+        return st[S_CASH] + (st[S_ENTRY_COST] - st[S_MARGIN])
+    return st[S_CASH] - (st[S_MARGIN] + st[S_ENTRY_COST])
 
 
 @njit(cache=True)
 def _open_nb(st: np.ndarray, bar: int, base: float, is_long: bool, spend_cap: float,
-             stop_abs: float, target_abs: float, fee: float, slip: float, sl: float, tp: float,
-             record: bool, orders_out: np.ndarray) -> None:
-    """Buy (or sell short) ``min(cash, spend_cap)`` worth including fees; add to a long."""
-    px = base * (1.0 + slip) if is_long else base * (1.0 - slip)
-    size = min(st[S_CASH], spend_cap) / (px * (1.0 + fee))
+             stop_abs: float, target_abs: float, fee: float, sl: float, tp: float,
+             record: bool, orders_out: np.ndarray, mkt: np.ndarray, tiers: np.ndarray) -> None:
+    """Spend ``min(free cash, spend_cap)`` including fees on a position (as margin for perp,
+    buying leverage x as much notional); add to a long."""
+    perp = st[S_LEV] > 0.0
+    lev = st[S_LEV] if perp else 1.0
+    spend = min(_free_cash_nb(st), spend_cap)
+    px = fill_price_nb(mkt, bar, base, is_long, spend * lev / (base * (1.0 + lev * fee)))
+    size = spend * lev / (px * (1.0 + lev * fee))
+    if perp and (abs(st[S_POS]) + size) * px > st[S_NCAP]:
+        size = st[S_NCAP] / px - abs(st[S_POS])
     if not size > 0.0:
         return
     fees = size * px * fee
@@ -177,19 +277,27 @@ def _open_nb(st: np.ndarray, bar: int, base: float, is_long: bool, spend_cap: fl
         st[S_ENTRY_BAR] = bar
         st[S_ENTRY_COST] = 0.0
         st[S_ENTRY_FEES] = 0.0
+        st[S_FUNDING] = 0.0
         st[S_STOP], st[S_TARGET] = _levels_nb(is_long, px, sl, tp, stop_abs, target_abs)
         st[S_EXTREME] = px
     st[S_ENTRY_COST] += size * px
     st[S_ENTRY_FEES] += fees
     st[S_POS] += size if is_long else -size
+    if perp:
+        st[S_MARGIN] += size * px / lev
+        tier = _tier_nb(tiers[:, 0], st[S_ENTRY_COST])
+        st[S_MMR] = tiers[tier, 1]
+        st[S_CUM] = tiers[tier, 2]
+        _set_liq_nb(st)
 
 
 @njit(cache=True)
 def _signal_nb(st: np.ndarray, sig: int, bar: int, base: float,
                le: np.ndarray, lx: np.ndarray, se: np.ndarray, sx: np.ndarray,
                stop_px: np.ndarray, target_px: np.ndarray, frac: np.ndarray, use_frac: bool,
-               init_cash: float, fee: float, slip: float, sl: float, tp: float, direction: int,
-               record: bool, orders_out: np.ndarray, trades_out: np.ndarray) -> None:
+               init_cash: float, fee: float, sl: float, tp: float, direction: int,
+               record: bool, orders_out: np.ndarray, trades_out: np.ndarray, mkt: np.ndarray,
+               tiers: np.ndarray) -> None:
     """Act on the signals decided at bar ``sig``, filling at ``base`` in bar ``bar``."""
     has_frac = use_frac and frac[sig] == frac[sig]
     action = _action_nb(st[S_POS], le[sig] and direction != DIR_SHORT, lx[sig],
@@ -198,23 +306,42 @@ def _signal_nb(st: np.ndarray, sig: int, bar: int, base: float,
         return
     pos = st[S_POS]
     if pos != 0.0 and action != _ADD_LONG:
-        _close_nb(st, bar, base, R_SIGNAL, fee, slip, record, orders_out, trades_out)
+        _close_nb(st, bar, base, R_SIGNAL, fee, record, orders_out, trades_out, mkt)
     if action != _CLOSE:
         is_long = action != _OPEN_SHORT
         cap = frac[sig] * init_cash if is_long and has_frac else np.inf
-        _open_nb(st, bar, base, is_long, cap, stop_px[sig], target_px[sig], fee, slip, sl, tp,
-                 record, orders_out)
+        _open_nb(st, bar, base, is_long, cap, stop_px[sig], target_px[sig], fee, sl, tp,
+                 record, orders_out, mkt, tiers)
+
+
+@njit(cache=True)
+def _gap_liquidation_nb(st: np.ndarray, i: int, o: float, record: bool, orders_out: np.ndarray,
+                        trades_out: np.ndarray, mkt: np.ndarray) -> bool:
+    """Liquidate at the open when it is already beyond the liquidation price; True if so."""
+    pos = st[S_POS]
+    liq = st[S_LIQ]
+    if liq == liq and ((pos > 0 and o <= liq) or (pos < 0 and o >= liq)):
+        _liquidate_nb(st, i, o, record, orders_out, trades_out, mkt)
+        return True
+    return False
 
 
 @njit(cache=True)
 def _stops_nb(st: np.ndarray, i: int, o: float, h: float, lo: float, tsl: float, fee: float,
-              slip: float, record: bool, orders_out: np.ndarray, trades_out: np.ndarray) -> bool:
-    """Check the position's stop/target/trailing levels in bar ``i``; True if it was closed.
+              record: bool, orders_out: np.ndarray, trades_out: np.ndarray,
+              mkt: np.ndarray) -> bool:
+    """Check liquidation and the stop/target/trailing levels in bar ``i``; True if closed.
 
+    An open beyond the liquidation price liquidates at the open. Otherwise the liquidation
+    price acts as one more stop: the adverse level nearer the open (the tighter of stop and
+    liquidation price, liquidation on a tie) fires first.
     The trailing level used in bar ``i`` comes from the extreme seen *before* this bar (the
     entry fill, then highs/lows of completed bars); bar ``i``'s own high/low updates it after.
     """
+    if _gap_liquidation_nb(st, i, o, record, orders_out, trades_out, mkt):
+        return True
     pos = st[S_POS]
+    liq = st[S_LIQ]
     stop = st[S_STOP]
     reason = R_STOP
     if tsl == tsl:
@@ -222,15 +349,86 @@ def _stops_nb(st: np.ndarray, i: int, o: float, h: float, lo: float, tsl: float,
         if not ((pos > 0 and trail <= stop) or (pos < 0 and trail >= stop)):
             stop = trail
             reason = R_TRAILING
+    if liq == liq and not ((pos > 0 and stop > liq) or (pos < 0 and stop < liq)):
+        stop = liq
+        reason = R_LIQUIDATION
     base, reason = _stop_exit_nb(pos, o, h, lo, stop, st[S_TARGET], reason)
     if base == base:
-        _close_nb(st, i, base, reason, fee, slip, record, orders_out, trades_out)
+        if reason == R_LIQUIDATION:
+            _liquidate_nb(st, i, base, record, orders_out, trades_out, mkt)
+        else:
+            _close_nb(st, i, base, reason, fee, record, orders_out, trades_out, mkt)
         return True
     if pos > 0 and h > st[S_EXTREME]:
         st[S_EXTREME] = h
     elif pos < 0 and lo < st[S_EXTREME]:
         st[S_EXTREME] = lo
     return False
+
+
+@njit(cache=True)
+def simulate_perp_column_nb(
+    open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray,
+    le: np.ndarray, lx: np.ndarray, se: np.ndarray, sx: np.ndarray,
+    stop_px: np.ndarray, target_px: np.ndarray, frac: np.ndarray, use_frac: bool,
+    init_cash: float, fee: float, sl: float, tp: float, tsl: float,
+    direction: int, fill_close: bool, record: bool,
+    equity_out: np.ndarray, pos_out: np.ndarray, orders_out: np.ndarray, trades_out: np.ndarray,
+    mkt: np.ndarray, tiers: np.ndarray, fund_open: np.ndarray, fund_inside: np.ndarray,
+    leverage: float, liq_fee: float, notional_cap: float,
+) -> np.ndarray:
+    """Simulate one column with leverage, liquidation, funding and per-bar slippage.
+
+    Arguments as :func:`simulate_column_nb` plus ``mkt`` (n, 4) (module docstring), ``tiers``
+    (k, 4) (:mod:`backtest.margin`), the summed funding rate of settlements at each bar's open
+    (``fund_open``) and strictly inside it (``fund_inside``), and ``leverage`` (0 = spot
+    accounting: no margin, no liquidation), ``liq_fee`` and ``notional_cap`` (the largest
+    notional the tiers allow at that leverage). ``trades_out`` needs 11 columns (funding paid).
+    """
+    n = close.shape[0]
+    st = np.zeros(N_STATE)
+    st[S_CASH] = init_cash
+    st[S_LEV] = leverage
+    st[S_LIQ_FEE] = liq_fee
+    st[S_NCAP] = notional_cap
+    st[S_LIQ] = np.nan
+    for i in range(n):
+        stopped = False
+        if st[S_POS] != 0.0:
+            if fund_open[i] != 0.0:
+                _funding_nb(st, fund_open[i], open_[i])
+            stopped = _gap_liquidation_nb(st, i, open_[i], record, orders_out, trades_out, mkt)
+        if not fill_close and i >= 1:
+            _signal_nb(st, i - 1, i, open_[i], le, lx, se, sx, stop_px, target_px, frac,
+                       use_frac, init_cash, fee, sl, tp, direction, record, orders_out,
+                       trades_out, mkt, tiers)
+        if st[S_POS] != 0.0 and fund_inside[i] != 0.0:
+            _funding_nb(st, fund_inside[i], open_[i])
+        if st[S_POS] != 0.0:
+            stopped = _stops_nb(st, i, open_[i], high[i], low[i], tsl, fee, record,
+                                orders_out, trades_out, mkt) or stopped
+        if fill_close and not stopped:
+            _signal_nb(st, i, i, close[i], le, lx, se, sx, stop_px, target_px, frac, use_frac,
+                       init_cash, fee, sl, tp, direction, record, orders_out, trades_out, mkt,
+                       tiers)
+        if record:
+            equity_out[i] = st[S_CASH] + st[S_POS] * close[i]
+            pos_out[i] = st[S_POS]
+    if st[S_POS] != 0.0:
+        _trade_nb(st, n - 1, close[n - 1], 0.0, R_END, True, 0.0, record, trades_out)
+    st[S_CASH] += st[S_POS] * close[n - 1]  # final equity, stored in the cash slot
+    return st
+
+
+@njit(cache=True)
+def fixed_market_nb(slip: float, n: int) -> np.ndarray:
+    """Market context of the fixed slippage model: ``slip`` in every bar, no impact, no clip."""
+    mkt = np.empty((n, 4))
+    mkt[:, 0] = slip
+    mkt[:, 1] = 0.0
+    mkt[:, 2] = 0.0
+    mkt[:, 3] = np.inf
+    return mkt
 
 
 @njit(cache=True)
@@ -242,7 +440,7 @@ def simulate_column_nb(
     direction: int, fill_close: bool, record: bool,
     equity_out: np.ndarray, pos_out: np.ndarray, orders_out: np.ndarray, trades_out: np.ndarray,
 ) -> np.ndarray:
-    """Simulate one column of signals; returns the final state vector (see ``S_*`` slots).
+    """Simulate one column of spot signals; returns the final state vector (see ``S_*`` slots).
 
     Prices are 1-D float arrays of length n; signals 1-D bool; ``stop_px``/``target_px``/``frac``
     1-D float (NaN = none). ``sl``/``tp``/``tsl`` are fractions of the entry fill (NaN = off).
@@ -251,27 +449,53 @@ def simulate_column_nb(
     at the end is counted (and recorded) as a trade valued at the last close.
     """
     n = close.shape[0]
-    st = np.zeros(N_STATE)
-    st[S_CASH] = init_cash
-    for i in range(n):
-        if not fill_close and i >= 1:
-            _signal_nb(st, i - 1, i, open_[i], le, lx, se, sx, stop_px, target_px, frac,
-                       use_frac, init_cash, fee, slip, sl, tp, direction, record, orders_out,
-                       trades_out)
-        stopped = False
-        if st[S_POS] != 0.0:
-            stopped = _stops_nb(st, i, open_[i], high[i], low[i], tsl, fee, slip, record,
-                                orders_out, trades_out)
-        if fill_close and not stopped:
-            _signal_nb(st, i, i, close[i], le, lx, se, sx, stop_px, target_px, frac, use_frac,
-                       init_cash, fee, slip, sl, tp, direction, record, orders_out, trades_out)
-        if record:
-            equity_out[i] = st[S_CASH] + st[S_POS] * close[i]
-            pos_out[i] = st[S_POS]
-    if st[S_POS] != 0.0:
-        _trade_nb(st, n - 1, close[n - 1], 0.0, R_END, True, record, trades_out)
-    st[S_CASH] += st[S_POS] * close[n - 1]  # final equity, stored in the cash slot
-    return st
+    none = np.zeros(n)
+    return simulate_perp_column_nb(
+        open_, high, low, close, le, lx, se, sx, stop_px, target_px, frac, use_frac, init_cash,
+        fee, sl, tp, tsl, direction, fill_close, record, equity_out, pos_out, orders_out,
+        trades_out, fixed_market_nb(slip, n), np.empty((0, 4)), none, none, 0.0, 0.0, np.inf)
+
+
+@njit(cache=True)
+def simulate_perp_columns_nb(
+    open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray,
+    le: np.ndarray, lx: np.ndarray, se: np.ndarray, sx: np.ndarray,
+    stop_px: np.ndarray, target_px: np.ndarray, frac: np.ndarray, use_frac: bool,
+    init_cash: float, fee: float, sl: np.ndarray, tp: np.ndarray, tsl: np.ndarray,
+    direction: int, fill_close: bool, mkt: np.ndarray, tiers: np.ndarray,
+    fund_open: np.ndarray, fund_inside: np.ndarray, leverage: np.ndarray, liq_fee: float,
+    notional_cap: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Many parameter sets at once: column c of the 2-D (n, k) signal arrays with ``sl[c]``,
+    ``tp[c]``, ``tsl[c]``, ``leverage[c]``, ``notional_cap[c]``; ``stop_px``/``target_px``/
+    ``frac`` are (n, k) or (n, 1) (shared). The rest as :func:`simulate_perp_column_nb`.
+
+    Returns per-column (final equity, number of trades incl. an open one, total fees, total
+    funding paid, number of liquidations).
+    """
+    k = le.shape[1]
+    final_equity = np.empty(k)
+    n_trades = np.empty(k, dtype=np.int64)
+    fees = np.empty(k)
+    funding = np.empty(k)
+    liquidations = np.empty(k, dtype=np.int64)
+    empty1 = np.empty(0)
+    empty2 = np.empty((0, 0))
+    for c in range(k):
+        cs = c if stop_px.shape[1] > 1 else 0
+        ct = c if target_px.shape[1] > 1 else 0
+        cf = c if frac.shape[1] > 1 else 0
+        st = simulate_perp_column_nb(
+            open_, high, low, close, le[:, c], lx[:, c], se[:, c], sx[:, c], stop_px[:, cs],
+            target_px[:, ct], frac[:, cf], use_frac, init_cash, fee, sl[c], tp[c], tsl[c],
+            direction, fill_close, False, empty1, empty1, empty2, empty2, mkt, tiers, fund_open,
+            fund_inside, leverage[c], liq_fee, notional_cap[c])
+        final_equity[c] = st[S_CASH]
+        n_trades[c] = int(st[S_TRADES])
+        fees[c] = st[S_FEES]
+        funding[c] = st[S_FUND_TOTAL]
+        liquidations[c] = int(st[S_LIQS])
+    return final_equity, n_trades, fees, funding, liquidations
 
 
 @njit(cache=True)
@@ -282,26 +506,15 @@ def simulate_columns_nb(
     init_cash: float, fee: float, slip: float, sl: np.ndarray, tp: np.ndarray, tsl: np.ndarray,
     direction: int, fill_close: bool,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Many parameter sets at once: column c of the 2-D (n, k) signal arrays with ``sl[c]``,
-    ``tp[c]``, ``tsl[c]``; ``stop_px``/``target_px``/``frac`` are (n, k) or (n, 1) (shared).
+    """Many spot parameter sets at once: column c of the 2-D (n, k) signal arrays with
+    ``sl[c]``, ``tp[c]``, ``tsl[c]``; ``stop_px``/``target_px``/``frac`` are (n, k) or (n, 1).
 
     Returns per-column (final equity, number of trades incl. an open one, total fees).
     """
-    k = le.shape[1]
-    final_equity = np.empty(k)
-    n_trades = np.empty(k, dtype=np.int64)
-    fees = np.empty(k)
-    empty1 = np.empty(0)
-    empty2 = np.empty((0, 0))
-    for c in range(k):
-        cs = c if stop_px.shape[1] > 1 else 0
-        ct = c if target_px.shape[1] > 1 else 0
-        cf = c if frac.shape[1] > 1 else 0
-        st = simulate_column_nb(open_, high, low, close, le[:, c], lx[:, c], se[:, c], sx[:, c],
-                                stop_px[:, cs], target_px[:, ct], frac[:, cf], use_frac,
-                                init_cash, fee, slip, sl[c], tp[c], tsl[c], direction,
-                                fill_close, False, empty1, empty1, empty2, empty2)
-        final_equity[c] = st[S_CASH]
-        n_trades[c] = int(st[S_TRADES])
-        fees[c] = st[S_FEES]
+    n, k = close.shape[0], le.shape[1]
+    none = np.zeros(n)
+    final_equity, n_trades, fees, _, _ = simulate_perp_columns_nb(
+        open_, high, low, close, le, lx, se, sx, stop_px, target_px, frac, use_frac, init_cash,
+        fee, sl, tp, tsl, direction, fill_close, fixed_market_nb(slip, n), np.empty((0, 4)),
+        none, none, np.zeros(k), 0.0, np.full(k, np.inf))
     return final_equity, n_trades, fees

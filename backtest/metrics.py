@@ -134,3 +134,23 @@ def by_segment(equity: pd.Series, position: pd.Series, init_cash: float, freq: s
     pos = position.to_numpy(dtype=float)
     return {name: segment_metrics(eq, pos, init_cash, freq, mask)
             for name, mask in segments.items() if mask.any()}
+
+
+def perp_metrics(result: SimResult) -> dict[str, float | int]:
+    """Perpetual-futures metrics: funding paid (net, money), liquidations (count), the money lost
+    in liquidated trades (a positive number) and the largest leverage used, as the notional
+    of an entry over the equity just before it (init_cash before the first bar)."""
+    trades = result.trades
+    liquidated = trades[trades["exit_reason"] == "liquidation"] if len(trades) else trades
+    max_leverage = 0.0
+    if len(trades):
+        equity = result.equity
+        before = equity.shift(1).fillna(result.init_cash).reindex(trades["entry_time"])
+        notional = (trades["size"] * trades["entry_price"]).to_numpy(dtype=float)
+        max_leverage = float(np.max(notional / before.to_numpy(dtype=float)))
+    return {
+        "funding_paid": float(trades["funding_paid"].sum()) if len(trades) else 0.0,
+        "liquidations": len(liquidated),
+        "liquidation_losses": float(-liquidated["pnl"].sum()) if len(liquidated) else 0.0,
+        "max_leverage_used": max_leverage,
+    }

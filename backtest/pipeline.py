@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import json
 import platform
 import time
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ import pandas as pd
 from backtest import data, engine, external, html, metrics, regimes, report
 from backtest.config import RunConfig, parse_utc_now
 from backtest.errors import ConfigError, DataError, did_you_mean
+from backtest.redact import mask_secrets
 from backtest.types import Bars, SimResult
 from strategies.base import StrategySpec, params_dict
 
@@ -81,8 +83,8 @@ def execute(cfg: RunConfig, spec: StrategySpec, source: str) -> RunOutcome:
                         f"{until}, found data from {info.first:%Y-%m-%d %H:%M} to "
                         f"{info.last:%Y-%m-%d %H:%M}")
     sigs = sigs.restrict(in_run)
-    result = engine.simulate(bars, sigs, cfg.execution, info.freq)
-    label = cfg.strategy.label or cfg.name or spec.name
+    result = engine.simulate(bars, sigs, cfg.execution, info.freq, load_funding(cfg))
+    label = mask_secrets(cfg.strategy.label or cfg.name or spec.name)
     versions = package_versions()
     source_sha = strategy_source_sha256(spec)
     bench_equity = metrics.buy_and_hold_equity(bars, cfg.execution.init_cash,
@@ -90,7 +92,7 @@ def execute(cfg: RunConfig, spec: StrategySpec, source: str) -> RunOutcome:
     rep: dict[str, Any] = {
         "schema_version": report.SCHEMA_VERSION,
         "run_id": make_run_id(cfg, label, info.sha256, source_sha, versions),
-        "config": cfg.model_dump(mode="json"),
+        "config": json.loads(mask_secrets(cfg.canonical_json())),
         "dataset": {
             "name": info.name, "sha256": info.sha256, "symbol": info.symbol,
             "timeframe": info.timeframe, "freq": info.freq,
@@ -105,7 +107,8 @@ def execute(cfg: RunConfig, spec: StrategySpec, source: str) -> RunOutcome:
                          for kind, frame in context.items()},
         },
         "engine": result.engine,
-        "metrics": metrics.compute(result, info.freq),
+        "metrics": metrics.compute(result, info.freq)
+        | (metrics.perp_metrics(result) if cfg.execution.instrument == "perp" else {}),
         "benchmark": metrics.buy_and_hold(bars, cfg.execution.init_cash,
                                           cfg.execution.fee_rate, info.freq),
         **segment_tables(result, bench_equity, regime_labels.loc[in_run],
@@ -133,6 +136,16 @@ def load_context(cfg: RunConfig, spec: StrategySpec, source: str) -> dict[str, p
             kind, lag=override.lag if override else None,
             path=override.path if override else None)
     return context
+
+
+def load_funding(cfg: RunConfig) -> pd.Series | None:
+    """Funding rates by settlement time for a perp run with funding on (else None)."""
+    if cfg.execution.instrument != "perp" or not cfg.execution.funding:
+        return None
+    src = cfg.external.get("funding_8h")
+    frame = external.load_external("funding_8h", lag=src.lag if src else None,
+                                   path=src.path if src else None)
+    return frame["funding_rate"]
 
 
 def run_range(cfg: RunConfig, source: str) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:

@@ -60,12 +60,32 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale(parent: Path, name: str) -> None:
+    """Delete temp and old copies of ``name`` left by writers that were killed (dead pids)."""
+    for leftover in parent.glob(f".{name}.*-*-*"):
+        kind, _, rest = leftover.name.removeprefix(f".{name}.").partition("-")
+        pid = rest.split("-", 1)[0]
+        if kind in ("tmp", "old") and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
 def write_dir_atomically(final: Path, fill: Callable[[Path], None]) -> Path:
     """Create ``final`` by filling a temp directory and renaming it into place."""
     parent = final.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{final.name}.tmp-"))
+        remove_stale(parent, final.name)
+        tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{final.name}.tmp-{os.getpid()}-"))
         umask = os.umask(0)
         os.umask(umask)
         tmp.chmod(0o777 & ~umask)  # mkdtemp makes 0700; a report is as readable as any file
@@ -76,7 +96,7 @@ def write_dir_atomically(final: Path, fill: Callable[[Path], None]) -> Path:
         fill(tmp)
         old = None
         if final.exists():
-            old = parent / f".{final.name}.old-{os.getpid()}"
+            old = parent / f".{final.name}.old-{os.getpid()}-"
             os.rename(final, old)
         os.rename(tmp, final)
         if old is not None:

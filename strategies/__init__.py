@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 from backtest.errors import StrategyError, did_you_mean
-from strategies import break_below_74k
+from strategies import (
+    break_below_74k,
+    etf_outflow_derisk,
+    fear_greed_contrarian,
+    liquidation_flush,
+    miner_capitulation,
+    reclaim_80k,
+    support_ladder,
+)
 from strategies.base import StrategySpec
 
 REGISTRY: dict[str, StrategySpec] = {
     spec.name: spec
     for spec in (
         break_below_74k.SPEC,
+        reclaim_80k.SPEC,
+        miner_capitulation.SPEC,
+        liquidation_flush.SPEC,
+        etf_outflow_derisk.SPEC,
+        support_ladder.SPEC,
+        fear_greed_contrarian.SPEC,
     )
 }
 

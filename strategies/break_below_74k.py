@@ -54,8 +54,11 @@ def signals(bars: Bars, feats: pd.DataFrame, params: Params) -> Signals:
     levels = {"level": params.level}
     if params.mode == "derisk":
         reclaimed = cross_above(bars, params.level, confirm="close", hold=params.confirm_bars)
-        first = pd.Series(np.arange(len(bars)) == 0, index=bars.index)
-        return Signals(long_entries=first | reclaimed, long_exits=broke, levels=levels)
+        # holding is a state: out from a confirmed break until a confirmed reclaim, in otherwise,
+        # so a run that starts at any bar holds unless the level is broken at that moment
+        out = pd.Series(np.where(broke, 1.0, np.where(reclaimed, 0.0, np.nan)), index=bars.index)
+        holding = out.ffill().fillna(0.0).eq(0.0) & ~broke
+        return Signals(long_entries=holding, long_exits=broke, levels=levels)
     levels |= {"target": params.target, "stop": params.stop_level}
     return Signals(
         long_entries=no, long_exits=no, short_entries=broke, short_exits=no,

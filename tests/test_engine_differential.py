@@ -22,8 +22,9 @@ from backtesting import Backtest, Strategy
 from backtest.config import ExecutionConfig
 from backtest.engine import ENGINE_KERNEL, simulate
 from backtest.types import Signals
+from scripts.bundle_datasets import shared_data_dir
 
-HOURLY = "/work/shared/data/btcusdt_1h.csv"
+HOURLY = str(shared_data_dir() / "btcusdt_1h.csv")
 CASH = 1e13
 ALL_IN = 1 - 1e-12
 

@@ -3,16 +3,15 @@ replay on real BTCUSDT daily bars. init_cash 1000, fees and slippage 0 unless st
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import pytest
 
 from backtest.config import ExecutionConfig
 from backtest.engine import ENGINE_KERNEL, simulate
+from scripts.bundle_datasets import shared_data_dir
 from tests.scenarios import candles, signals
 
-DAILY = Path("/work/shared/data/btcusdt_1d.csv")
+DAILY = shared_data_dir() / "btcusdt_1d.csv"
 
 
 def run(bars, sig, **kwargs):

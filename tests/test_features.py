@@ -1,5 +1,5 @@
 """The feature library: the warm-up/causality contract for every registered feature, hand-computed
-small cases, and the real-data facts of DOMAIN.md (read straight from /work/shared/data)."""
+small cases, and the real-data facts of DOMAIN.md (read straight from ../shared/data)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ import ta
 
 from backtest import features as F
 from backtest.errors import StrategyError
+from scripts.bundle_datasets import shared_data_dir
 
-DATA = Path("/work/shared/data")
+DATA = shared_data_dir()
 SOURCE_FILES = {
     "bars": "btcusdt_1d.csv",
     "hashrate": "btc_hashrate_1d.csv",

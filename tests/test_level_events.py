@@ -4,7 +4,6 @@ property test for causality and hysteresis, and the 74,400 facts of DOMAIN.md on
 from __future__ import annotations
 
 from functools import cache
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,8 +13,9 @@ from hypothesis import strategies as st
 
 from backtest import signals as S
 from backtest.errors import StrategyError
+from scripts.bundle_datasets import shared_data_dir
 
-DATA = Path("/work/shared/data")
+DATA = shared_data_dir()
 
 
 def candles(rows: list[tuple[float, float, float, float, float]]) -> pd.DataFrame:

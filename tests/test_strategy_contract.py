@@ -4,7 +4,7 @@ NaN (not 0) warm-up, and a search space that matches the Params.
 
 All on BTCUSDT 1d, run range 2024-03-01 .. 2026-03-31 (ETF flows exist from 2024-01-11), default
 params. Kinds a strategy requires or lists as optional are supplied: bundled ones from datasets/,
-the others (open interest, liquidations, daily funding) from /work/shared/data.
+the others (open interest, liquidations, daily funding) from ../shared/data.
 
 Warm-up rule (see backtest.checks.zero_placeholders): with history starting at the run start
 instead of 2017, a float feature must not be exactly 0.0 before its first non-zero value where
@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import sys
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,9 +30,10 @@ from backtest import checks, external
 from backtest.config import RunConfig, parse_config
 from backtest.data import manifest
 from backtest.errors import StrategyError
+from scripts.bundle_datasets import shared_data_dir
 from strategies.base import Choice, Dimension, FloatRange, IntRange, StrategySpec
 
-SHARED = Path("/work/shared/data")
+SHARED = shared_data_dir()
 USER_FILES = {"open_interest": "btc_open_interest_1d.csv",
               "liquidations": "btc_liquidations_1d.csv",
               "funding_1d": "btc_funding_1d_cryptoquant.csv"}
