@@ -10,6 +10,7 @@ or optuna. Bad requests raise ValueError; the optimizer turns them into a Config
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -91,7 +92,7 @@ def blocks(n_bars: int, n_blocks: int) -> list[Range]:
     """``n_blocks`` contiguous, nearly equal ranges covering ``[0, n_bars)`` (for CSCV)."""
     _check_bars(n_bars, n_blocks * MIN_BARS)
     edges = [round(i * n_bars / n_blocks) for i in range(n_blocks + 1)]
-    return list(zip(edges[:-1], edges[1:], strict=True))
+    return list(itertools.pairwise(edges))
 
 
 def _check_bars(n_bars: int, need: int) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from backtest import engine
+from backtest import engine, sweep
 from backtest.config import ExecutionConfig
 from backtest.types import Signals
 
@@ -27,6 +27,7 @@ def warm() -> None:
                    target_price=pd.Series(110.0, index=index))
     for fill in ("next_open", "close"):
         engine.simulate(bars, sigs, ExecutionConfig(fill=fill, sl_stop=0.05, tsl_stop=0.05), "1h")
+    sweep.warm()
 
 
 if __name__ == "__main__":

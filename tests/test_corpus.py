@@ -146,3 +146,11 @@ def test_doc_is_in_sync_with_the_corpus() -> None:
 
 if __name__ == "__main__":
     sys.stdout.write(render_doc(CASES))
+
+
+def test_readme_lists_every_case() -> None:
+    """The README's table of checked inputs is the generated one, row for row."""
+    readme = (ROOT / "README.md").read_text()
+    rows = [line for line in DOC.read_text().splitlines() if line.startswith("| `")]
+    missing = [row for row in rows if row not in readme]
+    assert rows and not missing, f"README.md lacks {len(missing)} rows, e.g. {missing[:1]}"

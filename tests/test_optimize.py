@@ -1,0 +1,293 @@
+"""crashbt optimize on real bundled data: config errors, resume after SIGKILL, reproducibility,
+Ctrl-C, masking of credentials, Pareto fronts, and a search over pure noise."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from backtest import optimize
+from backtest.errors import ConfigError
+from backtest.types import Signals
+from strategies.base import FloatRange, IntRange, StrategySpec
+
+ROOT = Path(__file__).resolve().parents[1]
+STUDY = "t"
+
+CONFIG = """
+name = "opt-test"
+[data]
+dataset = "btcusdt_1d"
+start = 2021-01-01
+end = 2026-03-31
+[strategy]
+name = "break_below_74k"
+[execution]
+fee_rate = 0.001
+[report]
+html = false
+[optimize]
+seed = 3
+constraints = [{{ metric = "n_trades", op = ">=", value = 0 }}]
+{extra}
+[optimize.validation]
+kind = "walk_forward"
+folds = 3
+train_frac = 0.6
+[optimize.params]
+mode = {{ fixed = "short" }}
+level = {{ low = 60000.0, high = 80000.0 }}
+target = {{ low = 40000.0, high = 59000.0 }}
+stop_level = {{ low = 81000.0, high = 95000.0 }}
+"""
+
+
+def write_config(tmp_path: Path, extra: str = "") -> Path:
+    path = tmp_path / "opt.toml"
+    path.write_text(CONFIG.format(extra=extra), encoding="utf-8")
+    return path
+
+
+def crashbt(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "backtest", *args], cwd=ROOT, text=True,
+                          capture_output=True, timeout=timeout, check=False)
+
+
+def start(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "backtest", *args], cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def trials(out: Path, study: str = STUDY) -> list[dict]:
+    return optimize.study_trials(None, out / study / "study.journal", study)
+
+
+def wait_for_complete(proc: subprocess.Popen[str], out: Path, n: int) -> None:
+    """Poll the journal until ``n`` trials are complete and another one is running."""
+    journal = out / STUDY / "study.journal"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and proc.poll() is None:
+        if journal.exists():
+            try:
+                states = [t["state"] for t in trials(out)]
+            except KeyError:  # the study is being created
+                states = []
+            if states.count("COMPLETE") >= n and "RUNNING" in states:
+                return
+        time.sleep(0.02)
+
+
+# ---------------------------------------------------------------- config
+
+
+def test_unknown_optimize_key_names_file_and_key(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "trails = 5")
+    with pytest.raises(ConfigError) as err:
+        optimize.load(path)
+    assert str(err.value) == f"{path}: optimize.trails: unknown key; did you mean 'trials'?"
+
+
+def test_unknown_metric_gets_a_hint(tmp_path: Path) -> None:
+    path = write_config(tmp_path, 'objectives = [{ metric = "sharp" }]')
+    with pytest.raises(ConfigError, match=r"optimize\.objectives\.0\.metric: .*did you mean "
+                                          r"'sharpe'"):
+        optimize.load(path)
+
+
+def test_directions_are_inferred(tmp_path: Path) -> None:
+    path = write_config(tmp_path, 'objectives = [{ metric = "sharpe" }, '
+                                  '{ metric = "max_drawdown_pct" }]')
+    _, opt = optimize.load(path)
+    assert [o.resolved_direction for o in opt.objectives] == ["maximize", "minimize"]
+
+
+def test_narrowing_outside_the_strategy_space_is_refused(tmp_path: Path) -> None:
+    path = write_config(tmp_path)
+    text = path.read_text().replace("high = 95000.0", "high = 99000.0")
+    path.write_text(text)
+    _cfg, opt = optimize.load(path)
+    import strategies
+
+    with pytest.raises(ConfigError, match=r"optimize\.params\.stop_level: expected low/high "
+                                          r"within float 70000\.\.95000"):
+        optimize.search_space(strategies.get("break_below_74k"), opt, str(path))
+
+
+def test_mask_url() -> None:
+    assert optimize.mask_url("postgresql://u:secret@host/db") == "postgresql://u:***@host/db"
+    assert optimize.mask_url("postgresql+psycopg://u@host/db") == "postgresql+psycopg://u@host/db"
+    assert optimize.mask_url("see postgres://a:b%40c@h:5432/x now") == \
+        "see postgres://a:***@h:5432/x now"
+
+
+def test_unreachable_storage_never_prints_the_password(tmp_path: Path) -> None:
+    # Port 9 (discard) on loopback: nothing listens, the connection is refused at once.
+    url = "postgresql://u:secret@127.0.0.1:9/db"
+    proc = crashbt("optimize", str(write_config(tmp_path)), "--trials", "2", "--storage", url,
+                   "--out", str(tmp_path / "out"))
+    assert proc.returncode == 2
+    assert "secret" not in proc.stdout + proc.stderr
+    assert "postgresql://u:***@127.0.0.1:9/db" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_pareto_front_by_hand() -> None:
+    # maximize col 0, minimize col 1. (2, 5) and (3, 6) and (1, 1) are non-dominated; (2, 7) is
+    # dominated by (2, 5) (equal first, lower second); (0, 2) by (1, 1).
+    values = np.array([[2.0, 5.0], [3.0, 6.0], [2.0, 7.0], [1.0, 1.0], [0.0, 2.0]])
+    assert optimize.pareto_front(values, np.array([1.0, -1.0])) == [0, 1, 3]
+
+
+# ---------------------------------------------------------------- searches
+
+
+def test_the_study_holds_exactly_the_requested_trials_and_resumes_to_more(tmp_path: Path) -> None:
+    path, out = write_config(tmp_path), tmp_path / "out"
+    first = crashbt("optimize", str(path), "--trials", "6", "--study", STUDY, "--out", str(out))
+    assert first.returncode == 0, first.stderr
+    doc = json.loads((out / STUDY / "optimization.json").read_text())
+    assert doc["counts"] == {"COMPLETE": 6}
+    again = crashbt("optimize", str(path), "--trials", "9", "--study", STUDY, "--out", str(out))
+    assert again.returncode == 0, again.stderr
+    done = [t for t in trials(out) if t["state"] == "COMPLETE"]
+    assert len(done) == 9
+    # Walk-forward: 3 folds, each with an out-of-sample result of the fold's in-sample pick.
+    doc = json.loads((out / STUDY / "optimization.json").read_text())
+    assert [f["fold"] for f in doc["walk_forward"]["folds"]] == ["wf1", "wf2", "wf3"]
+    assert all(f["oos"]["sharpe"] is not None for f in doc["walk_forward"]["folds"])
+    assert len(doc["overfitting"]["decay"]) == 5
+    run_dir = out / STUDY / doc["best_run"]
+    best_report = json.loads((run_dir / "report.json").read_text())
+    assert best_report["strategy"]["params"] == doc["best"]["params"]
+
+
+def test_resume_after_sigkill_in_the_middle_of_a_trial(tmp_path: Path) -> None:
+    path, out = write_config(tmp_path), tmp_path / "out"
+    args = ("optimize", str(path), "--trials", "12", "--study", STUDY, "--out", str(out))
+    proc = start(*args)
+    wait_for_complete(proc, out, 4)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL, "the search ended before it could be killed"
+    before = trials(out)
+    complete = {t["number"]: t["values"] for t in before if t["state"] == "COMPLETE"}
+    killed = [t for t in before if t["state"] == "RUNNING"]
+    assert 4 <= len(complete) < 12
+    assert len(killed) == 1  # killed in the middle of that trial
+
+    again = crashbt(*args)
+    assert again.returncode == 0, again.stderr
+    after = {t["number"]: t for t in trials(out)}
+    assert sum(t["state"] == "COMPLETE" for t in after.values()) == 12
+    for number, values in complete.items():  # nothing completed before the kill is lost
+        assert after[number]["state"] == "COMPLETE" and after[number]["values"] == values
+    assert after[killed[0]["number"]]["state"] == "FAIL"
+    if killed[0]["params"]:  # its parameters are retried
+        retries = [t for t in after.values() if t["retry_of"] == killed[0]["number"]]
+        assert retries
+        assert {k: retries[0]["params"][k] for k in killed[0]["params"]} == killed[0]["params"]
+
+
+def test_same_seed_same_best_params_in_fresh_processes(tmp_path: Path) -> None:
+    path = write_config(tmp_path)
+    best = []
+    for name in ("a", "b"):
+        proc = crashbt("optimize", str(path), "--trials", "15", "--seed", "11", "--study", STUDY,
+                       "--out", str(tmp_path / name))
+        assert proc.returncode == 0, proc.stderr
+        doc = json.loads((tmp_path / name / STUDY / "optimization.json").read_text())
+        best.append((doc["best"]["number"], doc["best"]["params"], doc["best"]["values"]))
+    assert best[0] == best[1]
+    other = crashbt("optimize", str(path), "--trials", "15", "--seed", "12", "--study", STUDY,
+                    "--out", str(tmp_path / "c"))
+    assert other.returncode == 0, other.stderr
+    doc = json.loads((tmp_path / "c" / STUDY / "optimization.json").read_text())
+    assert doc["best"]["params"] != best[0][1]  # the seed matters
+
+
+def test_ctrl_c_writes_the_report_and_exits_130(tmp_path: Path) -> None:
+    path, out = write_config(tmp_path), tmp_path / "out"
+    proc = start("optimize", str(path), "--trials", "500", "--study", STUDY, "--out", str(out))
+    wait_for_complete(proc, out, 3)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    doc = json.loads((out / STUDY / "optimization.json").read_text())
+    assert doc["interrupted"] is True
+    assert 3 <= doc["counts"]["COMPLETE"] < 500
+    assert "RUNNING" not in doc["counts"]  # the running trial was finished or failed
+    assert "interrupted" in stdout
+
+
+# ---------------------------------------------------------------- in process
+
+
+@dataclass(frozen=True)
+class NoiseParams:
+    seed: int = 0
+    p: float = 0.05
+
+
+def noise_features(bars: pd.DataFrame, params: NoiseParams, context: object) -> pd.DataFrame:
+    return pd.DataFrame(index=bars.index)
+
+
+def noise_signals(bars: pd.DataFrame, feats: pd.DataFrame, params: NoiseParams) -> Signals:
+    """Coin flips: entries and exits with probability p per bar, nothing learned from prices."""
+    rng = np.random.default_rng(params.seed)
+    flips = rng.random((2, len(bars))) < params.p
+    return Signals(long_entries=pd.Series(flips[0], index=bars.index),
+                   long_exits=pd.Series(flips[1], index=bars.index))
+
+
+NOISE = StrategySpec(name="noise", summary="random signals", params=NoiseParams,
+                     space={"seed": IntRange(0, 1_000_000), "p": FloatRange(0.02, 0.3)},
+                     features=noise_features, signals=noise_signals)
+
+
+def run_in_process(tmp_path: Path, spec: StrategySpec, extra: str, trials_: int,
+                   params: str = "") -> optimize.Outcome:
+    path = tmp_path / "noise.toml"
+    head = CONFIG.split("[optimize.params]")[0].format(extra=extra)
+    path.write_text(head + params, encoding="utf-8")
+    cfg, opt = optimize.load(path)
+    opt = opt.model_copy(update={"trials": trials_})
+    req = optimize.Request(cfg, opt, spec, str(path), STUDY, tmp_path / "out")
+    return optimize.run(req)
+
+
+def test_a_search_over_noise_is_not_called_significant(tmp_path: Path) -> None:
+    outcome = run_in_process(tmp_path, NOISE, 'sampler = "random"', 40)
+    over = outcome.doc["overfitting"]
+    assert over["n_trials"] == 40
+    dsr = over["deflated_sharpe"]
+    # Selection inflates the best Sharpe above zero, the deflation takes it back.
+    assert dsr["sharpe"] > 0
+    assert dsr["dsr"] < 0.95 and dsr["significant"] is False
+    assert 0.0 <= over["pbo"]["pbo"] <= 1.0 and over["pbo"]["n_splits"] == 252
+
+
+def test_two_objectives_give_a_pareto_front(tmp_path: Path) -> None:
+    extra = ('sampler = "nsga2"\nobjectives = [{ metric = "sharpe" }, '
+             '{ metric = "max_drawdown_pct" }]')
+    outcome = run_in_process(tmp_path, NOISE, extra, 12)
+    doc = outcome.doc
+    front = doc["pareto_front"]
+    assert front and doc["best"]["number"] in [t["number"] for t in front]
+    values = np.array([t["values"] for t in doc["trials"] if t["state"] == "COMPLETE"])
+    for t in front:  # no complete trial dominates a front member
+        sharpe, drawdown = t["values"]
+        assert not np.any((values[:, 0] >= sharpe) & (values[:, 1] <= drawdown)
+                          & ((values[:, 0] > sharpe) | (values[:, 1] < drawdown)))
+    assert os.path.exists(outcome.path)
