@@ -4,7 +4,11 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.crashbt-installed
 
-.PHONY: demo test bench lint audit venv clean
+# The distributed-search tests use this server (scripts/test-services starts it when root).
+CRASHBT_PG_URL ?= postgresql+psycopg://crashbt:crashbt@127.0.0.1:5432/crashbt
+export CRASHBT_PG_URL
+
+.PHONY: demo test bench lint audit venv services clean
 
 venv: $(STAMP)
 
@@ -18,7 +22,10 @@ $(STAMP): requirements.lock pyproject.toml
 demo: $(STAMP)
 	$(BIN)/crashbt run configs/demo_feb_2026.toml
 
-test: $(STAMP)
+services:
+	@bash scripts/test-services
+
+test: $(STAMP) services
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

@@ -1,7 +1,7 @@
 """Two worker processes share one study on a real PostgreSQL server.
 
 Needs ``CRASHBT_PG_URL``; without it the test FAILS (never skips) and says how to start the
-server: ``bash .ci/start-postgres`` and
+server: ``bash scripts/test-services`` and
 ``export CRASHBT_PG_URL=postgresql+psycopg://crashbt:crashbt@127.0.0.1:5432/crashbt``.
 """
 
@@ -48,7 +48,7 @@ stop_level = { low = 81000.0, high = 95000.0 }
 def pg_url() -> str:
     url = os.environ.get("CRASHBT_PG_URL")
     if not url:
-        pytest.fail("CRASHBT_PG_URL is not set: start PostgreSQL with `bash .ci/start-postgres`, "
+        pytest.fail("CRASHBT_PG_URL is not set: start PostgreSQL with `bash scripts/test-services`, "
                     "then `export CRASHBT_PG_URL=postgresql+psycopg://crashbt:crashbt@127.0.0.1"
                     ":5432/crashbt`")
     return url
