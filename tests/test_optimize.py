@@ -171,18 +171,20 @@ def test_the_study_holds_exactly_the_requested_trials_and_resumes_to_more(tmp_pa
     assert best_report["strategy"]["params"] == doc["best"]["params"]
 
 
-def test_resume_after_sigkill_in_the_middle_of_a_trial(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kill_after", [2, 5, 8])
+def test_resume_after_sigkill_in_the_middle_of_a_trial(tmp_path: Path, kill_after: int) -> None:
+    """Three searches killed at different moments each resume to exactly 12 trials."""
     path, out = write_config(tmp_path), tmp_path / "out"
     args = ("optimize", str(path), "--trials", "12", "--study", STUDY, "--out", str(out))
     proc = start(*args)
-    wait_for_complete(proc, out, 4)
+    wait_for_complete(proc, out, kill_after)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL, "the search ended before it could be killed"
     before = trials(out)
     complete = {t["number"]: t["values"] for t in before if t["state"] == "COMPLETE"}
     killed = [t for t in before if t["state"] == "RUNNING"]
-    assert 4 <= len(complete) < 12
+    assert kill_after <= len(complete) < 12
     assert len(killed) == 1  # killed in the middle of that trial
 
     again = crashbt(*args)
