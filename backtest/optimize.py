@@ -552,16 +552,6 @@ def _worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def recover_stale(study: optuna.Study, storage: optuna.storages.BaseStorage) -> int:
     """Fail trials left RUNNING by dead local workers and queue their parameters again.
 
@@ -579,7 +569,7 @@ def recover_stale(study: optuna.Study, storage: optuna.storages.BaseStorage) -> 
         whose_host, _, pid = who.rpartition(":")
         started = trial.datetime_start.timestamp() if trial.datetime_start else time.time()
         orphan = not who and time.time() - started > 60.0
-        if orphan or (whose_host == host and pid.isdigit() and not _alive(int(pid))):
+        if orphan or (whose_host == host and pid.isdigit() and not report.pid_alive(int(pid))):
             study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
             study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
             found += 1

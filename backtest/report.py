@@ -60,7 +60,8 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this machine."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -75,7 +76,7 @@ def remove_stale(parent: Path, name: str) -> None:
     for leftover in parent.glob(f".{name}.*-*-*"):
         kind, _, rest = leftover.name.removeprefix(f".{name}.").partition("-")
         pid = rest.split("-", 1)[0]
-        if kind in ("tmp", "old") and pid.isdigit() and not _alive(int(pid)):
+        if kind in ("tmp", "old") and pid.isdigit() and not pid_alive(int(pid)):
             shutil.rmtree(leftover, ignore_errors=True)
 
 
