@@ -320,11 +320,36 @@ class _FlockLock(optuna.storages.journal.JournalFileOpenLock):
             self._fd = None
 
 
+def repair_journal(journal: Path) -> bool:
+    """Drop a torn last record left by a writer killed in the middle of an append.
+
+    Appends hold the journal lock, so under that lock a last line without its newline belongs to a
+    dead writer: it was never committed. Optuna's reader cannot get past such a line (every later
+    record would be glued to it), so it is cut off. Returns whether anything was cut.
+    """
+    if not journal.exists():
+        return False
+    lock = _FlockLock(journal)
+    lock.acquire()
+    try:
+        with open(journal, "r+b") as handle:
+            data = handle.read()
+            if not data or data.endswith(b"\n"):
+                return False
+            handle.truncate(data.rfind(b"\n") + 1)
+            handle.flush()
+            os.fsync(handle.fileno())
+            return True
+    finally:
+        lock.release()
+
+
 def open_storage(url: str | None, journal: Path) -> optuna.storages.BaseStorage:
     """A database storage with heartbeats and retries for ``url``, else the journal file."""
     _quiet_optuna()
     if url is None:
         journal.parent.mkdir(parents=True, exist_ok=True)
+        repair_journal(journal)
         backend = optuna.storages.journal.JournalFileBackend(str(journal),
                                                              lock_obj=_FlockLock(journal))
         return optuna.storages.journal.JournalStorage(backend)

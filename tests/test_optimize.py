@@ -293,3 +293,20 @@ def test_two_objectives_give_a_pareto_front(tmp_path: Path) -> None:
         assert not np.any((values[:, 0] >= sharpe) & (values[:, 1] <= drawdown)
                           & ((values[:, 0] > sharpe) | (values[:, 1] < drawdown)))
     assert os.path.exists(outcome.path)
+
+
+def test_a_torn_journal_record_is_cut_and_the_search_resumes(tmp_path: Path) -> None:
+    """A writer killed mid-append leaves a last line without its newline: the next run cuts it
+    (it was never committed) and resumes, instead of hanging on an unreadable journal."""
+    path, out = write_config(tmp_path), tmp_path / "out"
+    args = ("optimize", str(path), "--trials", "3", "--study", STUDY, "--out", str(out))
+    assert crashbt(*args).returncode == 0
+    journal = out / STUDY / "study.journal"
+    whole = journal.read_bytes()
+    journal.write_bytes(whole + b'{"op_code": 5, "worker_id": "x", "trial_id": 9')  # torn
+    assert optimize.repair_journal(journal) and journal.read_bytes() == whole
+    assert not optimize.repair_journal(journal)  # an intact journal is left alone
+    journal.write_bytes(whole + b'{"op_code": 5')
+    again = crashbt("optimize", str(path), "--trials", "5", "--study", STUDY, "--out", str(out))
+    assert again.returncode == 0, again.stderr
+    assert sum(t["state"] == "COMPLETE" for t in trials(out)) == 5
