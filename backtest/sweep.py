@@ -89,6 +89,15 @@ def _fill_nb(sig: int, base: float, cash: float, pos: float, entry_cost: float, 
     return cash + pos * px - f, 0.0, 0.0, f, pos * px - f - entry_cost
 
 
+@njit(cache=True)
+def _book_nb(acc_row: np.ndarray, pnl: float) -> None:
+    """Count one closed trade's pnl into a window's accumulators."""
+    acc_row[A_CLOSED] += 1.0
+    acc_row[A_WINS] += pnl > 0.0
+    acc_row[A_GAINS] += max(pnl, 0.0)
+    acc_row[A_LOSSES] += max(-pnl, 0.0)
+
+
 @njit(cache=True, parallel=True)
 def _sma_cross_nb(open_: np.ndarray, close: np.ndarray, windows: np.ndarray, init_cash: float,
                   fee: float, slip: float, fill_close: bool, acc: np.ndarray) -> None:
@@ -103,8 +112,10 @@ def _sma_cross_nb(open_: np.ndarray, close: np.ndarray, windows: np.ndarray, ini
     for c in prange(windows.shape[0]):
         w = windows[c]
         cash, pos, entry_cost = init_cash, 0.0, 0.0
-        fees = gains = losses = 0.0
-        closed = wins = exposed = 0
+        fees = 0.0
+        exposed = 0
+        a = acc[c]
+        a[A_CLOSED] = a[A_WINS] = a[A_GAINS] = a[A_LOSSES] = 0.0
         s = 0.0
         prev_le = prev_ge = False  # close <= / >= its average on the previous bar
         pending = 0  # next_open: +1 buy / -1 sell decided at the previous close
@@ -118,10 +129,7 @@ def _sma_cross_nb(open_: np.ndarray, close: np.ndarray, windows: np.ndarray, ini
                                                          entry_cost, fee, slip)
                 fees += f
                 if pending < 0:
-                    closed += 1
-                    wins += pnl > 0.0
-                    gains += max(pnl, 0.0)
-                    losses += max(-pnl, 0.0)
+                    _book_nb(a, pnl)
                 pending = 0
             s += x
             if i >= w:
@@ -142,10 +150,7 @@ def _sma_cross_nb(open_: np.ndarray, close: np.ndarray, windows: np.ndarray, ini
                                                              fee, slip)
                     fees += f
                     if sig < 0:
-                        closed += 1
-                        wins += pnl > 0.0
-                        gains += max(pnl, 0.0)
-                        losses += max(-pnl, 0.0)
+                        _book_nb(a, pnl)
             if pos == 0.0 and not traded:
                 continue
             exposed += pos != 0.0
@@ -159,10 +164,8 @@ def _sma_cross_nb(open_: np.ndarray, close: np.ndarray, windows: np.ndarray, ini
             elif eq < peak * (1.0 - mdd):
                 mdd = 1.0 - eq / peak
             prev_eq = eq
-        a = acc[c]
         a[A_FINAL], a[A_RSUM], a[A_RSQ], a[A_DSQ], a[A_MDD] = prev_eq, rsum, rsq, dsq, mdd
-        a[A_EXPOSED], a[A_FEES], a[A_CLOSED], a[A_WINS] = exposed, fees, closed, wins
-        a[A_GAINS], a[A_LOSSES], a[A_OPEN] = gains, losses, pos != 0.0
+        a[A_EXPOSED], a[A_FEES], a[A_OPEN] = exposed, fees, pos != 0.0
 
 
 def _none_to_nan(values: np.ndarray, ok: np.ndarray) -> np.ndarray:

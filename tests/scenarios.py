@@ -42,3 +42,14 @@ def signals(bars: Bars, long_entries: Iterable[int] = (), long_exits: Iterable[i
                    short_entries=flags(short_entries), short_exits=flags(short_exits),
                    stop_price=levels(stop_price), target_price=levels(target_price),
                    entry_fraction=levels(entry_fraction))
+
+
+def random_candles(rng: np.random.Generator, n: int, vol: float, gap: float,
+                   wick: float) -> pd.DataFrame:
+    """A random walk of ``n`` candles from 100: log-return sd ``vol`` per bar, opens gapping
+    by sd ``gap`` from the previous close, wicks exponential with mean ``wick`` (fractions)."""
+    close = 100 * np.exp(np.cumsum(rng.normal(0, vol, n)))
+    open_ = np.concatenate(([100.0], close[:-1])) * np.exp(rng.normal(0, gap, n))
+    high = np.maximum(open_, close) * (1 + rng.exponential(wick, n))
+    low = np.minimum(open_, close) * (1 - rng.exponential(wick, n))
+    return candles(zip(open_, high, low, close, strict=True))

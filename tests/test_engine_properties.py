@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from backtest.config import ExecutionConfig
 from backtest.engine import simulate, simulate_many
 from backtest.types import Signals
-from tests.scenarios import candles
+from tests.scenarios import random_candles
 
 SETTINGS = settings(max_examples=60, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
@@ -22,13 +22,10 @@ def market(draw):
     seed = draw(st.integers(0, 2**32 - 1))
     n = draw(st.integers(2, 60))
     rng = np.random.default_rng(seed)
-    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.03, n)))
-    open_ = np.concatenate(([100.0], close[:-1])) * np.exp(rng.normal(0, 0.01, n))
-    high = np.maximum(open_, close) * (1 + rng.exponential(0.01, n))
-    low = np.minimum(open_, close) * (1 - rng.exponential(0.01, n))
-    bars = candles(zip(open_, high, low, close, strict=True))
+    bars = random_candles(rng, n, vol=0.03, gap=0.01, wick=0.01)
     flags = rng.random((4, n)) < draw(st.sampled_from([0.05, 0.2, 0.5]))
     levels = rng.random(n) < 0.5
+    close = bars["close"].to_numpy()
     sig = Signals(*(pd.Series(f, index=bars.index) for f in flags),
                   stop_price=pd.Series(np.where(levels, close * 0.97, np.nan), index=bars.index),
                   target_price=pd.Series(np.where(levels, close * 1.05, np.nan),

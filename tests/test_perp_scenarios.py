@@ -16,7 +16,7 @@ from backtest.engine import simulate, simulate_many
 from backtest.errors import ConfigError, DataError
 from backtest.metrics import perp_metrics
 from backtest.types import Signals
-from tests.scenarios import candles, signals
+from tests.scenarios import candles, random_candles, signals
 
 
 def run(bars, sig, rates=None, freq="1h", **kwargs):
@@ -215,11 +215,7 @@ def perp_market(draw):
     seed = draw(st.integers(0, 2**32 - 1))
     n = draw(st.integers(3, 50))
     rng = np.random.default_rng(seed)
-    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.06, n)))
-    open_ = np.concatenate(([100.0], close[:-1])) * np.exp(rng.normal(0, 0.04, n))
-    high = np.maximum(open_, close) * (1 + rng.exponential(0.03, n))
-    low = np.minimum(open_, close) * (1 - rng.exponential(0.03, n))
-    bars = candles(zip(open_, high, low, close, strict=True))
+    bars = random_candles(rng, n, vol=0.06, gap=0.04, wick=0.03)
     flags = rng.random((4, n)) < 0.2
     sig = Signals(*(pd.Series(f, index=bars.index) for f in flags))
     funding = pd.Series(rng.normal(0, 0.01, n), index=bars.index)

@@ -15,7 +15,7 @@ from backtest import kernels
 from backtest.config import ExecutionConfig
 from backtest.engine import simulate, slippage_market
 from backtest.types import Signals
-from tests.scenarios import candles, signals
+from tests.scenarios import candles, random_candles, signals
 
 SETTINGS = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -54,11 +54,7 @@ def market(draw):
     seed = draw(st.integers(0, 2**32 - 1))
     n = draw(st.integers(3, 60))
     rng = np.random.default_rng(seed)
-    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.05, n)))
-    open_ = np.concatenate(([100.0], close[:-1])) * np.exp(rng.normal(0, 0.02, n))
-    high = np.maximum(open_, close) * (1 + rng.exponential(0.02, n))
-    low = np.minimum(open_, close) * (1 - rng.exponential(0.02, n))
-    bars = candles(zip(open_, high, low, close, strict=True))
+    bars = random_candles(rng, n, vol=0.05, gap=0.02, wick=0.02)
     bars["volume"] = rng.exponential(5.0, n)
     sig = Signals(*(pd.Series(f, index=bars.index) for f in rng.random((4, n)) < 0.25))
     perp = draw(st.booleans())
