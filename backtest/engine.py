@@ -198,6 +198,12 @@ def _result(bars: Bars, equity: np.ndarray, position: np.ndarray, trades: pd.Dat
                      trades=trades, orders=orders, engine=engine, init_cash=init_cash)
 
 
+def _labels(codes: np.ndarray, names: Sequence[str]) -> pd.Categorical:
+    """Text columns as categoricals built from integer codes: converting tens of thousands of
+    Python strings costs more than the simulation of a million bars."""
+    return pd.Categorical.from_codes(codes.astype(np.int64), categories=list(names))
+
+
 def _trades_frame(index: pd.Index, entry_bar: np.ndarray, exit_bar: np.ndarray,
                   direction: np.ndarray, size: np.ndarray, entry_price: np.ndarray,
                   exit_price: np.ndarray, pnl: np.ndarray, fees: np.ndarray,
@@ -207,7 +213,7 @@ def _trades_frame(index: pd.Index, entry_bar: np.ndarray, exit_bar: np.ndarray,
     return pd.DataFrame({
         "entry_time": index[entry_bar.astype(np.int64)],
         "exit_time": index[exit_bar.astype(np.int64)],
-        "direction": np.where(direction > 0, "long", "short"),
+        "direction": _labels(direction < 0, ("long", "short")),
         "size": size,
         "entry_price": entry_price,
         "exit_price": exit_price,
@@ -215,8 +221,8 @@ def _trades_frame(index: pd.Index, entry_bar: np.ndarray, exit_bar: np.ndarray,
         "return_pct": 100.0 * pnl / (size * entry_price),
         "fees": fees,
         "funding_paid": np.zeros(len(size)) if funding is None else funding,
-        "exit_reason": np.asarray(kernels.REASONS, dtype=object)[reason.astype(np.int64)],
-        "status": np.where(is_open, "open", "closed"),
+        "exit_reason": _labels(reason, kernels.REASONS),
+        "status": _labels(is_open, ("closed", "open")),
     }, columns=TRADE_COLUMNS)
 
 
@@ -224,11 +230,11 @@ def _orders_frame(index: pd.Index, bar: np.ndarray, side: np.ndarray, size: np.n
                   price: np.ndarray, fees: np.ndarray, reason: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame({
         "time": index[bar.astype(np.int64)],
-        "side": np.where(side > 0, "buy", "sell"),
+        "side": _labels(side < 0, ("buy", "sell")),
         "size": size,
         "price": price,
         "fees": fees,
-        "reason": np.asarray(kernels.REASONS, dtype=object)[reason.astype(np.int64)],
+        "reason": _labels(reason, kernels.REASONS),
     }, columns=ORDER_COLUMNS)
 
 
@@ -315,11 +321,68 @@ def _simulate_kernel(bars: Bars, signals: Signals, execution: ExecutionConfig, f
         ENGINE_KERNEL, float(execution.init_cash))
 
 
+def _vectorbt_from_signals(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray,
+                           le: np.ndarray, lx: np.ndarray, se: np.ndarray, sx: np.ndarray,
+                           execution: ExecutionConfig, next_open: bool
+                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """vectorbt 1.2's engine-neutral ``dispatch`` layer on raw 1-D arrays, Rust engine.
+
+    It is what ``Portfolio.from_signals`` runs after broadcasting its arguments (every argument
+    below is one of its values, spelled as the enum integers), without the pandas wrapping that
+    costs as much as the simulation at 1M bars. Returns exit-trade records, equity (value) and
+    position (assets) per bar.
+    """
+    from vectorbt.portfolio import dispatch
+    from vectorbt.portfolio.enums import (
+        AccumulationMode, ConflictMode, Direction, DirectionConflictMode, OppositeEntryMode,
+        SizeType, StopEntryPrice, StopExitMode, StopExitPrice, StopUpdateMode)
+
+    n = len(c)
+    shape = (n, 1)
+    one = np.ones(1, dtype=np.int64)
+    init_cash = np.full(1, float(execution.init_cash))
+    sl = execution.tsl_stop if execution.tsl_stop is not None else execution.sl_stop
+    orders, _ = dispatch.simulate_from_signals(
+        shape, one, init_cash, np.zeros(shape, dtype=np.int64),
+        long_entries=le, long_exits=lx, short_entries=se, short_exits=sx,
+        size=np.asarray(np.inf), price=o if next_open else c,
+        size_type=np.asarray(SizeType.Amount), fees=np.asarray(execution.market_fee_rate),
+        fixed_fees=np.asarray(0.0), slippage=np.asarray(execution.slippage_rate),
+        min_size=np.asarray(0.0), max_size=np.asarray(np.inf),
+        size_granularity=np.asarray(np.nan), reject_prob=np.asarray(0.0),
+        lock_cash=np.asarray(False), allow_partial=np.asarray(True),
+        raise_reject=np.asarray(False), log=np.asarray(False),
+        accumulate=np.asarray(AccumulationMode.Disabled),
+        upon_long_conflict=np.asarray(ConflictMode.Ignore),
+        upon_short_conflict=np.asarray(ConflictMode.Ignore),
+        upon_dir_conflict=np.asarray(DirectionConflictMode.Ignore),
+        upon_opposite_entry=np.asarray(OppositeEntryMode.Reverse),
+        val_price=np.asarray(np.inf), open=o, high=h, low=lo, close=c.reshape(shape),
+        sl_stop=np.asarray(_nan_or(sl)), sl_trail=np.asarray(execution.tsl_stop is not None),
+        tp_stop=np.asarray(_nan_or(execution.tp_stop)),
+        stop_entry_price=np.asarray(StopEntryPrice.FillPrice),
+        stop_exit_price=np.asarray(StopExitPrice.StopMarket),
+        upon_stop_exit=np.asarray(StopExitMode.Close),
+        upon_stop_update=np.asarray(StopUpdateMode.Override),
+        use_stops=any(x is not None for x in (execution.sl_stop, execution.tp_stop,
+                                               execution.tsl_stop)),
+        auto_call_seq=False, ffill_val_price=True, update_value=False, max_orders=n,
+        max_logs=1, init_temp_records=False, flex_2d=False, seed=None, engine="rust")
+    col_map = (np.arange(len(orders), dtype=np.int64), np.array([len(orders)], dtype=np.int64))
+    close = c.reshape(shape)
+    trades = dispatch.get_exit_trades(orders, close, col_map, engine="rust")
+    assets = dispatch.assets(dispatch.asset_flow(shape, orders, col_map, Direction.Both,
+                                                 engine="rust"), engine="rust")
+    cash = dispatch.cash(dispatch.cash_flow(shape, orders, col_map, False, engine="rust"),
+                         init_cash, engine="rust")
+    value = dispatch.value(cash, dispatch.asset_value(close, assets, engine="rust"),
+                           engine="rust")
+    return trades, value[:, 0], assets[:, 0]
+
+
 def _simulate_vectorbt(bars: Bars, signals: Signals, execution: ExecutionConfig,
                        freq: str) -> SimResult:
-    """The Rust path: shift signals ourselves, raw arrays in (no tz-aware index), all args set."""
-    import vectorbt as vbt
-
+    """The Rust path: shift signals ourselves, raw arrays in (no tz-aware index, no pandas)."""
     o, h, lo, c = _ohlc(bars)
     le, lx, se, sx = _filtered_signals(signals, execution.direction)
     next_open = execution.fill == "next_open"
@@ -327,24 +390,8 @@ def _simulate_vectorbt(bars: Bars, signals: Signals, execution: ExecutionConfig,
         le, lx, se, sx = (np.concatenate(([False], a[:-1])) for a in (le, lx, se, sx))
     use_stops = any(x is not None for x in (execution.sl_stop, execution.tp_stop,
                                              execution.tsl_stop))
-    sl = execution.tsl_stop if execution.tsl_stop is not None else execution.sl_stop
-    pf = vbt.Portfolio.from_signals(
-        close=c, entries=le, exits=lx, short_entries=se, short_exits=sx,
-        size=np.inf, size_type="amount", price=o if next_open else c,
-        fees=execution.market_fee_rate, fixed_fees=0.0, slippage=execution.slippage_rate,
-        min_size=0.0, max_size=np.inf, size_granularity=np.nan, reject_prob=0.0,
-        lock_cash=False, allow_partial=True, raise_reject=False, log=False, accumulate=False,
-        upon_long_conflict="ignore", upon_short_conflict="ignore", upon_dir_conflict="ignore",
-        upon_opposite_entry="reverse", val_price=np.inf, open=o, high=h, low=lo,
-        sl_stop=_nan_or(sl), sl_trail=execution.tsl_stop is not None,
-        tp_stop=_nan_or(execution.tp_stop), stop_entry_price="fillprice",
-        stop_exit_price="stopmarket", upon_stop_exit="close", upon_stop_update="override",
-        use_stops=use_stops, init_cash=float(execution.init_cash), cash_sharing=False,
-        call_seq="default", ffill_val_price=True, update_value=False, max_orders=None,
-        max_logs=0, init_temp_records=False, seed=None, freq=freq, attach_call_seq=False,
-        engine="rust",
-    )
-    rec = pf.exit_trades.values
+    rec, equity, position = _vectorbt_from_signals(o, h, lo, c, le, lx, se, sx, execution,
+                                                   next_open)
     entry_bar, exit_bar = rec["entry_idx"], rec["exit_idx"]
     is_long = rec["direction"] == 0
     is_open = rec["status"] == 0
@@ -361,21 +408,21 @@ def _simulate_vectorbt(bars: Bars, signals: Signals, execution: ExecutionConfig,
     trades = _trades_frame(bars.index, entry_bar, exit_bar, np.where(is_long, 1.0, -1.0), size,
                            rec["entry_price"], exit_price, pnl, fees, reason, is_open)
     closed = ~is_open
-    orders = _orders_frame(
-        bars.index,
-        np.concatenate((entry_bar, exit_bar[closed])),
-        np.concatenate((np.where(is_long, 1.0, -1.0), np.where(is_long, -1.0, 1.0)[closed])),
-        np.concatenate((size, size[closed])),
-        np.concatenate((rec["entry_price"], exit_price[closed])),
-        np.concatenate((rec["entry_fees"], rec["exit_fees"][closed])),
-        np.concatenate((np.full(len(rec), kernels.R_SIGNAL), reason[closed])),
-    )
+    bar = np.concatenate((entry_bar, exit_bar[closed]))
     # exits sort before entries at the same bar (a reversal closes first)
     leg = np.concatenate((np.ones(len(rec)), np.zeros(closed.sum())))
-    orders = orders.iloc[np.lexsort((leg, orders["time"].to_numpy()))].reset_index(drop=True)
+    order = np.lexsort((leg, bar))
+    orders = _orders_frame(
+        bars.index,
+        bar[order],
+        np.concatenate((np.where(is_long, 1.0, -1.0), np.where(is_long, -1.0, 1.0)[closed]))[order],
+        np.concatenate((size, size[closed]))[order],
+        np.concatenate((rec["entry_price"], exit_price[closed]))[order],
+        np.concatenate((rec["entry_fees"], rec["exit_fees"][closed]))[order],
+        np.concatenate((np.full(len(rec), kernels.R_SIGNAL), reason[closed]))[order],
+    )
     engine = f"vectorbt-rust {version('vectorbt-rust')}"
-    return _result(bars, pf.value().to_numpy(), pf.assets().to_numpy(), trades, orders, engine,
-                   float(execution.init_cash))
+    return _result(bars, equity, position, trades, orders, engine, float(execution.init_cash))
 
 
 def _vectorbt_exit_reasons(rec: np.ndarray, is_long: np.ndarray, le: np.ndarray, lx: np.ndarray,

@@ -134,3 +134,36 @@ def test_kernel_matches_vectorbt(bars, case, seed):
     np.testing.assert_allclose(rust.position, kernel.position, rtol=1e-9, atol=1e-12)
     assert len(rust.orders) == len(kernel.orders)
     np.testing.assert_allclose(rust.orders["price"], kernel.orders["price"], rtol=1e-12)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
+def test_dispatch_path_equals_portfolio_from_signals(bars, case):
+    """The engine calls vectorbt's array-level dispatch functions (no pandas wrapping); they must
+    give exactly what the public Portfolio.from_signals gives for the same arguments."""
+    import vectorbt as vbt
+
+    from backtest import engine
+
+    ex = ExecutionConfig(fee_rate=0.001, **case)
+    o, h, lo, c = engine._ohlc(bars)
+    le, lx, se, sx = engine._filtered_signals(random_signals(bars, 7, p=0.02), ex.direction)
+    next_open = ex.fill == "next_open"
+    if next_open:
+        le, lx, se, sx = (np.concatenate(([False], a[:-1])) for a in (le, lx, se, sx))
+    trades, value, assets = engine._vectorbt_from_signals(o, h, lo, c, le, lx, se, sx, ex,
+                                                          next_open)
+    sl = ex.tsl_stop if ex.tsl_stop is not None else ex.sl_stop
+    pf = vbt.Portfolio.from_signals(
+        close=c, entries=le, exits=lx, short_entries=se, short_exits=sx, size=np.inf,
+        price=o if next_open else c, fees=ex.fee_rate, slippage=ex.slippage_rate, min_size=0.0,
+        upon_opposite_entry="reverse", open=o, high=h, low=lo,
+        sl_stop=np.nan if sl is None else sl, sl_trail=ex.tsl_stop is not None,
+        tp_stop=np.nan if ex.tp_stop is None else ex.tp_stop, stop_entry_price="fillprice",
+        stop_exit_price="stopmarket", upon_stop_update="override", init_cash=ex.init_cash,
+        freq="1h", engine="rust")
+    assert len(trades) > 10
+    expected = pf.exit_trades.values
+    for field in expected.dtype.names:
+        np.testing.assert_array_equal(trades[field], expected[field], err_msg=field)
+    np.testing.assert_array_equal(value, pf.value().to_numpy())
+    np.testing.assert_array_equal(assets, pf.assets().to_numpy())
