@@ -96,7 +96,8 @@ Perpetual futures (``instrument = "perp"``, isolated margin, always in the kerne
     margin, which moves LP. Trade pnl includes it; ``funding_paid`` per trade, and totals in
     :func:`simulate_many`. Settlements outside the bars, or with NaN rates, are skipped.
 
-Engines: vectorbt 1.2 ``Portfolio.from_signals(engine="rust")`` ("vectorbt-rust 1.2.0") runs
+Engines: vectorbt 1.2's ``from_signals`` simulation on the Rust engine ("vectorbt-rust 1.2.0"; its
+array-level ``portfolio.dispatch`` functions, what ``Portfolio.from_signals`` runs) runs
 what it can express exactly: no stops, or ``fill="close"`` with one of sl/tsl or tp alone (its
 stops start in the bar after the entry, which is our rule for close fills). Everything else
 (stops with next_open fills, absolute levels, tranches, sl+tsl, tp with sl/tsl, or
@@ -191,10 +192,15 @@ def simulate(bars: Bars, signals: Signals, execution: ExecutionConfig, freq: str
 def _result(bars: Bars, equity: np.ndarray, position: np.ndarray, trades: pd.DataFrame,
             orders: pd.DataFrame, engine: str, init_cash: float) -> SimResult:
     index = bars.index
-    eq = pd.Series(equity, index=index, name="equity")
-    returns = eq / np.concatenate(([init_cash], equity[:-1])) - 1.0
-    return SimResult(equity=eq, returns=returns.rename("returns"),
-                     position=pd.Series(position, index=index, name="position"),
+    returns = np.empty_like(equity)
+    with np.errstate(divide="ignore", invalid="ignore"):  # a wiped-out account: inf/NaN
+        np.subtract(equity[1:], equity[:-1], out=returns[1:])
+        returns[1:] /= equity[:-1]
+        returns[:1] = (equity[:1] - init_cash) / init_cash
+    # the arrays are fresh and owned here: wrap them without pandas' defensive copy
+    return SimResult(equity=pd.Series(equity, index=index, name="equity", copy=False),
+                     returns=pd.Series(returns, index=index, name="returns", copy=False),
+                     position=pd.Series(position, index=index, name="position", copy=False),
                      trades=trades, orders=orders, engine=engine, init_cash=init_cash)
 
 
@@ -239,11 +245,11 @@ def _orders_frame(index: pd.Index, bar: np.ndarray, side: np.ndarray, size: np.n
 
 
 def slippage_market(bars: Bars, execution: ExecutionConfig) -> np.ndarray:
-    """The kernel's per-bar market context (n, 4) for the configured slippage model: base
-    slippage, impact coefficient (x sqrt(size) gives the impact), lowest and highest fill."""
-    n = len(bars)
+    """The kernel's market context for the configured slippage model, (n, 4) per bar or (1, 4)
+    for every bar: base slippage, impact coefficient (x sqrt(size) gives the impact), lowest and
+    highest fill."""
     if execution.slippage_model == "fixed":
-        return kernels.fixed_market_nb(execution.slippage_rate, n)
+        return kernels.fixed_market_nb(execution.slippage_rate)
     close = bars["close"].to_numpy(dtype=np.float64)
     log_ret = pd.Series(np.log(close)).diff()
     sigma = (log_ret.rolling(execution.slippage_vol_window, min_periods=2).std().shift(1)
@@ -321,6 +327,10 @@ def _simulate_kernel(bars: Bars, signals: Signals, execution: ExecutionConfig, f
         ENGINE_KERNEL, float(execution.init_cash))
 
 
+def _uses_stops(execution: ExecutionConfig) -> bool:
+    return any(x is not None for x in (execution.sl_stop, execution.tp_stop, execution.tsl_stop))
+
+
 def _vectorbt_from_signals(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray,
                            le: np.ndarray, lx: np.ndarray, se: np.ndarray, sx: np.ndarray,
                            execution: ExecutionConfig, next_open: bool
@@ -329,16 +339,15 @@ def _vectorbt_from_signals(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.n
 
     It is what ``Portfolio.from_signals`` runs after broadcasting its arguments (every argument
     below is one of its values, spelled as the enum integers), without the pandas wrapping that
-    costs as much as the simulation at 1M bars. Returns exit-trade records, equity (value) and
-    position (assets) per bar.
+    costs as much as the simulation at 1M bars. Returns exit-trade records, equity and position
+    per bar (one kernel pass over the order records; equal to vectorbt's ``value`` and
+    ``assets``, tests/test_engine_differential.py).
     """
-    from vectorbt.portfolio import dispatch
-    from vectorbt.portfolio.enums import (
-        AccumulationMode, ConflictMode, Direction, DirectionConflictMode, OppositeEntryMode,
-        SizeType, StopEntryPrice, StopExitMode, StopExitPrice, StopUpdateMode)
+    from vectorbt.portfolio import dispatch, enums
 
     n = len(c)
     shape = (n, 1)
+    close = c.reshape(shape)
     one = np.ones(1, dtype=np.int64)
     init_cash = np.full(1, float(execution.init_cash))
     sl = execution.tsl_stop if execution.tsl_stop is not None else execution.sl_stop
@@ -346,38 +355,33 @@ def _vectorbt_from_signals(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.n
         shape, one, init_cash, np.zeros(shape, dtype=np.int64),
         long_entries=le, long_exits=lx, short_entries=se, short_exits=sx,
         size=np.asarray(np.inf), price=o if next_open else c,
-        size_type=np.asarray(SizeType.Amount), fees=np.asarray(execution.market_fee_rate),
+        size_type=np.asarray(enums.SizeType.Amount), fees=np.asarray(execution.market_fee_rate),
         fixed_fees=np.asarray(0.0), slippage=np.asarray(execution.slippage_rate),
         min_size=np.asarray(0.0), max_size=np.asarray(np.inf),
         size_granularity=np.asarray(np.nan), reject_prob=np.asarray(0.0),
         lock_cash=np.asarray(False), allow_partial=np.asarray(True),
         raise_reject=np.asarray(False), log=np.asarray(False),
-        accumulate=np.asarray(AccumulationMode.Disabled),
-        upon_long_conflict=np.asarray(ConflictMode.Ignore),
-        upon_short_conflict=np.asarray(ConflictMode.Ignore),
-        upon_dir_conflict=np.asarray(DirectionConflictMode.Ignore),
-        upon_opposite_entry=np.asarray(OppositeEntryMode.Reverse),
-        val_price=np.asarray(np.inf), open=o, high=h, low=lo, close=c.reshape(shape),
+        accumulate=np.asarray(enums.AccumulationMode.Disabled),
+        upon_long_conflict=np.asarray(enums.ConflictMode.Ignore),
+        upon_short_conflict=np.asarray(enums.ConflictMode.Ignore),
+        upon_dir_conflict=np.asarray(enums.DirectionConflictMode.Ignore),
+        upon_opposite_entry=np.asarray(enums.OppositeEntryMode.Reverse),
+        val_price=np.asarray(np.inf), open=o, high=h, low=lo, close=close,
         sl_stop=np.asarray(_nan_or(sl)), sl_trail=np.asarray(execution.tsl_stop is not None),
         tp_stop=np.asarray(_nan_or(execution.tp_stop)),
-        stop_entry_price=np.asarray(StopEntryPrice.FillPrice),
-        stop_exit_price=np.asarray(StopExitPrice.StopMarket),
-        upon_stop_exit=np.asarray(StopExitMode.Close),
-        upon_stop_update=np.asarray(StopUpdateMode.Override),
-        use_stops=any(x is not None for x in (execution.sl_stop, execution.tp_stop,
-                                               execution.tsl_stop)),
-        auto_call_seq=False, ffill_val_price=True, update_value=False, max_orders=n,
-        max_logs=1, init_temp_records=False, flex_2d=False, seed=None, engine="rust")
+        stop_entry_price=np.asarray(enums.StopEntryPrice.FillPrice),
+        stop_exit_price=np.asarray(enums.StopExitPrice.StopMarket),
+        upon_stop_exit=np.asarray(enums.StopExitMode.Close),
+        upon_stop_update=np.asarray(enums.StopUpdateMode.Override),
+        use_stops=_uses_stops(execution), auto_call_seq=False, ffill_val_price=True,
+        update_value=False, max_orders=n, max_logs=1, init_temp_records=False, flex_2d=False,
+        seed=None, engine="rust")
     col_map = (np.arange(len(orders), dtype=np.int64), np.array([len(orders)], dtype=np.int64))
-    close = c.reshape(shape)
     trades = dispatch.get_exit_trades(orders, close, col_map, engine="rust")
-    assets = dispatch.assets(dispatch.asset_flow(shape, orders, col_map, Direction.Both,
-                                                 engine="rust"), engine="rust")
-    cash = dispatch.cash(dispatch.cash_flow(shape, orders, col_map, False, engine="rust"),
-                         init_cash, engine="rust")
-    value = dispatch.value(cash, dispatch.asset_value(close, assets, engine="rust"),
-                           engine="rust")
-    return trades, value[:, 0], assets[:, 0]
+    equity, position = kernels.equity_from_orders_nb(
+        c, orders["idx"], orders["side"], orders["size"], orders["price"], orders["fees"],
+        float(execution.init_cash))
+    return trades, equity, position
 
 
 def _simulate_vectorbt(bars: Bars, signals: Signals, execution: ExecutionConfig,
@@ -386,10 +390,9 @@ def _simulate_vectorbt(bars: Bars, signals: Signals, execution: ExecutionConfig,
     o, h, lo, c = _ohlc(bars)
     le, lx, se, sx = _filtered_signals(signals, execution.direction)
     next_open = execution.fill == "next_open"
-    if next_open:
+    if next_open:  # vectorbt fills at the signal bar: hand it the signal one bar later
         le, lx, se, sx = (np.concatenate(([False], a[:-1])) for a in (le, lx, se, sx))
-    use_stops = any(x is not None for x in (execution.sl_stop, execution.tp_stop,
-                                             execution.tsl_stop))
+    use_stops = _uses_stops(execution)
     rec, equity, position = _vectorbt_from_signals(o, h, lo, c, le, lx, se, sx, execution,
                                                    next_open)
     entry_bar, exit_bar = rec["entry_idx"], rec["exit_idx"]

@@ -7,9 +7,10 @@ and returns only per-column summaries, without materializing any pandas object. 
 wrappers of :func:`simulate_perp_column_nb` / :func:`simulate_perp_columns_nb`, which add
 leverage, isolated margin, liquidation, funding and per-bar slippage (``leverage`` 0 = spot).
 
-Market context ``mkt`` (n, 4) per bar: base slippage, impact coefficient, lowest and highest
-allowed fill. A fill of ``size`` units at ``base`` slips by ``mkt[i, 0] + mkt[i, 1] x sqrt(size)``
-and is clipped to ``[mkt[i, 2], mkt[i, 3]]`` (0 and inf for the fixed model: no clipping).
+Market context ``mkt`` (n, 4) per bar, or (1, 4) for the same in every bar: base slippage,
+impact coefficient, lowest and highest allowed fill. A fill of ``size`` units at ``base`` slips
+by ``mkt[i, 0] + mkt[i, 1] x sqrt(size)`` and is clipped to ``[mkt[i, 2], mkt[i, 3]]`` (0 and
+inf for the fixed model: no clipping).
 
 Imports numpy, numba and :mod:`backtest.margin` (scalar formulas compiled here) only; never
 vectorbt, pandas or the rest of crashbt.
@@ -134,9 +135,10 @@ def _levels_nb(is_long: bool, px: float, sl: float, tp: float, stop_abs: float,
 @njit(cache=True)
 def fill_price_nb(mkt: np.ndarray, bar: int, base: float, buy: bool, size: float) -> float:
     """Fill price of a market order of ``size`` units at ``base`` in bar ``bar`` (see module)."""
-    slip = mkt[bar, 0] + mkt[bar, 1] * np.sqrt(max(size, 0.0))
+    row = bar if mkt.shape[0] > 1 else 0  # one row: the same context in every bar
+    slip = mkt[row, 0] + mkt[row, 1] * np.sqrt(max(size, 0.0))
     px = base * (1.0 + slip) if buy else base * (1.0 - slip)
-    return min(max(px, mkt[bar, 2]), mkt[bar, 3])
+    return min(max(px, mkt[row, 2]), mkt[row, 3])
 
 
 @njit(cache=True)
@@ -327,6 +329,14 @@ def _gap_liquidation_nb(st: np.ndarray, i: int, o: float, record: bool, orders_o
 
 
 @njit(cache=True)
+def _has_levels_nb(st: np.ndarray, tsl: float) -> bool:
+    """Whether the open position has any exit level to check (stop, target, trailing stop or
+    liquidation price); without one, :func:`_stops_nb` has nothing to do."""
+    return (st[S_STOP] == st[S_STOP] or st[S_TARGET] == st[S_TARGET] or tsl == tsl
+            or st[S_LIQ] == st[S_LIQ])
+
+
+@njit(cache=True)
 def _stops_nb(st: np.ndarray, i: int, o: float, h: float, lo: float, tsl: float, fee: float,
               record: bool, orders_out: np.ndarray, trades_out: np.ndarray,
               mkt: np.ndarray) -> bool:
@@ -398,16 +408,16 @@ def simulate_perp_column_nb(
             if fund_open[i] != 0.0:
                 _funding_nb(st, fund_open[i], open_[i])
             stopped = _gap_liquidation_nb(st, i, open_[i], record, orders_out, trades_out, mkt)
-        if not fill_close and i >= 1:
+        if not fill_close and i >= 1 and (le[i - 1] or lx[i - 1] or se[i - 1] or sx[i - 1]):
             _signal_nb(st, i - 1, i, open_[i], le, lx, se, sx, stop_px, target_px, frac,
                        use_frac, init_cash, fee, sl, tp, direction, record, orders_out,
                        trades_out, mkt, tiers)
         if st[S_POS] != 0.0 and fund_inside[i] != 0.0:
             _funding_nb(st, fund_inside[i], open_[i])
-        if st[S_POS] != 0.0:
+        if st[S_POS] != 0.0 and _has_levels_nb(st, tsl):
             stopped = _stops_nb(st, i, open_[i], high[i], low[i], tsl, fee, record,
                                 orders_out, trades_out, mkt) or stopped
-        if fill_close and not stopped:
+        if fill_close and not stopped and (le[i] or lx[i] or se[i] or sx[i]):
             _signal_nb(st, i, i, close[i], le, lx, se, sx, stop_px, target_px, frac, use_frac,
                        init_cash, fee, sl, tp, direction, record, orders_out, trades_out, mkt,
                        tiers)
@@ -421,13 +431,14 @@ def simulate_perp_column_nb(
 
 
 @njit(cache=True)
-def fixed_market_nb(slip: float, n: int) -> np.ndarray:
-    """Market context of the fixed slippage model: ``slip`` in every bar, no impact, no clip."""
-    mkt = np.empty((n, 4))
-    mkt[:, 0] = slip
-    mkt[:, 1] = 0.0
-    mkt[:, 2] = 0.0
-    mkt[:, 3] = np.inf
+def fixed_market_nb(slip: float) -> np.ndarray:
+    """Market context of the fixed slippage model, one row for every bar: ``slip``, no
+    impact, no clip."""
+    mkt = np.empty((1, 4))
+    mkt[0, 0] = slip
+    mkt[0, 1] = 0.0
+    mkt[0, 2] = 0.0
+    mkt[0, 3] = np.inf
     return mkt
 
 
@@ -453,7 +464,7 @@ def simulate_column_nb(
     return simulate_perp_column_nb(
         open_, high, low, close, le, lx, se, sx, stop_px, target_px, frac, use_frac, init_cash,
         fee, sl, tp, tsl, direction, fill_close, record, equity_out, pos_out, orders_out,
-        trades_out, fixed_market_nb(slip, n), np.empty((0, 4)), none, none, 0.0, 0.0, np.inf)
+        trades_out, fixed_market_nb(slip), np.empty((0, 4)), none, none, 0.0, 0.0, np.inf)
 
 
 @njit(cache=True)
@@ -515,6 +526,60 @@ def simulate_columns_nb(
     none = np.zeros(n)
     final_equity, n_trades, fees, _, _ = simulate_perp_columns_nb(
         open_, high, low, close, le, lx, se, sx, stop_px, target_px, frac, use_frac, init_cash,
-        fee, sl, tp, tsl, direction, fill_close, fixed_market_nb(slip, n), np.empty((0, 4)),
+        fee, sl, tp, tsl, direction, fill_close, fixed_market_nb(slip), np.empty((0, 4)),
         none, none, np.zeros(k), 0.0, np.full(k, np.inf))
     return final_equity, n_trades, fees
+
+
+@njit(cache=True)
+def max_drawdown_nb(equity: np.ndarray) -> float:
+    """Largest ``1 - equity / running peak`` in one pass (numpy's maximum.accumulate is the
+    slowest step of a 1M-bar run's metrics)."""
+    peak, mdd = -np.inf, 0.0
+    for x in equity:
+        if x > peak:
+            peak = x
+        dd = 1.0 - x / peak
+        if dd > mdd:
+            mdd = dd
+    return mdd
+
+
+@njit(cache=True)
+def _snapped_sum_nb(a: float, b: float) -> float:
+    """``a + b``, or exactly 0.0 when the two cancel to within 1e-9 relative (1e-12 absolute):
+    vectorbt's rule for its cash and position sums, kept so that :func:`equity_from_orders_nb`
+    equals vectorbt's value series bit for bit."""
+    if np.sign(a) != np.sign(b):
+        x, y = abs(a), abs(b)
+        if np.isfinite(x) and np.isfinite(y) and abs(x - y) <= max(1e-9 * max(x, y), 1e-12):
+            return 0.0
+        return a + b
+    s = a + b
+    if np.isfinite(s) and abs(s) <= 1e-12:
+        return 0.0
+    return s
+
+
+@njit(cache=True)
+def equity_from_orders_nb(close: np.ndarray, bar: np.ndarray, side: np.ndarray,
+                          size: np.ndarray, price: np.ndarray, fees: np.ndarray,
+                          init_cash: float) -> tuple[np.ndarray, np.ndarray]:
+    """Equity (cash + position x close) and position at each bar from order records sorted by
+    bar (``side`` 0 buy / 1 sell), in one pass: what vectorbt's asset_flow, assets, cash_flow,
+    cash, asset_value and value compute in six."""
+    n = close.shape[0]
+    equity, position = np.empty(n), np.empty(n)
+    cash, pos, k = init_cash, 0.0, 0
+    for i in range(n):
+        cash_flow, asset_flow = 0.0, 0.0
+        while k < bar.shape[0] and bar[k] == i:
+            signed = -size[k] if side[k] == 1 else size[k]
+            asset_flow = _snapped_sum_nb(asset_flow, signed)
+            cash_flow = _snapped_sum_nb(cash_flow, -signed * price[k] - fees[k])
+            k += 1
+        pos = _snapped_sum_nb(pos, asset_flow)
+        cash = _snapped_sum_nb(cash, cash_flow)
+        position[i] = pos
+        equity[i] = cash + close[i] * pos
+    return equity, position

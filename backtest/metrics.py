@@ -5,7 +5,8 @@ currency. Annualization uses a 365-day year (crypto trades 24/7) and the real ba
 Undefined values (a ratio with a zero denominator) are ``None``, never NaN or inf, so that
 ``report.json`` stays valid JSON.
 
-Imports from crashbt only :mod:`backtest.types`; never imports the engine.
+Imports from crashbt only :mod:`backtest.types` and one numba kernel of :mod:`backtest.kernels`;
+never imports the engine.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from backtest.kernels import max_drawdown_nb
 from backtest.types import Bars, SimResult
 
 SECONDS_PER_YEAR = 365 * 86_400
@@ -38,23 +40,31 @@ def max_drawdown(equity: np.ndarray) -> float:
     """Largest peak-to-trough fall as a fraction in [0, 1]."""
     if equity.size == 0:
         return 0.0
-    peaks = np.maximum.accumulate(equity)
-    return float(np.max(1.0 - equity / peaks))
+    return float(max_drawdown_nb(np.ascontiguousarray(equity, dtype=np.float64)))
 
 
-def equity_metrics(equity: np.ndarray, init_cash: float, freq: str) -> dict[str, float | None]:
-    """Return-based metrics of an equity curve marked at each bar's close."""
+def bar_returns(equity: np.ndarray, init_cash: float) -> np.ndarray:
+    """Each bar's equity change over the previous bar's equity (the first bar over init_cash)."""
+    return np.diff(equity, prepend=init_cash) / np.concatenate(([init_cash], equity[:-1]))
+
+
+def equity_metrics(equity: np.ndarray, init_cash: float, freq: str,
+                   returns: np.ndarray | None = None) -> dict[str, float | None]:
+    """Return-based metrics of an equity curve marked at each bar's close (``returns``: its
+    :func:`bar_returns`, when already at hand)."""
     if equity.size == 0:
         return {k: None for k in ("total_return_pct", "cagr_pct", "sharpe", "sortino", "calmar",
                                   "max_drawdown_pct")}
     ppy = periods_per_year(freq)
-    returns = np.diff(equity, prepend=init_cash) / np.concatenate(([init_cash], equity[:-1]))
+    if returns is None:
+        returns = bar_returns(equity, init_cash)
     growth = equity[-1] / init_cash
     years = equity.size / ppy
     log_cagr = math.log(growth) / years if growth > 0 else -math.inf
     cagr = math.expm1(log_cagr) if log_cagr < 700 else math.inf  # inf: too short to annualize
     std = returns.std(ddof=1) if returns.size > 1 else 0.0
-    downside = math.sqrt(float(np.mean(np.minimum(returns, 0.0) ** 2)))
+    losses = np.minimum(returns, 0.0)
+    downside = math.sqrt(float(np.dot(losses, losses)) / returns.size)
     mean = float(returns.mean())
     mdd = max_drawdown(equity)
     return {
@@ -84,10 +94,12 @@ def compute(result: SimResult, freq: str) -> dict[str, float | int | None]:
     """All headline metrics of one simulation."""
     equity = result.equity.to_numpy(dtype=float)
     out: dict[str, float | int | None] = {}
-    out.update(equity_metrics(equity, result.init_cash, freq))
+    out.update(equity_metrics(equity, result.init_cash, freq,
+                              result.returns.to_numpy(dtype=float)))
     out.update(trade_metrics(result.trades))
     position = result.position.to_numpy(dtype=float)
-    out["exposure_pct"] = 100.0 * float((position != 0).mean()) if position.size else 0.0
+    out["exposure_pct"] = (100.0 * (np.count_nonzero(position) / position.size)
+                           if position.size else 0.0)
     return {key: out[key] for key in METRIC_KEYS}
 
 
@@ -110,8 +122,7 @@ def buy_and_hold_equity(bars: Bars, init_cash: float, fee_rate: float) -> pd.Ser
 def segment_metrics(equity: np.ndarray, position: np.ndarray, init_cash: float, freq: str,
                     mask: np.ndarray) -> dict[str, float | int | None]:
     """Metrics over the bars selected by ``mask`` (bar returns compounded across gaps)."""
-    returns = np.diff(equity, prepend=init_cash) / np.concatenate(([init_cash], equity[:-1]))
-    picked = returns[mask]
+    picked = bar_returns(equity, init_cash)[mask]
     if picked.size == 0:
         return {"bars": 0, "total_return_pct": None, "sharpe": None, "max_drawdown_pct": None,
                 "exposure_pct": None}

@@ -28,6 +28,7 @@ import math
 import multiprocessing
 import os
 import re
+import signal
 import socket
 import sys
 import time
@@ -606,14 +607,51 @@ def count_states(study: optuna.Study) -> dict[str, int]:
     return {s.name: sum(t.state == s for t in trials) for s in optuna.trial.TrialState}
 
 
+class Interrupts:
+    """Ctrl-C during a search. Inside a strategy's evaluation it interrupts at once (optuna
+    marks the trial failed and re-raises). While optuna asks, tells or writes the storage it is
+    deferred to the end of that step: a KeyboardInterrupt inside ``study.tell`` escapes optuna
+    5.0 as an UnboundLocalError and can leave a trial RUNNING or a record half-written. A
+    second Ctrl-C interrupts at once wherever it lands."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.evaluating = False
+
+    def __call__(self, signum: int, frame: object) -> None:
+        again, self.requested = self.requested, True
+        if self.evaluating or again:
+            raise KeyboardInterrupt
+
+    @contextmanager
+    def installed(self) -> Iterator[Interrupts]:
+        """Handle SIGINT with this object (main thread only) for the duration of the block."""
+        previous = signal.signal(signal.SIGINT, self)
+        try:
+            yield self
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    @contextmanager
+    def evaluation(self) -> Iterator[None]:
+        """The block during which a Ctrl-C interrupts at once (pure computation, no I/O)."""
+        if self.requested:
+            raise KeyboardInterrupt
+        self.evaluating = True
+        try:
+            yield
+        finally:
+            self.evaluating = False
+
+
 class Objective:
     """Suggest, evaluate, record; steps aside once the requested count is reached."""
 
     def __init__(self, req: Request, evaluator: Evaluator, storage: optuna.storages.BaseStorage,
-                 on_done: Callable[[optuna.Study], None]) -> None:
+                 on_done: Callable[[optuna.Study], None], interrupts: Interrupts) -> None:
         dims, fixed = search_space(req.spec, req.opt, req.source)
         self.req, self.evaluator, self.on_done, self.dims = req, evaluator, on_done, dims
-        self.storage = storage
+        self.storage, self.interrupts = storage, interrupts
         self.base = {**req.cfg.strategy.params, **fixed}
         self.invalid = 0
         self.deadline = time.monotonic() + (req.opt.timeout_s or math.inf)
@@ -629,7 +667,8 @@ class Objective:
             raise optuna.TrialPruned("surplus: the requested trial count is already reached")
         values = {**self.base, **{n: suggest(trial, n, d) for n, d in self.dims.items()}}
         try:
-            ev = self.evaluator.evaluate(values)
+            with self.interrupts.evaluation():
+                ev = self.evaluator.evaluate(values)
         except StrategyError as exc:
             self.invalid += 1
             if self.invalid > max(50, 5 * self.req.opt.trials):
@@ -649,6 +688,9 @@ class Objective:
         while True:
             counts = count_states(study)
             self.on_done(study)
+            if self.interrupts.requested:  # a deferred Ctrl-C: work() raises it after optimize
+                study.stop()
+                return
             if counts["COMPLETE"] >= self.req.opt.trials:
                 study.stop()
                 return
@@ -683,16 +725,21 @@ def work(req: Request, index: int, on_done: Callable[[optuna.Study], None] | Non
     study = optuna.load_study(study_name=req.study, storage=storage)
     recover_stale(study, storage)
     existing = len(study.get_trials(deepcopy=False))
-    objective = Objective(req, evaluator, storage, on_done or (lambda _s: None))
+    interrupts = Interrupts()
+    objective = Objective(req, evaluator, storage, on_done or (lambda _s: None), interrupts)
     study.sampler = make_sampler(req.opt, objective.dims,
                                  req.opt.seed + 7919 * index + existing, req.source)
     if count_states(study)["COMPLETE"] >= req.opt.trials:
         return
     try:
-        study.optimize(objective, timeout=req.opt.timeout_s, callbacks=[objective.callback])
+        with interrupts.installed():
+            study.optimize(objective, timeout=req.opt.timeout_s,
+                           callbacks=[objective.callback])
     except KeyboardInterrupt:
         _fail_own_running(study, existing)
         raise
+    if interrupts.requested:
+        raise KeyboardInterrupt
 
 
 def _fail_own_running(study: optuna.Study, first_new: int) -> None:

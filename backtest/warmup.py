@@ -8,13 +8,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from backtest import engine, sweep
+from backtest import engine, metrics, sweep
 from backtest.config import ExecutionConfig
 from backtest.types import Signals
 
 
 def warm() -> None:
-    """Run a tiny simulation through every engine path so each kernel is compiled and cached."""
+    """Run a tiny simulation through every engine path (kernel and vectorbt) and the metrics so
+    each numba function is compiled and cached."""
     index = pd.date_range("2024-01-01", periods=8, freq="1h", tz="UTC", name="timestamp")
     close = np.array([100.0, 101, 99, 98, 102, 103, 101, 100])
     bars = pd.DataFrame({"open": close, "high": close + 1, "low": close - 1, "close": close,
@@ -25,8 +26,10 @@ def warm() -> None:
                    short_exits=flags.shift(3, fill_value=False),
                    stop_price=pd.Series(90.0, index=index),
                    target_price=pd.Series(110.0, index=index))
+    plain = Signals(long_entries=sigs.long_entries, long_exits=sigs.long_exits)
     for fill in ("next_open", "close"):
         engine.simulate(bars, sigs, ExecutionConfig(fill=fill, sl_stop=0.05, tsl_stop=0.05), "1h")
+        metrics.compute(engine.simulate(bars, plain, ExecutionConfig(fill=fill), "1h"), "1h")
     sweep.warm()
 
 
