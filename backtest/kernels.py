@@ -546,6 +546,30 @@ def max_drawdown_nb(equity: np.ndarray) -> float:
 
 
 @njit(cache=True)
+def return_moments_nb(returns: np.ndarray
+                      ) -> tuple[float, float, float, float, float, float]:
+    """Mean; the sums of squared, cubed and fourth-power deviations from it; the sum of
+    squared negative returns; max - min. Two passes over the array instead of numpy's dozen."""
+    n = returns.shape[0]
+    total, low, high = 0.0, np.inf, -np.inf
+    for x in returns:
+        total += x
+        low = min(low, x)
+        high = max(high, x)
+    mean = total / n
+    m2 = m3 = m4 = down = 0.0
+    for x in returns:
+        d = x - mean
+        d2 = d * d
+        m2 += d2
+        m3 += d2 * d
+        m4 += d2 * d2
+        if x < 0.0:
+            down += x * x
+    return mean, m2, m3, m4, down, high - low
+
+
+@njit(cache=True)
 def _snapped_sum_nb(a: float, b: float) -> float:
     """``a + b``, or exactly 0.0 when the two cancel to within 1e-9 relative (1e-12 absolute):
     vectorbt's rule for its cash and position sums, kept so that :func:`equity_from_orders_nb`

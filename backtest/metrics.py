@@ -5,8 +5,8 @@ currency. Annualization uses a 365-day year (crypto trades 24/7) and the real ba
 Undefined values (a ratio with a zero denominator) are ``None``, never NaN or inf, so that
 ``report.json`` stays valid JSON.
 
-Imports from crashbt only :mod:`backtest.types` and one numba kernel of :mod:`backtest.kernels`;
-never imports the engine.
+Imports from crashbt only :mod:`backtest.types` and two numba kernels of :mod:`backtest.kernels`
+(one-pass drawdown and return moments); never imports the engine.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from backtest.kernels import max_drawdown_nb
+from backtest.kernels import max_drawdown_nb, return_moments_nb
 from backtest.types import Bars, SimResult
 
 SECONDS_PER_YEAR = 365 * 86_400
@@ -62,10 +62,9 @@ def equity_metrics(equity: np.ndarray, init_cash: float, freq: str,
     years = equity.size / ppy
     log_cagr = math.log(growth) / years if growth > 0 else -math.inf
     cagr = math.expm1(log_cagr) if log_cagr < 700 else math.inf  # inf: too short to annualize
-    std = returns.std(ddof=1) if returns.size > 1 else 0.0
-    losses = np.minimum(returns, 0.0)
-    downside = math.sqrt(float(np.dot(losses, losses)) / returns.size)
-    mean = float(returns.mean())
+    mean, m2, _, _, down, _ = return_moments_nb(np.ascontiguousarray(returns, dtype=np.float64))
+    std = math.sqrt(m2 / (returns.size - 1)) if returns.size > 1 else 0.0
+    downside = math.sqrt(down / returns.size)
     mdd = max_drawdown(equity)
     return {
         "total_return_pct": 100.0 * (growth - 1.0),

@@ -66,6 +66,10 @@ COMPLETE, RUNNING, WAITING = (optuna.trial.TrialState.COMPLETE, optuna.trial.Tri
 MINIMIZED = ("max_drawdown_pct", "fees_paid")
 TOP_CANDIDATES = 5
 WAIT_S = 0.2  # poll interval while other workers finish the last trials
+# where a search's time goes (Evaluator.clock): the strategy's features and signals, the
+# engine, crashbt's metrics and fold statistics; "search" is the whole loop of one worker, so
+# search minus the rest is Optuna's sampler, its storage and crashbt's trial bookkeeping
+PHASES = ("search", "features", "signals", "simulation", "metrics")
 HEARTBEAT_S, GRACE_S, MAX_RETRY, OPEN_ATTEMPTS = 5, 20, 3, 4
 
 # ---------------------------------------------------------------- config
@@ -448,21 +452,39 @@ class Evaluator:
         self.ranges = sorted({*splits.distinct_ranges(self.folds), (0, n)})
         self.features = FeatureCache(spec)
         self.context = pipeline.load_context(cfg, spec, source)
+        self.clock = dict.fromkeys(PHASES, 0.0)
+
+    @contextmanager
+    def timed(self, phase: str) -> Iterator[None]:
+        """Add the block's wall time to ``self.clock[phase]`` (see PHASES)."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.clock[phase] += time.perf_counter() - start
 
     def evaluate(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """Fold metrics, objective and constraint values, and return statistics of one set."""
         params = self.spec.make_params(values, self.source)
-        feats = self.features.get(self.history, params, self.context)
-        sigs = self.spec.signals(self.history, feats, params)
+        with self.timed("features"):
+            feats = self.features.get(self.history, params, self.context)
+        with self.timed("signals"):
+            sigs = self.spec.signals(self.history, feats, params)
         by_range, full_returns = {}, np.empty(0)
         for a, b in self.ranges:
-            mask = np.zeros(len(self.history), dtype=bool)
-            mask[self.first + a:self.first + b] = True
-            result = engine.simulate(self.history.iloc[self.first + a:self.first + b],
-                                     sigs.restrict(mask), self.cfg.execution, self.freq)
-            by_range[(a, b)] = metrics.compute(result, self.freq)
+            rows = slice(self.first + a, self.first + b)
+            with self.timed("simulation"):
+                result = engine.simulate(self.history.iloc[rows], sigs.restrict(rows),
+                                         self.cfg.execution, self.freq)
+            with self.timed("metrics"):
+                by_range[(a, b)] = metrics.compute(result, self.freq)
             if (a, b) == (0, len(self.bars)):
                 full_returns = result.returns.to_numpy(dtype=float)
+        with self.timed("metrics"):
+            return self._summarize(by_range, full_returns)
+
+    def _summarize(self, by_range: Mapping[tuple[int, int], Mapping[str, Any]],
+                   full_returns: np.ndarray) -> dict[str, Any]:
         folds = [{"name": f.name, "is": _mean_metrics([by_range[r] for r in f.train]),
                   "oos": _mean_metrics([by_range[r] for r in f.test]) if f.test else None}
                  for f in self.folds]
@@ -732,7 +754,7 @@ def work(req: Request, index: int, on_done: Callable[[optuna.Study], None] | Non
     if count_states(study)["COMPLETE"] >= req.opt.trials:
         return
     try:
-        with interrupts.installed():
+        with interrupts.installed(), evaluator.timed("search"):
             study.optimize(objective, timeout=req.opt.timeout_s,
                            callbacks=[objective.callback])
     except KeyboardInterrupt:
@@ -826,12 +848,22 @@ def run(req: Request) -> Outcome:
         doc["best_run"] = str(best_run.relative_to(req.study_dir))
     doc["timing"] = {"created_at": parse_utc_now(),
                      "duration_s": round(time.perf_counter() - started, 3)}
+    if req.jobs <= 1:  # the workers of --jobs N keep their clocks in their own processes
+        doc["timing"]["search_s"] = search_breakdown(evaluator.clock)
     path = req.study_dir / "optimization.json"
     clean = _finite(doc)
     report.atomic_write_text(path, report.to_json(clean))
     report.atomic_write_text(req.study_dir / "optimization.html", html.render_optimization(
         json.loads(report.to_json(clean))))
     return Outcome(path, doc, best_run, interrupted)
+
+
+def search_breakdown(clock: Mapping[str, float]) -> dict[str, float]:
+    """Seconds per phase of the search loop, plus what was left for Optuna and bookkeeping."""
+    out = {phase: round(clock[phase], 3) for phase in PHASES}
+    inside = sum(clock[phase] for phase in PHASES if phase != "search")
+    out["optuna_and_bookkeeping"] = round(max(clock["search"] - inside, 0.0), 3)
+    return out
 
 
 def _run_children(req: Request, study: optuna.Study,

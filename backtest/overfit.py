@@ -10,7 +10,8 @@
   is the share of splits where it lands at or below the median (logit <= 0).
 
 Sharpe ratios here are per observation (not annualized). Pure numpy and the standard library
-(``statistics.NormalDist`` for the normal CDF and its inverse); imports nothing from crashbt.
+(``statistics.NormalDist`` for the normal CDF and its inverse); imports from crashbt only the
+return-moments kernel of :mod:`backtest.kernels`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from itertools import combinations, pairwise
 from statistics import NormalDist
 
 import numpy as np
+
+from backtest.kernels import return_moments_nb
 
 EULER_GAMMA = 0.5772156649015329
 _NORMAL = NormalDist()
@@ -42,17 +45,15 @@ def return_stats(returns: np.ndarray) -> ReturnStats:
     A constant series has Sharpe 0, skew 0 and kurtosis 3 (the normal values, so that it
     neither inflates nor deflates anything).
     """
-    r = np.asarray(returns, dtype=float)
-    if r.size < 2 or np.ptp(r) == 0.0:
-        return ReturnStats(0.0, 0.0, 3.0, int(r.size))
-    centred = r - r.mean()
-    m2 = float(np.mean(centred**2))
-    std = float(r.std(ddof=1))
-    if m2 <= 0.0 or std <= 0.0:
-        return ReturnStats(0.0, 0.0, 3.0, int(r.size))
-    skew = float(np.mean(centred**3)) / m2**1.5
-    kurt = float(np.mean(centred**4)) / m2**2
-    return ReturnStats(float(r.mean()) / std, skew, kurt, int(r.size))
+    r = np.ascontiguousarray(returns, dtype=np.float64)
+    n = r.size
+    if n < 2:
+        return ReturnStats(0.0, 0.0, 3.0, n)
+    mean, s2, s3, s4, _, spread = return_moments_nb(r)
+    if spread == 0.0 or not s2 > 0.0:  # constant returns (NaN ones too)
+        return ReturnStats(0.0, 0.0, 3.0, n)
+    m2 = s2 / n
+    return ReturnStats(mean / math.sqrt(s2 / (n - 1)), s3 / n / m2**1.5, s4 / n / m2**2, n)
 
 
 def expected_max_sharpe(n_trials: int, var_sharpe: float) -> float:

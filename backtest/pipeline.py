@@ -75,14 +75,14 @@ def execute(cfg: RunConfig, spec: StrategySpec, source: str) -> RunOutcome:
     feats = spec.features(history, params, context)
     sigs = spec.signals(history, feats, params)
     regime_labels = regimes.detect(history)
-    in_run = history.index >= start if start is not None else np.ones(len(history), dtype=bool)
-    bars = history.loc[in_run]
+    first = int(history.index.searchsorted(start)) if start is not None else 0
+    bars = history.iloc[first:]
     if bars.empty:
         until = f"{end:%Y-%m-%d %H:%M}" if end is not None else "the end of the data"
         raise DataError(f"{source}: data: expected bars between {start:%Y-%m-%d %H:%M} and "
                         f"{until}, found data from {info.first:%Y-%m-%d %H:%M} to "
                         f"{info.last:%Y-%m-%d %H:%M}")
-    sigs = sigs.restrict(in_run)
+    sigs = sigs.restrict(slice(first, None))
     result = engine.simulate(bars, sigs, cfg.execution, info.freq, load_funding(cfg))
     label = mask_secrets(cfg.strategy.label or cfg.name or spec.name)
     versions = package_versions()
@@ -111,7 +111,7 @@ def execute(cfg: RunConfig, spec: StrategySpec, source: str) -> RunOutcome:
         | (metrics.perp_metrics(result) if cfg.execution.instrument == "perp" else {}),
         "benchmark": metrics.buy_and_hold(bars, cfg.execution.init_cash,
                                           cfg.execution.fee_rate, info.freq),
-        **segment_tables(result, bench_equity, regime_labels.loc[in_run],
+        **segment_tables(result, bench_equity, regime_labels.iloc[first:],
                          cfg.execution.init_cash, info.freq),
         "files": {"trades": "trades.csv", "equity": "equity.csv"},
         "versions": versions,

@@ -59,10 +59,11 @@ class Signals:
             if series is not None:
                 _check_index(name, series, index)
 
-    def restrict(self, mask: np.ndarray | slice) -> Signals:
-        """The same signals on a sub-range of the bars (``mask`` as used with ``.loc``)."""
+    def restrict(self, rows: slice) -> Signals:
+        """The same signals on a contiguous range of rows (positions, as with ``.iloc``): views,
+        no copy, so a search can cut a 1M-bar history into folds for free."""
         changes = {
-            name: getattr(self, name).loc[mask]
+            name: getattr(self, name).iloc[rows]
             for name in ("long_entries", "long_exits", "short_entries", "short_exits",
                          "stop_price", "target_price", "entry_fraction")
             if getattr(self, name) is not None

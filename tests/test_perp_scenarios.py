@@ -233,9 +233,10 @@ def test_an_isolated_position_never_loses_more_than_its_margin(case):
     entry_fees = trades["size"] * trades["entry_price"] * fee
     margin_in = trades["size"] * trades["entry_price"] / leverage
     # the worst a trade can do is lose its margin and its entry fee (funding comes out of the
-    # margin); the account never goes below zero
+    # margin); the account never goes below zero, up to float cancellation in a wiped-out
+    # account (cash minus leveraged notionals: -1.9e-9 from 1,000 at 28x was found)
     assert (trades["pnl"] >= -(margin_in + entry_fees) * (1 + 1e-9) - 1e-9).all()
-    assert (res.equity >= -1e-9).all()
+    assert (res.equity >= -1e-9 * res.init_cash).all()
 
 
 def test_perp_metrics_of_a_liquidated_run():

@@ -85,11 +85,26 @@ def _cold_table() -> list[str]:
     return lines
 
 
+def _optuna_table() -> list[str]:
+    lines = ["| trials x bars | per trial | simulation | features + signals | metrics | "
+             "Optuna + bookkeeping | outside simulation, features, signals |",
+             "|---|---|---|---|---|---|---|"]
+    for r in (r for r in ROWS if r["kind"] == "optuna"):
+        search = r["search"]
+        lines.append(
+            f"| {r['trials']} x {r['bars']:,} | {r['trial_ms']:.0f} ms | "
+            f"{100 * r['simulation'] / search:.1f}% | "
+            f"{100 * (r['features'] + r['signals']) / search:.1f}% | "
+            f"{100 * r['metrics'] / search:.1f}% | {100 * r['optuna_share']:.1f}% | "
+            f"{100 * r['outside_core_share']:.1f}% |")
+    return lines
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if not ROWS:
         return
     tables = {"single backtest": _single_table(), "sweep": _sweep_table(),
-              "cold process": _cold_table()}
+              "optuna search": _optuna_table(), "cold process": _cold_table()}
     for title, lines in tables.items():
         terminalreporter.write_line(f"\n{title}")
         for line in lines:
