@@ -533,16 +533,45 @@ def simulate_columns_nb(
 
 @njit(cache=True)
 def max_drawdown_nb(equity: np.ndarray) -> float:
-    """Largest ``1 - equity / running peak`` in one pass (numpy's maximum.accumulate is the
-    slowest step of a 1M-bar run's metrics)."""
+    """Largest ``1 - equity / running peak``, in one pass that divides only when a deeper
+    drawdown is possible (numpy's maximum.accumulate is the slowest step of a 1M-bar run's
+    metrics)."""
     peak, mdd = -np.inf, 0.0
     for x in equity:
         if x > peak:
             peak = x
-        dd = 1.0 - x / peak
-        if dd > mdd:
-            mdd = dd
+        elif x < peak * (1.0 - mdd):
+            mdd = max(mdd, 1.0 - x / peak)
     return mdd
+
+
+@njit(cache=True)
+def curve_stats_nb(equity: np.ndarray, returns: np.ndarray, position: np.ndarray
+                   ) -> tuple[float, float, float, float, int]:
+    """The metrics' inputs in one pass over an equity curve, its bar returns and the position:
+    mean return, sample variance (ddof=1; sums shifted by the first return, which keeps them
+    exact enough when the mean dwarfs the spread), sum of squared negative returns, max
+    drawdown, number of bars with a position."""
+    n = returns.shape[0]
+    shift = returns[0]
+    s1 = s2 = down = 0.0
+    peak, mdd = -np.inf, 0.0
+    exposed = 0
+    for i in range(n):
+        exposed += position[i] != 0.0
+        r = returns[i]
+        d = r - shift
+        s1 += d
+        s2 += d * d
+        if r < 0.0:
+            down += r * r
+        x = equity[i]
+        if x > peak:
+            peak = x
+        elif x < peak * (1.0 - mdd):
+            mdd = max(mdd, 1.0 - x / peak)
+    var = max((s2 - s1 * s1 / n) / (n - 1), 0.0) if n > 1 else 0.0
+    return shift + s1 / n, var, down, mdd, exposed
 
 
 @njit(cache=True)

@@ -6,7 +6,7 @@ Undefined values (a ratio with a zero denominator) are ``None``, never NaN or in
 ``report.json`` stays valid JSON.
 
 Imports from crashbt only :mod:`backtest.types` and two numba kernels of :mod:`backtest.kernels`
-(one-pass drawdown and return moments); never imports the engine.
+(one-pass curve statistics and drawdown); never imports the engine.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from backtest.kernels import max_drawdown_nb, return_moments_nb
+from backtest.kernels import curve_stats_nb, max_drawdown_nb
 from backtest.types import Bars, SimResult
 
 SECONDS_PER_YEAR = 365 * 86_400
@@ -48,10 +48,16 @@ def bar_returns(equity: np.ndarray, init_cash: float) -> np.ndarray:
     return np.diff(equity, prepend=init_cash) / np.concatenate(([init_cash], equity[:-1]))
 
 
+def _floats(values: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(values, dtype=np.float64)
+
+
 def equity_metrics(equity: np.ndarray, init_cash: float, freq: str,
-                   returns: np.ndarray | None = None) -> dict[str, float | None]:
+                   returns: np.ndarray | None = None,
+                   position: np.ndarray | None = None) -> dict[str, float | None]:
     """Return-based metrics of an equity curve marked at each bar's close (``returns``: its
-    :func:`bar_returns`, when already at hand)."""
+    :func:`bar_returns`, when already at hand), and ``exposure_pct`` when ``position`` is
+    given."""
     if equity.size == 0:
         return {k: None for k in ("total_return_pct", "cagr_pct", "sharpe", "sortino", "calmar",
                                   "max_drawdown_pct")}
@@ -62,10 +68,11 @@ def equity_metrics(equity: np.ndarray, init_cash: float, freq: str,
     years = equity.size / ppy
     log_cagr = math.log(growth) / years if growth > 0 else -math.inf
     cagr = math.expm1(log_cagr) if log_cagr < 700 else math.inf  # inf: too short to annualize
-    mean, m2, _, _, down, _ = return_moments_nb(np.ascontiguousarray(returns, dtype=np.float64))
-    std = math.sqrt(m2 / (returns.size - 1)) if returns.size > 1 else 0.0
+    held = np.zeros(equity.size) if position is None else position
+    mean, var, down, mdd, exposed = curve_stats_nb(_floats(equity), _floats(returns),
+                                                   _floats(held))
+    std = math.sqrt(var)
     downside = math.sqrt(down / returns.size)
-    mdd = max_drawdown(equity)
     return {
         "total_return_pct": 100.0 * (growth - 1.0),
         "cagr_pct": _finite(100.0 * cagr),
@@ -73,19 +80,22 @@ def equity_metrics(equity: np.ndarray, init_cash: float, freq: str,
         "sortino": _finite(mean / downside * math.sqrt(ppy)) if downside > 0 else None,
         "calmar": _finite(cagr / mdd) if mdd > 0 and math.isfinite(cagr) else None,
         "max_drawdown_pct": 100.0 * mdd,
+        **({} if position is None else {"exposure_pct": 100.0 * (exposed / equity.size)}),
     }
 
 
 def trade_metrics(trades: pd.DataFrame) -> dict[str, float | int | None]:
     """Counts and ratios over closed trades (an open trade at the end is not counted)."""
-    closed = trades[trades["status"] == "closed"] if len(trades) else trades
-    pnl = closed["pnl"].to_numpy(dtype=float) if len(closed) else np.empty(0)
+    if len(trades) == 0:
+        return {"n_trades": 0, "win_rate_pct": None, "profit_factor": None, "fees_paid": 0.0}
+    closed = (trades["status"] == "closed").to_numpy(dtype=bool)
+    pnl = trades["pnl"].to_numpy(dtype=float)[closed]
     gains, losses = pnl[pnl > 0].sum(), -pnl[pnl < 0].sum()
     return {
         "n_trades": int(pnl.size),
         "win_rate_pct": 100.0 * float((pnl > 0).mean()) if pnl.size else None,
         "profit_factor": _finite(gains / losses) if losses > 0 else None,
-        "fees_paid": float(trades["fees"].sum()) if len(trades) else 0.0,
+        "fees_paid": float(trades["fees"].to_numpy(dtype=float).sum()),
     }
 
 
@@ -94,11 +104,10 @@ def compute(result: SimResult, freq: str) -> dict[str, float | int | None]:
     equity = result.equity.to_numpy(dtype=float)
     out: dict[str, float | int | None] = {}
     out.update(equity_metrics(equity, result.init_cash, freq,
-                              result.returns.to_numpy(dtype=float)))
+                              result.returns.to_numpy(dtype=float),
+                              result.position.to_numpy(dtype=float)))
     out.update(trade_metrics(result.trades))
-    position = result.position.to_numpy(dtype=float)
-    out["exposure_pct"] = (100.0 * (np.count_nonzero(position) / position.size)
-                           if position.size else 0.0)
+    out.setdefault("exposure_pct", 0.0)  # no bars
     return {key: out[key] for key in METRIC_KEYS}
 
 

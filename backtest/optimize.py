@@ -449,7 +449,8 @@ class Evaluator:
             self.blocks = splits.blocks(n, opt.cscv_blocks)
         except ValueError as exc:
             raise ConfigError(f"{source}: optimize.validation: expected {exc}") from None
-        self.ranges = sorted({*splits.distinct_ranges(self.folds), (0, n)})
+        self.scored = set(splits.distinct_ranges(self.folds))  # ranges whose metrics count
+        self.ranges = sorted({*self.scored, (0, n)})  # (0, n): the returns for the DSR/PBO
         self.features = FeatureCache(spec)
         self.context = pipeline.load_context(cfg, spec, source)
         self.clock = dict.fromkeys(PHASES, 0.0)
@@ -476,8 +477,9 @@ class Evaluator:
             with self.timed("simulation"):
                 result = engine.simulate(self.history.iloc[rows], sigs.restrict(rows),
                                          self.cfg.execution, self.freq)
-            with self.timed("metrics"):
-                by_range[(a, b)] = metrics.compute(result, self.freq)
+            if (a, b) in self.scored:
+                with self.timed("metrics"):
+                    by_range[(a, b)] = metrics.compute(result, self.freq)
             if (a, b) == (0, len(self.bars)):
                 full_returns = result.returns.to_numpy(dtype=float)
         with self.timed("metrics"):
