@@ -415,15 +415,15 @@ def _simulate_vectorbt(bars: Bars, signals: Signals, execution: ExecutionConfig,
     # exits sort before entries at the same bar (a reversal closes first)
     leg = np.concatenate((np.ones(len(rec)), np.zeros(closed.sum())))
     order = np.lexsort((leg, bar))
-    orders = _orders_frame(
-        bars.index,
-        bar[order],
-        np.concatenate((np.where(is_long, 1.0, -1.0), np.where(is_long, -1.0, 1.0)[closed]))[order],
-        np.concatenate((size, size[closed]))[order],
-        np.concatenate((rec["entry_price"], exit_price[closed]))[order],
-        np.concatenate((rec["entry_fees"], rec["exit_fees"][closed]))[order],
-        np.concatenate((np.full(len(rec), kernels.R_SIGNAL), reason[closed]))[order],
+    columns = (  # every entry, then the exit of every closed trade
+        bar,
+        np.concatenate((np.where(is_long, 1.0, -1.0), np.where(is_long, -1.0, 1.0)[closed])),
+        np.concatenate((size, size[closed])),
+        np.concatenate((rec["entry_price"], exit_price[closed])),
+        np.concatenate((rec["entry_fees"], rec["exit_fees"][closed])),
+        np.concatenate((np.full(len(rec), kernels.R_SIGNAL), reason[closed])),
     )
+    orders = _orders_frame(bars.index, *(column[order] for column in columns))
     engine = f"vectorbt-rust {version('vectorbt-rust')}"
     return _result(bars, equity, position, trades, orders, engine, float(execution.init_cash))
 

@@ -12,6 +12,10 @@ impact coefficient, lowest and highest allowed fill. A fill of ``size`` units at
 by ``mkt[i, 0] + mkt[i, 1] x sqrt(size)`` and is clipped to ``[mkt[i, 2], mkt[i, 3]]`` (0 and
 inf for the fixed model: no clipping).
 
+Beside the simulation: :func:`equity_from_orders_nb` (equity and position from vectorbt's order
+records) and the one-pass statistics that :mod:`backtest.metrics` and :mod:`backtest.overfit`
+read (:func:`curve_stats_nb`, :func:`max_drawdown_nb`, :func:`return_moments_nb`).
+
 Imports numpy, numba and :mod:`backtest.margin` (scalar formulas compiled here) only; never
 vectorbt, pandas or the rest of crashbt.
 """
@@ -532,16 +536,23 @@ def simulate_columns_nb(
 
 
 @njit(cache=True)
+def _drawdown_step_nb(x: float, peak: float, mdd: float) -> tuple[float, float]:
+    """Running peak and largest ``1 - equity / peak`` after equity ``x``; divides only when a
+    deeper drawdown is possible."""
+    if x > peak:
+        return x, mdd
+    if x < peak * (1.0 - mdd):
+        return peak, max(mdd, 1.0 - x / peak)
+    return peak, mdd
+
+
+@njit(cache=True)
 def max_drawdown_nb(equity: np.ndarray) -> float:
-    """Largest ``1 - equity / running peak``, in one pass that divides only when a deeper
-    drawdown is possible (numpy's maximum.accumulate is the slowest step of a 1M-bar run's
-    metrics)."""
+    """Largest ``1 - equity / running peak`` in one pass (numpy's maximum.accumulate is the
+    slowest step of a 1M-bar run's metrics)."""
     peak, mdd = -np.inf, 0.0
     for x in equity:
-        if x > peak:
-            peak = x
-        elif x < peak * (1.0 - mdd):
-            mdd = max(mdd, 1.0 - x / peak)
+        peak, mdd = _drawdown_step_nb(x, peak, mdd)
     return mdd
 
 
@@ -565,20 +576,15 @@ def curve_stats_nb(equity: np.ndarray, returns: np.ndarray, position: np.ndarray
         s2 += d * d
         if r < 0.0:
             down += r * r
-        x = equity[i]
-        if x > peak:
-            peak = x
-        elif x < peak * (1.0 - mdd):
-            mdd = max(mdd, 1.0 - x / peak)
+        peak, mdd = _drawdown_step_nb(equity[i], peak, mdd)
     var = max((s2 - s1 * s1 / n) / (n - 1), 0.0) if n > 1 else 0.0
     return shift + s1 / n, var, down, mdd, exposed
 
 
 @njit(cache=True)
-def return_moments_nb(returns: np.ndarray
-                      ) -> tuple[float, float, float, float, float, float]:
-    """Mean; the sums of squared, cubed and fourth-power deviations from it; the sum of
-    squared negative returns; max - min. Two passes over the array instead of numpy's dozen."""
+def return_moments_nb(returns: np.ndarray) -> tuple[float, float, float, float, float]:
+    """Mean; the sums of squared, cubed and fourth-power deviations from it; max - min. Two
+    passes over the array instead of numpy's dozen."""
     n = returns.shape[0]
     total, low, high = 0.0, np.inf, -np.inf
     for x in returns:
@@ -586,16 +592,14 @@ def return_moments_nb(returns: np.ndarray
         low = min(low, x)
         high = max(high, x)
     mean = total / n
-    m2 = m3 = m4 = down = 0.0
+    m2 = m3 = m4 = 0.0
     for x in returns:
         d = x - mean
         d2 = d * d
         m2 += d2
         m3 += d2 * d
         m4 += d2 * d2
-        if x < 0.0:
-            down += x * x
-    return mean, m2, m3, m4, down, high - low
+    return mean, m2, m3, m4, high - low
 
 
 @njit(cache=True)

@@ -49,7 +49,7 @@ def return_stats(returns: np.ndarray) -> ReturnStats:
     n = r.size
     if n < 2:
         return ReturnStats(0.0, 0.0, 3.0, n)
-    mean, s2, s3, s4, _, spread = return_moments_nb(r)
+    mean, s2, s3, s4, spread = return_moments_nb(r)
     if spread == 0.0 or not s2 > 0.0:  # constant returns (NaN ones too)
         return ReturnStats(0.0, 0.0, 3.0, n)
     m2 = s2 / n
