@@ -32,10 +32,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from backtest import data, external, pipeline
-from backtest.config import RunConfig
+from backtest import pipeline
+from backtest.config.schema import RunConfig
+from backtest.data import bars as data
+from backtest.data import external
+from backtest.strategy.contract import StrategySpec
 from backtest.types import Bars, Signals
-from strategies.base import StrategySpec
 
 #: Relative tolerance for "the same float" (values from identical arithmetic are usually equal).
 RTOL = 1e-9

@@ -27,7 +27,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 
 
 def _cell(value: object) -> str:
-    from backtest.html import format_number
+    from backtest.report.html import format_number
 
     return format_number(value)
 
@@ -35,7 +35,7 @@ def _cell(value: object) -> str:
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the backtest(s) a config describes and write a report per strategy."""
     from backtest import pipeline, plugins
-    from backtest.config import load_config
+    from backtest.config.schema import load_config
 
     cfg = load_config(args.config, args.set)
     runs = [(run, plugins.resolve(run.strategy.name, args.config, args.allow_external_strategies))
@@ -47,8 +47,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     for path in paths:
         print(f"report: {path}")
     if len(paths) > 1 and cfg.report.html:
-        from backtest import compare
-        from backtest.report import safe_name
+        from backtest.report import compare
+        from backtest.report.files import safe_name
 
         page = out_dir.resolve() / f"compare-{safe_name(Path(args.config).stem)}.html"
         compare.compare(paths, page)
@@ -82,7 +82,7 @@ def cmd_strategies(args: argparse.Namespace) -> int:
 
 def cmd_data_list(args: argparse.Namespace) -> int:
     """List bundled datasets from datasets/manifest.toml."""
-    from backtest import data
+    from backtest.data import bars as data
 
     rows = [(d["name"], d.get("kind", ""), d.get("symbol", ""), d.get("timeframe", ""),
              d.get("rows", ""), d.get("first", ""), d.get("last", ""))
@@ -93,8 +93,8 @@ def cmd_data_list(args: argparse.Namespace) -> int:
 
 def cmd_show_config(args: argparse.Namespace) -> int:
     """Print the resolved config (after extends and --set) as JSON."""
-    from backtest.config import load_config
-    from backtest.report import to_json
+    from backtest.config.schema import load_config
+    from backtest.report.files import to_json
 
     cfg = load_config(args.config, args.set)
     sys.stdout.write(to_json(cfg.model_dump(mode="json")))
@@ -103,7 +103,8 @@ def cmd_show_config(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Re-render report.html of a run directory from its report.json and CSVs (no re-run)."""
-    from backtest import html, report
+    from backtest.report import files as report
+    from backtest.report import html
 
     run_dir = Path(args.run_dir)
     page = html.render_run_dir(run_dir)
@@ -121,7 +122,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """Compare runs side by side: markdown table here, HTML with charts with --out."""
-    from backtest import compare
+    from backtest.report import compare
 
     out = Path(args.out) if args.out else None
     header, rows = compare.compare([Path(p) for p in args.runs], out, args.allow_mismatch)
@@ -133,13 +134,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_optimize(args: argparse.Namespace) -> int:
     """Search a strategy's parameters with Optuna (resumes; --storage for many machines)."""
-    from backtest import optimize
+    from backtest.optimize import search
 
-    req = optimize.request_from_cli(
+    req = search.request_from_cli(
         args.config, args.set, trials=args.trials, timeout_s=args.timeout, seed=args.seed,
         storage=args.storage, study=args.study, jobs=args.jobs, out=args.out)
-    outcome = optimize.run(req)
-    print("\n".join(optimize.summary_lines(outcome)))
+    outcome = search.run(req)
+    print("\n".join(search.summary_lines(outcome)))
     return EXIT_INTERRUPTED if outcome.interrupted else EXIT_OK
 
 
@@ -149,7 +150,7 @@ EXIT_LOOKAHEAD = 3  # ``crashbt check lookahead`` found values that change witho
 def cmd_check(args: argparse.Namespace) -> int:
     """Check a config's strategies: look-ahead (exit 3 when found) or warm-up needs."""
     from backtest import checks, plugins
-    from backtest.config import load_config
+    from backtest.config.schema import load_config
 
     cfg = load_config(args.config, args.set)
     runs = [(run, plugins.resolve(run.strategy.name, args.config, args.allow_external_strategies))

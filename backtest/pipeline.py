@@ -20,12 +20,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from backtest import data, engine, external, html, metrics, regimes, report
-from backtest.config import RunConfig, parse_utc_now
+from backtest.config.schema import RunConfig, parse_utc_now
+from backtest.data import bars as data
+from backtest.data import external, regimes
+from backtest.engine import simulate as engine
 from backtest.errors import ConfigError, DataError, did_you_mean
+from backtest.metrics import performance as metrics
 from backtest.redact import mask_secrets
+from backtest.report import files as report
+from backtest.report import html
+from backtest.strategy.contract import StrategySpec, params_dict
 from backtest.types import Bars, SimResult
-from strategies.base import StrategySpec, params_dict
 
 ENGINE_PACKAGES = ("crashbt", "vectorbt", "vectorbt-rust", "numba", "pandas", "numpy", "ta",
                    "optuna")

@@ -21,7 +21,7 @@ from types import ModuleType
 
 import strategies
 from backtest.errors import StrategyError
-from strategies.base import StrategySpec
+from backtest.strategy.contract import StrategySpec
 
 FLAG = "--allow-external-strategies"
 _DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*$")

@@ -8,8 +8,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from backtest import engine, metrics, sweep
-from backtest.config import ExecutionConfig
+from backtest.config.schema import ExecutionConfig
+from backtest.engine import simulate as engine
+from backtest.engine import sweep
+from backtest.metrics import performance as metrics
 from backtest.types import Signals
 
 

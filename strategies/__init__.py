@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from backtest.errors import StrategyError, did_you_mean
+from backtest.strategy.contract import StrategySpec
 from strategies import (
     break_below_74k,
     etf_outflow_derisk,
@@ -12,7 +13,6 @@ from strategies import (
     reclaim_80k,
     support_ladder,
 )
-from strategies.base import StrategySpec
 
 REGISTRY: dict[str, StrategySpec] = {
     spec.name: spec

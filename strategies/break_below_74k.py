@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from backtest.signals import cross_above, cross_below
+from backtest.features.levels import cross_above, cross_below
+from backtest.strategy.contract import Choice, FloatRange, IntRange, StrategySpec
 from backtest.types import Bars, Signals
-from strategies.base import Choice, FloatRange, IntRange, StrategySpec
 
 
 @dataclass(frozen=True)

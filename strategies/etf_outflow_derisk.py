@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from backtest.features import etf_flow_sum, point_in_time
+from backtest.features.indicators import etf_flow_sum, point_in_time
+from backtest.strategy.contract import FloatRange, IntRange, StrategySpec
 from backtest.types import Bars, Signals
-from strategies.base import FloatRange, IntRange, StrategySpec
 
 BILLION = 1e9
 

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from backtest.features import liq_intensity, oi_change, point_in_time, rsi, volume_ratio
-from backtest.signals import exit_after, state_to_events
+from backtest.features.indicators import liq_intensity, oi_change, point_in_time, rsi, volume_ratio
+from backtest.features.levels import exit_after, state_to_events
+from backtest.strategy.contract import FloatRange, IntRange, StrategySpec
 from backtest.types import Bars, Signals
-from strategies.base import FloatRange, IntRange, StrategySpec
 
 TAKER = "taker_buy_base_volume"
 

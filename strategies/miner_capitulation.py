@@ -23,10 +23,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from backtest.features import hash_ribbons, point_in_time, rsi, sma
-from backtest.signals import exit_after, state_to_events
+from backtest.features.indicators import hash_ribbons, point_in_time, rsi, sma
+from backtest.features.levels import exit_after, state_to_events
+from backtest.strategy.contract import Choice, IntRange, StrategySpec
 from backtest.types import Bars, Signals
-from strategies.base import Choice, IntRange, StrategySpec
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from backtest.signals import AthFraction, Level, cross_above, exit_after, level_series
+from backtest.features.levels import AthFraction, Level, cross_above, exit_after, level_series
+from backtest.strategy.contract import Choice, FloatRange, IntRange, StrategySpec
 from backtest.types import Bars, Signals
-from strategies.base import Choice, FloatRange, IntRange, StrategySpec
 
 
 @dataclass(frozen=True)

@@ -28,9 +28,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from backtest.features import ema_weekly
+from backtest.features.indicators import ema_weekly
+from backtest.strategy.contract import Choice, FloatRange, IntRange, StrategySpec
 from backtest.types import Bars, Signals
-from strategies.base import Choice, FloatRange, IntRange, StrategySpec
 
 RUNGS = (1, 2, 3, 4)
 #: fee assumed for the benchmark figures in Signals.notes (signals do not see the run's fee)

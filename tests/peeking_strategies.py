@@ -23,9 +23,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from backtest.features import point_in_time, sma
+from backtest.features.indicators import point_in_time, sma
+from backtest.strategy.contract import FloatRange, StrategySpec
 from backtest.types import Bars, Signals
-from strategies.base import FloatRange, StrategySpec
 
 
 @dataclass(frozen=True)

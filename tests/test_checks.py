@@ -15,9 +15,9 @@ import pytest
 import strategies
 from backtest import checks
 from backtest.cli import EXIT_LOOKAHEAD, main
-from backtest.config import RunConfig, parse_config
-from backtest.external import load_external
-from strategies.base import StrategySpec
+from backtest.config.schema import RunConfig, parse_config
+from backtest.data.external import load_external
+from backtest.strategy.contract import StrategySpec
 from tests import peeking_strategies as peek
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,7 +112,7 @@ def test_back_filled_warm_up_is_caught_by_the_early_cuts() -> None:
 
 
 def test_break_below_74k_config_passes() -> None:
-    from backtest.config import load_config
+    from backtest.config.schema import load_config
 
     cfg = load_config(ROOT / "configs" / "break_below_74k.toml")
     rep = checks.lookahead(cfg, strategies.get("break_below_74k"), "config")

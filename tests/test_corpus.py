@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from backtest.cli import main
-from backtest.config import DataConfig
-from backtest.data import DataWarning, load_bars
+from backtest.config.schema import DataConfig
+from backtest.data.bars import DataWarning, load_bars
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "corpus"

@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from backtest.config import DataConfig
-from backtest.data import (
+from backtest.config.schema import DataConfig
+from backtest.data.bars import (
     DataWarning,
     datasets_dir,
     list_datasets,

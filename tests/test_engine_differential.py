@@ -19,8 +19,8 @@ import pandas as pd
 import pytest
 from backtesting import Backtest, Strategy
 
-from backtest.config import ExecutionConfig
-from backtest.engine import ENGINE_KERNEL, simulate
+from backtest.config.schema import ExecutionConfig
+from backtest.engine.simulate import ENGINE_KERNEL, simulate
 from backtest.types import Signals
 from scripts.bundle_datasets import shared_data_dir
 
@@ -142,7 +142,7 @@ def test_dispatch_path_equals_portfolio_from_signals(bars, case):
     give exactly what the public Portfolio.from_signals gives for the same arguments."""
     import vectorbt as vbt
 
-    from backtest import engine
+    from backtest.engine import simulate as engine
 
     ex = ExecutionConfig(fee_rate=0.001, **case)
     o, h, lo, c = engine._ohlc(bars)

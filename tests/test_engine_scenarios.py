@@ -6,8 +6,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from backtest.config import ExecutionConfig
-from backtest.engine import ENGINE_KERNEL, simulate
+from backtest.config.schema import ExecutionConfig
+from backtest.engine.simulate import ENGINE_KERNEL, simulate
 from scripts.bundle_datasets import shared_data_dir
 from tests.scenarios import candles, signals
 

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from backtest.config import DataConfig
-from backtest.data import load_bars
+from backtest.config.schema import DataConfig
+from backtest.data.bars import load_bars
+from backtest.data.external import align_to_bars, derive_hash_rate_ehs, load_external
 from backtest.errors import ConfigError, DataError
-from backtest.external import align_to_bars, derive_hash_rate_ehs, load_external
 from scripts.bundle_datasets import shared_data_dir
 
 

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 import ta
 
-from backtest import features as F
 from backtest.errors import StrategyError
+from backtest.features import indicators as F
 from scripts.bundle_datasets import shared_data_dir
 
 DATA = shared_data_dir()

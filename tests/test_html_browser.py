@@ -16,8 +16,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from browser import make_run, synthetic_bars_csv, visit
 
-from backtest import compare, html
+from backtest import catalogue
 from backtest.cli import main
+from backtest.report import compare, html
 
 HOSTILE = "<script>alert(1)</script>"
 
@@ -119,10 +120,10 @@ def test_param_importances_by_hand() -> None:
 
 
 def test_best_index_follows_metric_direction() -> None:
-    assert html.best_index([1.0, 3.0, None], html.METRIC_DIRECTION["sharpe"]) == 1
-    assert html.best_index([5.0, 2.0, 9.0], html.METRIC_DIRECTION["max_drawdown_pct"]) == 1
+    assert html.best_index([1.0, 3.0, None], catalogue.direction("sharpe")) == 1
+    assert html.best_index([5.0, 2.0, 9.0], catalogue.direction("max_drawdown_pct")) == 1
     assert html.best_index([3, 3], 1) is None
-    assert html.best_index([1, 7], html.METRIC_DIRECTION.get("n_trades", 0)) is None
+    assert html.best_index([1, 7], catalogue.direction("n_trades")) is None
 
 
 def test_report_command_rerenders_without_rerun(run_dir: Path,

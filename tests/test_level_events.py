@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from backtest import signals as S
 from backtest.errors import StrategyError
+from backtest.features import levels as S
 from scripts.bundle_datasets import shared_data_dir
 
 DATA = shared_data_dir()

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from backtest import metrics
+from backtest.metrics import performance as metrics
 
 equities = st.lists(st.floats(1.0, 1e6).map(lambda x: round(x, 2)), min_size=2, max_size=200).map(
     np.array)

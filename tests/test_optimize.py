@@ -16,10 +16,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from backtest import optimize
+from backtest.config import optimize as optimize_config
 from backtest.errors import ConfigError
+from backtest.optimize import search, space, storage, summary, workers
+from backtest.strategy.contract import FloatRange, IntRange, StrategySpec
 from backtest.types import Signals
-from strategies.base import FloatRange, IntRange, StrategySpec
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDY = "t"
@@ -69,7 +70,7 @@ def start(*args: str) -> subprocess.Popen[str]:
 
 
 def trials(out: Path, study: str = STUDY) -> list[dict]:
-    return optimize.study_trials(None, out / study / "study.journal", study)
+    return storage.study_trials(None, out / study / "study.journal", study)
 
 
 def wait_for_complete(proc: subprocess.Popen[str], out: Path, n: int) -> None:
@@ -93,7 +94,7 @@ def wait_for_complete(proc: subprocess.Popen[str], out: Path, n: int) -> None:
 def test_unknown_optimize_key_names_file_and_key(tmp_path: Path) -> None:
     path = write_config(tmp_path, "trails = 5")
     with pytest.raises(ConfigError) as err:
-        optimize.load(path)
+        optimize_config.load(path)
     assert str(err.value) == f"{path}: optimize.trails: unknown key; did you mean 'trials'?"
 
 
@@ -101,13 +102,13 @@ def test_unknown_metric_gets_a_hint(tmp_path: Path) -> None:
     path = write_config(tmp_path, 'objectives = [{ metric = "sharp" }]')
     with pytest.raises(ConfigError, match=r"optimize\.objectives\.0\.metric: .*did you mean "
                                           r"'sharpe'"):
-        optimize.load(path)
+        optimize_config.load(path)
 
 
 def test_directions_are_inferred(tmp_path: Path) -> None:
     path = write_config(tmp_path, 'objectives = [{ metric = "sharpe" }, '
                                   '{ metric = "max_drawdown_pct" }]')
-    _, opt = optimize.load(path)
+    _, opt = optimize_config.load(path)
     assert [o.resolved_direction for o in opt.objectives] == ["maximize", "minimize"]
 
 
@@ -115,18 +116,18 @@ def test_narrowing_outside_the_strategy_space_is_refused(tmp_path: Path) -> None
     path = write_config(tmp_path)
     text = path.read_text().replace("high = 95000.0", "high = 99000.0")
     path.write_text(text)
-    _cfg, opt = optimize.load(path)
+    _cfg, opt = optimize_config.load(path)
     import strategies
 
     with pytest.raises(ConfigError, match=r"optimize\.params\.stop_level: expected low/high "
                                           r"within float 70000\.\.95000"):
-        optimize.search_space(strategies.get("break_below_74k"), opt, str(path))
+        space.search_space(strategies.get("break_below_74k"), opt, str(path))
 
 
 def test_mask_url() -> None:
-    assert optimize.mask_url("postgresql://u:secret@host/db") == "postgresql://u:***@host/db"
-    assert optimize.mask_url("postgresql+psycopg://u@host/db") == "postgresql+psycopg://u@host/db"
-    assert optimize.mask_url("see postgres://a:b%40c@h:5432/x now") == \
+    assert storage.mask_url("postgresql://u:secret@host/db") == "postgresql://u:***@host/db"
+    assert storage.mask_url("postgresql+psycopg://u@host/db") == "postgresql+psycopg://u@host/db"
+    assert storage.mask_url("see postgres://a:b%40c@h:5432/x now") == \
         "see postgres://a:***@h:5432/x now"
 
 
@@ -145,7 +146,7 @@ def test_pareto_front_by_hand() -> None:
     # maximize col 0, minimize col 1. (2, 5) and (3, 6) and (1, 1) are non-dominated; (2, 7) is
     # dominated by (2, 5) (equal first, lower second); (0, 2) by (1, 1).
     values = np.array([[2.0, 5.0], [3.0, 6.0], [2.0, 7.0], [1.0, 1.0], [0.0, 2.0]])
-    assert optimize.pareto_front(values, np.array([1.0, -1.0])) == [0, 1, 3]
+    assert summary.pareto_front(values, np.array([1.0, -1.0])) == [0, 1, 3]
 
 
 # ---------------------------------------------------------------- searches
@@ -259,14 +260,14 @@ NOISE = StrategySpec(name="noise", summary="random signals", params=NoiseParams,
 
 
 def run_in_process(tmp_path: Path, spec: StrategySpec, extra: str, trials_: int,
-                   params: str = "") -> optimize.Outcome:
+                   params: str = "") -> search.Outcome:
     path = tmp_path / "noise.toml"
     head = CONFIG.split("[optimize.params]")[0].format(extra=extra)
     path.write_text(head + params, encoding="utf-8")
-    cfg, opt = optimize.load(path)
+    cfg, opt = optimize_config.load(path)
     opt = opt.model_copy(update={"trials": trials_})
-    req = optimize.Request(cfg, opt, spec, str(path), STUDY, tmp_path / "out")
-    return optimize.run(req)
+    req = workers.Request(cfg, opt, spec, str(path), STUDY, tmp_path / "out")
+    return search.run(req)
 
 
 def test_a_search_over_noise_is_not_called_significant(tmp_path: Path) -> None:
@@ -304,8 +305,8 @@ def test_a_torn_journal_record_is_cut_and_the_search_resumes(tmp_path: Path) -> 
     journal = out / STUDY / "study.journal"
     whole = journal.read_bytes()
     journal.write_bytes(whole + b'{"op_code": 5, "worker_id": "x", "trial_id": 9')  # torn
-    assert optimize.repair_journal(journal) and journal.read_bytes() == whole
-    assert not optimize.repair_journal(journal)  # an intact journal is left alone
+    assert storage.repair_journal(journal) and journal.read_bytes() == whole
+    assert not storage.repair_journal(journal)  # an intact journal is left alone
     journal.write_bytes(whole + b'{"op_code": 5')
     again = crashbt("optimize", str(path), "--trials", "5", "--study", STUDY, "--out", str(out))
     assert again.returncode == 0, again.stderr
@@ -315,14 +316,14 @@ def test_a_torn_journal_record_is_cut_and_the_search_resumes(tmp_path: Path) -> 
 def test_ctrl_c_outside_an_evaluation_is_deferred_to_the_end_of_the_step() -> None:
     """A real SIGINT: outside the strategy evaluation it only sets the flag (optuna's tell and
     the journal write finish); inside it interrupts at once; a second one interrupts at once."""
-    interrupts = optimize.Interrupts()
+    interrupts = workers.Interrupts()
     with interrupts.installed():
         os.kill(os.getpid(), signal.SIGINT)  # while "optuna writes": deferred
         time.sleep(0.01)
         assert interrupts.requested
         with pytest.raises(KeyboardInterrupt), interrupts.evaluation():
             pass  # a pending request stops the next evaluation before it starts
-    fresh = optimize.Interrupts()
+    fresh = workers.Interrupts()
     with fresh.installed():
         with pytest.raises(KeyboardInterrupt), fresh.evaluation():
             os.kill(os.getpid(), signal.SIGINT)

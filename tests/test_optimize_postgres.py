@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from backtest import optimize
+from backtest.optimize import storage
 
 ROOT = Path(__file__).resolve().parents[1]
 TRIALS = 30
@@ -67,7 +67,7 @@ def test_two_workers_share_one_study_without_running_a_trial_twice(tmp_path: Pat
     outputs = [p.communicate(timeout=300) for p in procs]
     for proc, (_out, err) in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, err
-    trials = optimize.study_trials(url, tmp_path / "unused", study)
+    trials = storage.study_trials(url, tmp_path / "unused", study)
     complete = [t for t in trials if t["state"] == "COMPLETE"]
     assert len(complete) == TRIALS
     numbers = [t["number"] for t in trials]
@@ -77,7 +77,7 @@ def test_two_workers_share_one_study_without_running_a_trial_twice(tmp_path: Pat
     assert len(workers) == 2, f"expected both workers to complete trials, found {workers}"
 
     secret = url.split("://", 1)[1].split("@", 1)[0].split(":", 1)[1]
-    masked = optimize.mask_url(url)
+    masked = storage.mask_url(url)
     for name, (out, err) in zip(("a", "b"), outputs, strict=True):
         text = (tmp_path / name / study / "optimization.json").read_text()
         assert json.loads(text)["storage"] == masked

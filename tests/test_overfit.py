@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from backtest import overfit
+from backtest.metrics import overfit
 
 
 def test_return_stats_by_hand() -> None:

@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from backtest.config import DataConfig, ExecutionConfig
-from backtest.data import load_bars
-from backtest.engine import simulate, simulate_many
-from backtest.external import load_external
+from backtest.config.schema import DataConfig, ExecutionConfig
+from backtest.data.bars import load_bars
+from backtest.data.external import load_external
+from backtest.engine.simulate import simulate, simulate_many
 from backtest.types import Signals
 
 ENTRY = pd.Timestamp("2026-02-04 00:00", tz="UTC")

@@ -10,11 +10,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from backtest import margin
-from backtest.config import ExecutionConfig
-from backtest.engine import simulate, simulate_many
+from backtest.config.schema import ExecutionConfig
+from backtest.engine import margin
+from backtest.engine.simulate import simulate, simulate_many
 from backtest.errors import ConfigError, DataError
-from backtest.metrics import perp_metrics
+from backtest.metrics.performance import perp_metrics
 from backtest.types import Signals
 from tests.scenarios import candles, random_candles, signals
 

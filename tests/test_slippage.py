@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from backtest import kernels
-from backtest.config import ExecutionConfig
-from backtest.engine import simulate, slippage_market
+from backtest.config.schema import ExecutionConfig
+from backtest.engine import kernels
+from backtest.engine.simulate import simulate, slippage_market
 from backtest.types import Signals
 from tests.scenarios import candles, random_candles, signals
 

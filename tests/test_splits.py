@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from backtest import splits
+from backtest.optimize import splits
 
 
 def test_rolling_walk_forward_by_hand() -> None:

@@ -20,10 +20,10 @@ import pytest
 import strategies
 from backtest import pipeline
 from backtest.cli import main
-from backtest.config import parse_config
-from backtest.data import load_bars
-from backtest.external import align_to_bars, load_external
-from backtest.features import hash_ribbons
+from backtest.config.schema import parse_config
+from backtest.data.bars import load_bars
+from backtest.data.external import align_to_bars, load_external
+from backtest.features.indicators import hash_ribbons
 from scripts.bundle_datasets import shared_data_dir
 from strategies import liquidation_flush, miner_capitulation, support_ladder
 

@@ -26,12 +26,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import strategies
-from backtest import checks, external
-from backtest.config import RunConfig, parse_config
-from backtest.data import manifest
+from backtest import checks
+from backtest.config.schema import RunConfig, parse_config
+from backtest.data import external
+from backtest.data.bars import manifest
 from backtest.errors import StrategyError
+from backtest.strategy.contract import Choice, Dimension, FloatRange, IntRange, StrategySpec
 from scripts.bundle_datasets import shared_data_dir
-from strategies.base import Choice, Dimension, FloatRange, IntRange, StrategySpec
 
 SHARED = shared_data_dir()
 USER_FILES = {"open_interest": "btc_open_interest_1d.csv",

@@ -13,9 +13,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from backtest import engine, features, metrics, signals, sweep
-from backtest.config import ExecutionConfig
+from backtest import catalogue
+from backtest.config.schema import ExecutionConfig
+from backtest.engine import simulate as engine
+from backtest.engine import sweep
 from backtest.errors import StrategyError
+from backtest.features import indicators as features
+from backtest.features import levels as signals
+from backtest.metrics import performance as metrics
 from backtest.types import Signals
 from scripts.bundle_datasets import shared_data_dir
 
@@ -54,7 +59,7 @@ def test_fused_sweep_equals_plain_path(bars: pd.DataFrame, fill: str, kernel: st
         assert fast["n_trades"][row] == expected["n_trades"] > 5
         assert fast["open_at_end"][row] == (result.trades["status"] == "open").any()
         assert fast["final_equity"][row] == pytest.approx(result.equity.iloc[-1], rel=1e-10)
-        for key in metrics.METRIC_KEYS:
+        for key in catalogue.METRIC_KEYS:
             value = fast[key][row]
             if expected[key] is None:
                 assert np.isnan(value), key

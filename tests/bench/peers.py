@@ -29,8 +29,11 @@ FREQ = "1min"
 
 def crashbt_single(bars: pd.DataFrame) -> tuple[int, float]:
     """crashbt's public API: features -> signals -> engine.simulate -> metrics.compute."""
-    from backtest import engine, features, metrics, signals
-    from backtest.config import ExecutionConfig
+    from backtest.config.schema import ExecutionConfig
+    from backtest.engine import simulate as engine
+    from backtest.features import indicators as features
+    from backtest.features import levels as signals
+    from backtest.metrics import performance as metrics
     from backtest.types import Signals
 
     sma = features.sma(bars["close"], WINDOW)

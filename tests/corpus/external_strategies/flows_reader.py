@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from backtest.features import point_in_time
+from backtest.features.indicators import point_in_time
+from backtest.strategy.contract import FloatRange, StrategySpec
 from backtest.types import Bars, Signals
-from strategies.base import FloatRange, StrategySpec
 
 
 @dataclass(frozen=True)

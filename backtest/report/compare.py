@@ -13,8 +13,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from backtest import html, report
+from backtest import catalogue
 from backtest.errors import DataError, OutputError
+from backtest.report import files as report
+from backtest.report import html
 
 SAME_DATA_KEYS = ("name", "sha256", "symbol", "timeframe", "start", "end")
 
@@ -53,7 +55,7 @@ def metric_table(runs: list[html.RunRecords],
     rows: list[list[Any]] = []
     for key in html.metric_keys(*(r.report["metrics"] for r in runs)):
         values = [r.report["metrics"].get(key) for r in runs]
-        best = html.best_index(values, html.METRIC_DIRECTION.get(key, 0))
+        best = html.best_index(values, catalogue.direction(key))
         rows.append([key, *(f"{html.format_number(v)}*" if i == best else v
                             for i, v in enumerate(values))])
     return header, rows

@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from backtest import margin
+from backtest.engine import margin
 
 # direction filter (ExecutionConfig.direction)
 DIR_BOTH, DIR_LONG, DIR_SHORT = 0, 1, 2

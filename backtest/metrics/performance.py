@@ -16,20 +16,9 @@ import math
 import numpy as np
 import pandas as pd
 
-from backtest.kernels import curve_stats_nb, max_drawdown_nb
+from backtest.catalogue import METRIC_KEYS, periods_per_year
+from backtest.engine.kernels import curve_stats_nb, max_drawdown_nb
 from backtest.types import Bars, SimResult
-
-SECONDS_PER_YEAR = 365 * 86_400
-
-METRIC_KEYS = (
-    "total_return_pct", "cagr_pct", "sharpe", "sortino", "calmar", "max_drawdown_pct",
-    "n_trades", "win_rate_pct", "exposure_pct", "profit_factor", "fees_paid",
-)
-
-
-def periods_per_year(freq: str) -> float:
-    """Bars per 365-day year for a pandas frequency string such as ``"1h"`` or ``"1D"``."""
-    return SECONDS_PER_YEAR / pd.Timedelta(pd.tseries.frequencies.to_offset(freq)).total_seconds()
 
 
 def _finite(value: float) -> float | None:

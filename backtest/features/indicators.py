@@ -30,8 +30,8 @@ import pandas as pd
 import ta
 from pandas.api.typing import Rolling
 
+from backtest.data.external import align_to_bars
 from backtest.errors import StrategyError
-from backtest.external import align_to_bars
 
 #: Seconds per day and 2**32 hashes per unit of difficulty, for hash rate from blocks.
 _SECONDS_PER_DAY = 86_400.0

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from backtest.config import DataConfig
+from backtest.config.schema import DataConfig
 from backtest.errors import ConfigError, DataError, did_you_mean
 from backtest.redact import mask_secrets
 from backtest.types import OHLCV, Bars
@@ -80,7 +80,7 @@ def datasets_dir() -> Path:
     if override:
         path = Path(override)
         return path.parent if path.is_file() else path
-    return Path(__file__).resolve().parent.parent / "datasets"
+    return Path(__file__).resolve().parents[2] / "datasets"
 
 
 def manifest() -> dict[str, dict[str, Any]]:

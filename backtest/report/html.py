@@ -26,16 +26,12 @@ import markupsafe
 import numpy as np
 import pandas as pd
 
-from backtest import report as report_io
+from backtest import catalogue
 from backtest.errors import UserError
+from backtest.report import files as report_io
 
 MAX_POINTS = 5000
 #: +1: higher is better, -1: lower is better; metrics not listed have no "best" (n_trades, ...).
-METRIC_DIRECTION: dict[str, int] = {
-    "total_return_pct": 1, "cagr_pct": 1, "sharpe": 1, "sortino": 1, "calmar": 1,
-    "win_rate_pct": 1, "profit_factor": 1, "max_drawdown_pct": -1, "fees_paid": -1,
-    "funding_paid": -1, "liquidations": -1, "liquidation_losses": -1,
-}
 EXIT_STYLE: dict[str, tuple[str, str]] = {  # exit_reason -> (marker symbol, colour)
     "signal": ("x", "#555555"), "stop": ("x", "#d62728"), "target": ("star", "#2ca02c"),
     "trailing": ("x", "#ff7f0e"), "liquidation": ("diamond", "#9467bd"),
@@ -54,7 +50,7 @@ _SCRIPT_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026",
 @cache
 def _env() -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader("backtest", "templates"),
+        loader=jinja2.PackageLoader("backtest.report", "templates"),
         autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
@@ -231,8 +227,8 @@ def load_price(rep: dict[str, Any], equity: pd.DataFrame) -> pd.Series | None:
     the bars the report names, re-read and checked against the report's dataset sha256."""
     if "close" in equity:
         return equity["close"]
-    from backtest import data
-    from backtest.config import DataConfig
+    from backtest.config.schema import DataConfig
+    from backtest.data import bars as data
 
     try:
         bars, info = data.load_bars(DataConfig.model_validate(rep["config"]["data"]), "report")
@@ -368,7 +364,7 @@ def render_run(report: dict[str, Any], trades: list[dict[str, Any]],
                    segments=segment_table(report), config_rows=flatten(report["config"]),
                    caption=caption, has_price=price is not None,
                    metric_keys=metric_keys(report["metrics"], report.get("benchmark", {})),
-                   direction=METRIC_DIRECTION)
+                   direction={k: m.direction for k, m in catalogue.CATALOGUE.items()})
 
 
 def render_run_dir(run_dir: Path) -> str:
@@ -586,7 +582,7 @@ def render_compare(runs: list[RunRecords], names: list[str]) -> str:
     for key in keys:
         values = [r["metrics"].get(key) for r in reps]
         metric_rows.append({"key": key, "values": values,
-                            "best": best_index(values, METRIC_DIRECTION.get(key, 0))})
+                            "best": best_index(values, catalogue.direction(key))})
     traces = []
     for i, (run, name) in enumerate(zip(runs, names, strict=True)):
         if "equity" not in run.equity:
@@ -620,4 +616,4 @@ def render_compare(runs: list[RunRecords], names: list[str]) -> str:
     return _render("compare.html", figs, runs=reps, names=names, metric_rows=metric_rows,
                    segments=segments, segment_metrics=("total_return_pct", "max_drawdown_pct",
                                                        "sharpe", "n_trades"),
-                   diff=diff, direction=METRIC_DIRECTION)
+                   diff=diff, direction={k: m.direction for k, m in catalogue.CATALOGUE.items()})

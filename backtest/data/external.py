@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from backtest.data import (
+from backtest.data.bars import (
     UNIT_SECONDS,
     check_order,
     dataset_entry,

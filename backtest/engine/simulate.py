@@ -118,8 +118,8 @@ from importlib.metadata import version
 import numpy as np
 import pandas as pd
 
-from backtest import kernels, margin
-from backtest.config import ExecutionConfig
+from backtest.config.schema import ExecutionConfig
+from backtest.engine import kernels, margin
 from backtest.errors import DataError, StrategyError
 from backtest.types import Bars, Signals, SimResult
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from backtest.data import datasets_dir
+from backtest.data.bars import datasets_dir
 from backtest.errors import ConfigError
 
 BUNDLED_TIERS = "binance_btcusdt_tiers.toml"

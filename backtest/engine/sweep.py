@@ -11,7 +11,7 @@ Two ways to run it, both without a per-bar Python loop and without pandas in the
 * :func:`sma_cross_sweep` (the hot path): one fused numba kernel, ``prange`` over windows;
   each column keeps a running window sum, its crossover state, the position and the metric
   accumulators, so memory is O(windows) beyond the price arrays (no 2-D array at all).
-  Returns every headline metric of :data:`backtest.metrics.METRIC_KEYS` per window.
+  Returns every headline metric of :data:`backtest.catalogue.METRIC_KEYS` per window.
 * :func:`sma_cross_columns`: 2-D signals from one cumulative sum (:func:`sma_cross_signals`),
   chunked over windows so no chunk exceeds ``max_bytes``, simulated by the engine's
   :func:`backtest.kernels.simulate_columns_nb`. Slower; kept as the generic array path and as
@@ -34,10 +34,10 @@ import numpy as np
 import pandas as pd
 from numba import njit, prange
 
-from backtest import kernels
-from backtest.config import ExecutionConfig
+from backtest.catalogue import METRIC_KEYS, periods_per_year
+from backtest.config.schema import ExecutionConfig
+from backtest.engine import kernels
 from backtest.errors import StrategyError
-from backtest.metrics import METRIC_KEYS, periods_per_year
 
 # slots of the per-window accumulator row written by the fused kernel
 (A_FINAL, A_RSUM, A_RSQ, A_DSQ, A_MDD, A_EXPOSED, A_FEES, A_CLOSED, A_WINS, A_GAINS,
@@ -211,7 +211,7 @@ def sma_cross_sweep(open_: pd.Series | np.ndarray, close: pd.Series | np.ndarray
 
     Returns one row per window in the given order: ``window``, ``final_equity``,
     ``open_at_end`` (a position still open at the last bar) and the
-    :data:`backtest.metrics.METRIC_KEYS` (``n_trades`` counts closed trades, as
+    :data:`backtest.catalogue.METRIC_KEYS` (``n_trades`` counts closed trades, as
     :func:`backtest.metrics.compute` does; NaN where it would return None).
     """
     _check_execution(execution)

@@ -1,0 +1,1 @@
+"""TOML config -> frozen, validated objects: the run (schema) and the search (optimize)."""

@@ -1,0 +1,1 @@
+"""Bars, external series and crash regimes: find, read, validate and slice market data."""

@@ -1,0 +1,1 @@
+"""The execution engine: vectorbt or the numba kernel turns bars and signals into fills."""

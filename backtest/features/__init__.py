@@ -1,0 +1,1 @@
+"""Causal features: indicators on bars and daily series (indicators) and level events (levels)."""

@@ -1,0 +1,223 @@
+"""Scoring one parameter set: features (cached), signals, the engine on every fold range, and the
+in-sample / out-of-sample metrics and return statistics a trial stores."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import tomllib
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from backtest import catalogue, pipeline
+from backtest.config.optimize import OptimizeConfig, ValidationSpec
+from backtest.config.schema import (
+    RunConfig,
+    parse_utc,
+)
+from backtest.data import bars as data
+from backtest.engine import simulate as engine
+from backtest.errors import ConfigError, UserError, did_you_mean
+from backtest.metrics import overfit
+from backtest.metrics import performance as metrics
+from backtest.optimize import splits
+from backtest.strategy.contract import StrategySpec
+
+# where a search's time goes (Evaluator.clock): the strategy's features and signals, the
+# engine, crashbt's metrics and fold statistics; "search" is the whole loop of one worker, so
+# search minus the rest is Optuna's sampler, its storage and crashbt's trial bookkeeping
+PHASES = ("search", "features", "signals", "simulation", "metrics")
+
+
+
+class FeatureCache:
+    """Features per distinct value of the parameters the feature function actually reads.
+
+    The first call records which attributes of ``params`` are read; a later call with equal
+    values for those attributes reuses the frame (features are pure functions of their inputs).
+    """
+
+    def __init__(self, spec: StrategySpec, size: int = 32) -> None:
+        self.spec, self.size = spec, size
+        self.entries: list[tuple[dict[str, Any], pd.DataFrame]] = []
+        self.hits = 0
+
+    def get(self, bars: pd.DataFrame, params: Any,
+            context: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+        for key, frame in self.entries:
+            if all(getattr(params, k) == v for k, v in key.items()):
+                self.hits += 1
+                return frame
+        recorder = _ReadRecorder(params)
+        try:
+            frame = self.spec.features(bars, recorder, context)
+            read = recorder.read
+        except UserError:
+            raise
+        except Exception:  # a feature function that needs the real dataclass: key on everything
+            frame = self.spec.features(bars, params, context)
+            read = {f.name for f in dataclasses.fields(params)}
+        self.entries = [*self.entries[-(self.size - 1):], ({k: getattr(params, k) for k in read},
+                                                           frame)]
+        return frame
+
+
+
+class _ReadRecorder:
+    """Stands in for a Params object and remembers which attributes were read."""
+
+    def __init__(self, params: Any) -> None:
+        self._params = params
+        self.read: set[str] = set()
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._params, name)
+        self.read.add(name)
+        return value
+
+
+
+def _mean_metrics(rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """Mean of each metric over ``rows``; an undefined metric (None) counts as 0."""
+    return {k: float(np.mean([r[k] if r[k] is not None else 0.0 for r in rows]))
+            for k in catalogue.METRIC_KEYS}
+
+
+
+class Evaluator:
+    """Loads the bars once and scores parameter sets on every fold (one per process)."""
+
+    def __init__(self, cfg: RunConfig, opt: OptimizeConfig, spec: StrategySpec,
+                 source: str) -> None:
+        self.cfg, self.opt, self.spec, self.source = cfg, opt, spec, source
+        self.history, info = data.load_bars(cfg.data.model_copy(update={"start": None}), source)
+        self.first = (int(self.history.index.searchsorted(pd.Timestamp(cfg.data.start)))
+                      if cfg.data.start else 0)
+        self.bars = self.history.iloc[self.first:]
+        self.freq = info.freq
+        n = len(self.bars)
+        try:
+            self.folds = build_folds(opt.validation, self.bars.index, source)
+            self.blocks = splits.blocks(n, opt.cscv_blocks)
+        except ValueError as exc:
+            raise ConfigError(f"{source}: optimize.validation: expected {exc}") from None
+        self.scored = set(splits.distinct_ranges(self.folds))  # ranges whose metrics count
+        self.ranges = sorted({*self.scored, (0, n)})  # (0, n): the returns for the DSR/PBO
+        self.features = FeatureCache(spec)
+        self.context = pipeline.load_context(cfg, spec, source)
+        self.clock = dict.fromkeys(PHASES, 0.0)
+
+    @contextmanager
+    def timed(self, phase: str) -> Iterator[None]:
+        """Add the block's wall time to ``self.clock[phase]`` (see PHASES)."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.clock[phase] += time.perf_counter() - start
+
+    def evaluate(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Fold metrics, objective and constraint values, and return statistics of one set."""
+        params = self.spec.make_params(values, self.source)
+        with self.timed("features"):
+            feats = self.features.get(self.history, params, self.context)
+        with self.timed("signals"):
+            sigs = self.spec.signals(self.history, feats, params)
+        by_range, full_returns = {}, np.empty(0)
+        for a, b in self.ranges:
+            rows = slice(self.first + a, self.first + b)
+            with self.timed("simulation"):
+                result = engine.simulate(self.history.iloc[rows], sigs.restrict(rows),
+                                         self.cfg.execution, self.freq)
+            if (a, b) in self.scored:
+                with self.timed("metrics"):
+                    by_range[(a, b)] = metrics.compute(result, self.freq)
+            if (a, b) == (0, len(self.bars)):
+                full_returns = result.returns.to_numpy(dtype=float)
+        with self.timed("metrics"):
+            return self._summarize(by_range, full_returns)
+
+    def _summarize(self, by_range: Mapping[tuple[int, int], Mapping[str, Any]],
+                   full_returns: np.ndarray) -> dict[str, Any]:
+        folds = [{"name": f.name, "is": _mean_metrics([by_range[r] for r in f.train]),
+                  "oos": _mean_metrics([by_range[r] for r in f.test]) if f.test else None}
+                 for f in self.folds]
+        is_mean = _mean_metrics([f["is"] for f in folds])
+        has_oos = all(f["oos"] is not None for f in folds)
+        stats = overfit.return_stats(full_returns)
+        return {
+            "folds": folds,
+            "is_mean": is_mean,
+            "oos_mean": _mean_metrics([f["oos"] for f in folds]) if has_oos else None,
+            "objectives": [is_mean[o.metric] for o in self.opt.objectives],
+            "constraints": [c.violation(is_mean[c.metric]) for c in self.opt.constraints],
+            "full_stats": dataclasses.asdict(stats),
+            "blocks": overfit.block_sums(full_returns, self.blocks)[:, :, 0].tolist(),
+        }
+
+    def describe_folds(self) -> list[dict[str, Any]]:
+        """Folds as dated ranges (inclusive bar open times) for the report."""
+        idx = self.bars.index
+
+        def dated(ranges: Sequence[splits.Range]) -> list[list[str]]:
+            return [[_iso(idx[a]), _iso(idx[b - 1])] for a, b in ranges]
+
+        return [{"name": f.name, "train": dated(f.train), "test": dated(f.test)}
+                for f in self.folds]
+
+
+
+def build_folds(validation: ValidationSpec, index: pd.DatetimeIndex,
+                source: str) -> list[splits.Fold]:
+    """Folds over the simulated bars from ``[optimize.validation]`` (ValueError if impossible)."""
+    n = len(index)
+    if validation.kind == "none":
+        return splits.whole(n)
+    if validation.kind in ("walk_forward", "anchored"):
+        return splits.walk_forward(n, validation.folds, validation.train_frac,
+                                   anchored=validation.kind == "anchored")
+    return splits.crash_folds(index, _windows(validation.windows, source))
+
+
+
+def _windows(items: Sequence[Any], source: str) -> list[tuple[str, pd.Timestamp, pd.Timestamp]]:
+    out = []
+    for i, item in enumerate(items):
+        where = f"{source}: optimize.validation.windows.{i}"
+        if isinstance(item, str):
+            named = _named_windows(where)
+            if item not in named:
+                hint = did_you_mean(item, named) or f" (known: {', '.join(named)})"
+                raise ConfigError(f"{where}: unknown window '{item}'{hint}")
+            out.append((item, *named[item]))
+            continue
+        if len(item) != 2:
+            raise ConfigError(f"{where}: expected a window name or [start, end], found {item!r}")
+        try:
+            start, end = (pd.Timestamp(parse_utc(v)) for v in item)
+        except ValueError:
+            raise ConfigError(f"{where}: expected ISO-8601 dates, found {item!r}") from None
+        out.append((f"{start:%Y-%m-%d}", start, end))
+    return out
+
+
+
+def _named_windows(where: str) -> dict[str, tuple[pd.Timestamp, pd.Timestamp]]:
+    path = data.datasets_dir() / "regimes.toml"
+    try:
+        table = tomllib.loads(path.read_text(encoding="utf-8")).get("windows", {})
+    except FileNotFoundError:
+        raise ConfigError(f"{where}: expected a window named in {path}, found no such file "
+                          "(give [start, end] instead)") from None
+    return {name: (pd.Timestamp(parse_utc(w["start"])), pd.Timestamp(parse_utc(w["end"])))
+            for name, w in table.items()}
+
+
+
+def _iso(ts: pd.Timestamp) -> str:
+    return ts.strftime("%Y-%m-%dT%H:%M:%SZ")
+

@@ -1,0 +1,222 @@
+"""``crashbt optimize`` driver: prepare or resume the study, run the workers, write
+optimization.json / optimization.html and the best parameters' run report."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from pydantic import ValidationError
+
+from backtest import pipeline
+from backtest.config.optimize import OptimizeConfig, load
+from backtest.config.schema import (
+    _format_error,
+    parse_utc_now,
+)
+from backtest.errors import ConfigError
+from backtest.optimize.evaluate import PHASES, Evaluator
+from backtest.optimize.space import grid_values, search_space
+from backtest.optimize.storage import COMPLETE, count_states, mask_url, quiet_optuna, recover_stale
+from backtest.optimize.summary import is_feasible, summarize
+from backtest.optimize.workers import Request, run_children, work
+from backtest.report import files as report
+from backtest.report import html
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What ``run`` did: the report path, the report itself, and whether it was interrupted."""
+
+    path: Path
+    doc: dict[str, Any]
+    best_run: Path | None
+    interrupted: bool
+
+
+
+def prepare(req: Request) -> optuna.Study:
+    """Create (or reopen) the study; refuse to resume a study started by another config."""
+    quiet_optuna()
+    dims, _ = search_space(req.spec, req.opt, req.source)
+    directions = [o.resolved_direction for o in req.opt.objectives]
+    if req.opt.sampler == "grid":
+        grid_values(dims, req.source)
+    storage = req.open()
+    study = optuna.create_study(study_name=req.study, storage=storage, directions=directions,
+                                load_if_exists=True)
+    have = study.user_attrs.get("crashbt_config")
+    if have is None:
+        study.set_user_attr("crashbt_config", req.config_hash())
+    elif have != req.config_hash():
+        raise ConfigError(f"{req.source}: optimize: expected the config that started study "
+                          f"'{req.study}' (hash {have}), found a changed one "
+                          f"({req.config_hash()}); pass --study NEW_NAME for a new study")
+    recover_stale(study, storage)
+    return study
+
+
+
+def run(req: Request) -> Outcome:
+    """Run (or resume) the search, then write optimization.json and the best run's report.
+
+    Ctrl-C stops the workers (a running trial is marked failed), and the report of what was
+    done is still written; ``Outcome.interrupted`` tells the caller to exit with 130.
+    """
+    started = time.perf_counter()
+    evaluator = Evaluator(req.cfg, req.opt, req.spec, req.source)
+    study = prepare(req)
+    interrupted = False
+    with _progress(req.opt.trials) as show:
+        def on_done(s: optuna.Study) -> None:
+            show(*_progress_state(s, req.opt))
+
+        try:
+            if req.jobs <= 1:
+                work(req, 0, on_done, evaluator)
+            else:
+                run_children(req, study, on_done)
+        except KeyboardInterrupt:
+            interrupted = True
+    doc = summarize(study, req, evaluator, interrupted)
+    best_run = None
+    if doc["best"] is not None and not interrupted:
+        best_run = _write_best_run(req, doc["best"]["params"])
+        doc["best_run"] = str(best_run.relative_to(req.study_dir))
+    doc["timing"] = {"created_at": parse_utc_now(),
+                     "duration_s": round(time.perf_counter() - started, 3)}
+    if req.jobs <= 1:  # the workers of --jobs N keep their clocks in their own processes
+        doc["timing"]["search_s"] = search_breakdown(evaluator.clock)
+    path = req.study_dir / "optimization.json"
+    clean = _finite(doc)
+    report.atomic_write_text(path, report.to_json(clean))
+    report.atomic_write_text(req.study_dir / "optimization.html", html.render_optimization(
+        json.loads(report.to_json(clean))))
+    return Outcome(path, doc, best_run, interrupted)
+
+
+
+def search_breakdown(clock: Mapping[str, float]) -> dict[str, float]:
+    """Seconds per phase of the search loop, plus what was left for Optuna and bookkeeping."""
+    out = {phase: round(clock[phase], 3) for phase in PHASES}
+    inside = sum(clock[phase] for phase in PHASES if phase != "search")
+    out["optuna_and_bookkeeping"] = round(max(clock["search"] - inside, 0.0), 3)
+    return out
+
+
+
+def _write_best_run(req: Request, params: Mapping[str, Any]) -> Path:
+    label = f"{req.study}-best"
+    strategy = req.cfg.strategy.model_copy(update={"params": dict(params), "label": label})
+    cfg = req.cfg.model_copy(update={"strategy": strategy})
+    outcome = pipeline.execute(cfg, req.spec, req.source)
+    return pipeline.write(outcome, req.study_dir, with_html=cfg.report.html)
+
+
+
+def _finite(value: Any) -> Any:
+    """Replace NaN/inf by None everywhere (report JSON refuses them)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+
+def _progress_state(study: optuna.Study, opt: OptimizeConfig) -> tuple[int, float | None]:
+    done = [t for t in study.get_trials(deepcopy=False, states=(COMPLETE,))
+            if is_feasible(t)]
+    n = count_states(study)["COMPLETE"]
+    if not done:
+        return n, None
+    first = [t.values[0] for t in done]
+    return n, max(first) if opt.objectives[0].resolved_direction == "maximize" else min(first)
+
+
+
+@contextmanager
+def _progress(total: int) -> Iterator[Callable[[int, float | None], None]]:
+    """A rich progress bar on stderr with the best value; silent when stderr is not a TTY."""
+    if not sys.stderr.isatty():
+        yield lambda _n, _best: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    bar = Progress(TextColumn("trials"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("best {task.fields[best]}"), console=Console(stderr=True),
+                   transient=False)
+    task = bar.add_task("search", total=total, best="-")
+    with bar:
+        yield lambda n, best: bar.update(task, completed=min(n, total),
+                                         best="-" if best is None else f"{best:.4g}")
+
+
+
+def request_from_cli(config: str, overrides: Sequence[str], *, trials: int | None = None,
+                     timeout_s: float | None = None, seed: int | None = None,
+                     storage: str | None = None, study: str | None = None, jobs: int = 1,
+                     out: str | None = None) -> Request:
+    """Build a :class:`Request` from ``crashbt optimize`` arguments (flags beat the config)."""
+    import strategies
+
+    cfg, opt = load(config, overrides)
+    flags = {k: v for k, v in (("trials", trials), ("timeout_s", timeout_s), ("seed", seed))
+             if v is not None}
+    try:
+        opt = OptimizeConfig.model_validate({**opt.model_dump(), **flags})
+    except ValidationError as exc:
+        raise ConfigError(_format_error("command line", exc, OptimizeConfig)) from None
+    if not 1 <= jobs <= 256:
+        raise ConfigError(f"command line: --jobs: expected 1..256 workers, found {jobs}")
+    if storage is not None and "://" not in storage:
+        raise ConfigError(f"command line: --storage: expected a database URL such as "
+                          f"postgresql://user:password@host/db, found {mask_url(storage)!r}")
+    spec = strategies.get(cfg.strategy.name, config)
+    name = report.safe_name(study or cfg.name or Path(config).stem)
+    return Request(cfg, opt, spec, config, name, Path(out or cfg.report.out), storage, jobs)
+
+
+def summary_lines(outcome: Outcome) -> list[str]:
+    """What ``crashbt optimize`` prints: counts, best, walk-forward, overfitting, paths."""
+    doc = outcome.doc
+    lines = [f"study: {doc['study']} (storage {doc['storage']})",
+             "trials: " + ", ".join(f"{v} {k.lower()}" for k, v in doc["counts"].items())]
+    best = doc["best"]
+    if best is None:
+        lines.append("best: none (no complete feasible trial)")
+    else:
+        objs = ", ".join(f"{o['metric']} {v:.4g}" for o, v in
+                         zip(doc["objectives"], best["values"], strict=True))
+        lines.append(f"best: trial {best['number']}: in-sample {objs}; params {best['searched']}")
+        if best["oos_mean"] is not None:
+            metric = doc["objectives"][0]["metric"]
+            lines.append(f"best out-of-sample {metric} (mean over folds): "
+                         f"{best['oos_mean'][metric]:.4g}")
+    wf = doc["walk_forward"]
+    if wf is not None:
+        lines.append(f"walk-forward (each fold picks on its own in-sample part): {wf['metric']} "
+                     f"in-sample {wf['is_mean']:.4g} -> out-of-sample {wf['oos_mean']:.4g}")
+    dsr, pbo = doc["overfitting"]["deflated_sharpe"], doc["overfitting"]["pbo"]
+    if dsr is not None:
+        lines.append(f"deflated Sharpe ratio: {dsr['dsr']:.3f} over {dsr['n_trials']} trials "
+                     f"({'significant' if dsr['significant'] else 'not significant'} at 0.95); "
+                     f"PBO {pbo['pbo']:.3f} ({pbo['n_splits']} CSCV splits)")
+    lines.append(f"report: {outcome.path}")
+    if outcome.best_run is not None:
+        lines.append(f"best run: {outcome.best_run}")
+    if outcome.interrupted:
+        lines.append("interrupted: the report shows the trials done so far")
+    return lines
+

@@ -1,0 +1,1 @@
+"""Reports: report.json and CSV files (files), HTML pages (html), run comparison (compare)."""

@@ -1,0 +1,1 @@
+"""The strategy contract: frozen Params, a search space as data, two pure functions."""
