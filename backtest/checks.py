@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from backtest import pipeline
-from backtest.config.schema import RunConfig
+from backtest.config.run import RunConfig
 from backtest.data import bars as data
 from backtest.data import external
 from backtest.strategy.contract import StrategySpec

@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from backtest.config.schema import RunConfig, parse_utc_now
+from backtest.config.common import parse_utc_now
+from backtest.config.run import RunConfig
 from backtest.data import bars as data
 from backtest.data import external, regimes
 from backtest.engine import simulate as engine

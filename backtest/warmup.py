@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from backtest.config.schema import ExecutionConfig
+from backtest.config.execution import ExecutionConfig
 from backtest.engine import simulate as engine
 from backtest.engine import sweep
 from backtest.metrics import performance as metrics

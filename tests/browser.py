@@ -111,7 +111,7 @@ def make_run(out_dir: Path, bars_csv: str, label: str | None = None,
     """Run break_below_74k through the real pipeline on ``bars_csv``; return the run dir."""
     import strategies
     from backtest import pipeline
-    from backtest.config.schema import RunConfig
+    from backtest.config.run import RunConfig
 
     cfg = RunConfig.model_validate({
         "data": {"path": bars_csv, "symbol": "SYNTHUSDT", "timeframe": "1h"},

@@ -14,8 +14,10 @@ import pytest
 
 import strategies
 from backtest import checks
-from backtest.cli import EXIT_LOOKAHEAD, main
-from backtest.config.schema import RunConfig, parse_config
+from backtest.cli import main
+from backtest.cli.common import EXIT_LOOKAHEAD
+from backtest.config.loader import parse_config
+from backtest.config.run import RunConfig
 from backtest.data.external import load_external
 from backtest.strategy.contract import StrategySpec
 from tests import peeking_strategies as peek
@@ -112,7 +114,7 @@ def test_back_filled_warm_up_is_caught_by_the_early_cuts() -> None:
 
 
 def test_break_below_74k_config_passes() -> None:
-    from backtest.config.schema import load_config
+    from backtest.config.loader import load_config
 
     cfg = load_config(ROOT / "configs" / "break_below_74k.toml")
     rep = checks.lookahead(cfg, strategies.get("break_below_74k"), "config")

@@ -53,7 +53,7 @@ def make_run_with_start(tmp_path: Path, bars_csv: str) -> Path:
     """The same strategy on the same file, starting five days later."""
     import strategies
     from backtest import pipeline
-    from backtest.config.schema import RunConfig
+    from backtest.config.run import RunConfig
 
     cfg = RunConfig.model_validate({
         "data": {"path": bars_csv, "symbol": "SYNTHUSDT", "timeframe": "1h",

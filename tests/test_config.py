@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from backtest.config.schema import RunConfig, apply_overrides, load_config, parse_config
+from backtest.config.loader import apply_overrides, load_config, parse_config
+from backtest.config.run import RunConfig
 from backtest.errors import ConfigError
 
 MINIMAL = {"data": {"dataset": "btcusdt_1d"}, "strategy": {"name": "break_below_74k"}}

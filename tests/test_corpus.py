@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from backtest.cli import main
-from backtest.config.schema import DataConfig
+from backtest.config.data import DataConfig
 from backtest.data.bars import DataWarning, load_bars
 
 ROOT = Path(__file__).resolve().parents[1]

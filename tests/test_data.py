@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from backtest.config.schema import DataConfig
+from backtest.config.data import DataConfig
 from backtest.data.bars import (
     DataWarning,
     datasets_dir,

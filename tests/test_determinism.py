@@ -14,7 +14,7 @@ import pytest
 
 import strategies
 from backtest import pipeline, plugins
-from backtest.config.schema import load_config
+from backtest.config.loader import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "corpus"

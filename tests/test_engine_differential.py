@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 from backtesting import Backtest, Strategy
 
-from backtest.config.schema import ExecutionConfig
+from backtest.config.execution import ExecutionConfig
 from backtest.engine.simulate import ENGINE_KERNEL, simulate
 from backtest.types import Signals
 from scripts.bundle_datasets import shared_data_dir

@@ -7,7 +7,7 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from backtest.config.schema import ExecutionConfig
+from backtest.config.execution import ExecutionConfig
 from backtest.engine.simulate import simulate, simulate_many
 from backtest.types import Signals
 from tests.scenarios import random_candles

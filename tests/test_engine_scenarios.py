@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from backtest.config.schema import ExecutionConfig
+from backtest.config.execution import ExecutionConfig
 from backtest.engine.simulate import ENGINE_KERNEL, simulate
 from scripts.bundle_datasets import shared_data_dir
 from tests.scenarios import candles, signals

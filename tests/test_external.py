@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from backtest.config.schema import DataConfig
+from backtest.config.data import DataConfig
 from backtest.data.bars import load_bars
 from backtest.data.external import align_to_bars, derive_hash_rate_ehs, load_external
 from backtest.errors import ConfigError, DataError

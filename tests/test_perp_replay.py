@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from backtest.config.schema import DataConfig, ExecutionConfig
+from backtest.config.data import DataConfig
+from backtest.config.execution import ExecutionConfig
 from backtest.data.bars import load_bars
 from backtest.data.external import load_external
 from backtest.engine.simulate import simulate, simulate_many

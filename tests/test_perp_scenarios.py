@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from backtest.config.schema import ExecutionConfig
+from backtest.config.execution import ExecutionConfig
 from backtest.engine import margin
 from backtest.engine.simulate import simulate, simulate_many
 from backtest.errors import ConfigError, DataError

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from backtest.config.schema import ExecutionConfig
+from backtest.config.execution import ExecutionConfig
 from backtest.engine import kernels
 from backtest.engine.simulate import simulate, slippage_market
 from backtest.types import Signals

@@ -20,7 +20,7 @@ import pytest
 import strategies
 from backtest import pipeline
 from backtest.cli import main
-from backtest.config.schema import parse_config
+from backtest.config.loader import parse_config
 from backtest.data.bars import load_bars
 from backtest.data.external import align_to_bars, load_external
 from backtest.features.indicators import hash_ribbons

@@ -27,7 +27,8 @@ from hypothesis import strategies as st
 
 import strategies
 from backtest import checks
-from backtest.config.schema import RunConfig, parse_config
+from backtest.config.loader import parse_config
+from backtest.config.run import RunConfig
 from backtest.data import external
 from backtest.data.bars import manifest
 from backtest.errors import StrategyError

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from backtest import catalogue
-from backtest.config.schema import ExecutionConfig
+from backtest.config.execution import ExecutionConfig
 from backtest.engine import simulate as engine
 from backtest.engine import sweep
 from backtest.errors import StrategyError

@@ -12,14 +12,9 @@ from typing import Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from backtest import catalogue
-from backtest.config.schema import (
-    RunConfig,
-    _format_error,
-    _load_with_extends,
-    _Strict,
-    apply_overrides,
-    parse_config,
-)
+from backtest.config.common import _Strict
+from backtest.config.loader import _format_error, _load_with_extends, apply_overrides, parse_config
+from backtest.config.run import RunConfig
 from backtest.errors import ConfigError, did_you_mean
 
 

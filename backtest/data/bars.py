@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from backtest.config.schema import DataConfig
+from backtest.config.data import DataConfig
 from backtest.errors import ConfigError, DataError, did_you_mean
 from backtest.redact import mask_secrets
 from backtest.types import OHLCV, Bars

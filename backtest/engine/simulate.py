@@ -118,7 +118,7 @@ from importlib.metadata import version
 import numpy as np
 import pandas as pd
 
-from backtest.config.schema import ExecutionConfig
+from backtest.config.execution import ExecutionConfig
 from backtest.engine import kernels, margin
 from backtest.errors import DataError, StrategyError
 from backtest.types import Bars, Signals, SimResult

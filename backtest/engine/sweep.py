@@ -35,7 +35,7 @@ import pandas as pd
 from numba import njit, prange
 
 from backtest.catalogue import METRIC_KEYS, periods_per_year
-from backtest.config.schema import ExecutionConfig
+from backtest.config.execution import ExecutionConfig
 from backtest.engine import kernels
 from backtest.errors import StrategyError
 

@@ -14,11 +14,9 @@ import numpy as np
 import pandas as pd
 
 from backtest import catalogue, pipeline
+from backtest.config.common import parse_utc
 from backtest.config.optimize import OptimizeConfig, ValidationSpec
-from backtest.config.schema import (
-    RunConfig,
-    parse_utc,
-)
+from backtest.config.run import RunConfig
 from backtest.data import bars as data
 from backtest.engine import simulate as engine
 from backtest.errors import ConfigError, UserError, did_you_mean

@@ -17,11 +17,9 @@ import optuna
 from pydantic import ValidationError
 
 from backtest import pipeline
+from backtest.config.common import parse_utc_now
+from backtest.config.loader import _format_error
 from backtest.config.optimize import OptimizeConfig, load
-from backtest.config.schema import (
-    _format_error,
-    parse_utc_now,
-)
 from backtest.errors import ConfigError
 from backtest.optimize.evaluate import PHASES, Evaluator
 from backtest.optimize.space import grid_values, search_space

@@ -22,9 +22,7 @@ from pathlib import Path
 import optuna
 
 from backtest.config.optimize import OptimizeConfig
-from backtest.config.schema import (
-    RunConfig,
-)
+from backtest.config.run import RunConfig
 from backtest.errors import ConfigError, OutputError, StrategyError, UserError
 from backtest.optimize.evaluate import Evaluator
 from backtest.optimize.space import make_sampler, search_space, suggest

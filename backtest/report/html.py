@@ -227,7 +227,7 @@ def load_price(rep: dict[str, Any], equity: pd.DataFrame) -> pd.Series | None:
     the bars the report names, re-read and checked against the report's dataset sha256."""
     if "close" in equity:
         return equity["close"]
-    from backtest.config.schema import DataConfig
+    from backtest.config.data import DataConfig
     from backtest.data import bars as data
 
     try:

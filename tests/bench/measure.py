@@ -34,7 +34,7 @@ def windows(sets: int) -> np.ndarray:
 
 def runner(method: str, bars, w: np.ndarray) -> Callable[[], int]:
     """A zero-argument run of ``method`` over ``bars`` and windows ``w`` -> total entries."""
-    from backtest.config.schema import ExecutionConfig
+    from backtest.config.execution import ExecutionConfig
     from backtest.engine import sweep
 
     ex = ExecutionConfig(init_cash=peers.CASH, fee_rate=peers.FEE, fill="close",

@@ -29,7 +29,7 @@ FREQ = "1min"
 
 def crashbt_single(bars: pd.DataFrame) -> tuple[int, float]:
     """crashbt's public API: features -> signals -> engine.simulate -> metrics.compute."""
-    from backtest.config.schema import ExecutionConfig
+    from backtest.config.execution import ExecutionConfig
     from backtest.engine import simulate as engine
     from backtest.features import indicators as features
     from backtest.features import levels as signals

@@ -1,0 +1,164 @@
+"""TOML file -> :class:`RunConfig`: ``extends`` (no cycles), ``--set key=value`` overrides, and
+errors that name the file, the dotted key, what was expected and what was found.
+
+Unknown keys are refused with a "did you mean" hint. Relative file paths resolve against the
+config file's folder."""
+
+from __future__ import annotations
+
+import json
+import math
+import tomllib
+import typing
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from backtest.config.run import RunConfig
+from backtest.errors import ConfigError, did_you_mean
+from backtest.redact import mask_secrets
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: expected a TOML file, found a directory") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: expected UTF-8 text, found byte 0x{text_byte(exc)} at "
+                          f"offset {exc.start}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+
+
+
+def text_byte(exc: UnicodeDecodeError) -> str:
+    return f"{exc.object[exc.start]:02x}"
+
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+
+def _load_with_extends(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    resolved = path.resolve()
+    if resolved in seen:
+        chain = " -> ".join(str(p) for p in (*seen, resolved))
+        raise ConfigError(f"{seen[0]}: extends: expected no cycle, found {chain}")
+    raw = _read_toml(path)
+    parent = raw.pop("extends", None)
+    if parent is None:
+        return raw
+    if not isinstance(parent, str):
+        raise ConfigError(f"{path}: extends: expected a relative file path, found {parent!r}")
+    return _deep_merge(_load_with_extends(path.parent / parent, (*seen, resolved)), raw)
+
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """Split ``a.b=value``; the value is read as a TOML value, else kept as a string."""
+    key, sep, text = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {item}: expected KEY=VALUE, found no '='")
+    try:
+        value = tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = text
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"--set {item}: expected a finite number, found {text}")
+    return key.strip().split("."), value
+
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Return ``raw`` with each ``--set KEY=VALUE`` applied."""
+    out = json.loads(json.dumps(raw, default=str))  # deep copy of plain data
+    for item in overrides:
+        keys, value = parse_override(item)
+        node = out
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {item}: '{key}' is not a table")
+        node[keys[-1]] = value
+    return out
+
+
+
+def _format_error(source: str, exc: ValidationError, model: type[BaseModel]) -> str:
+    err = exc.errors()[0]
+    loc = [str(p) for p in err["loc"]]
+    key = ".".join(loc) or "(top level)"
+    if err["type"] == "extra_forbidden":
+        owner: Any = model
+        for part in loc[:-1]:  # list positions and dict keys keep the element model
+            field = owner.model_fields.get(part) if owner is not None else None
+            if field is not None:
+                owner = _model_in(field.annotation)
+        known = list(owner.model_fields) if owner is not None else []
+        hint = did_you_mean(loc[-1], known) or f" (known keys: {', '.join(known)})"
+        return f"{source}: {key}: unknown key{hint}"
+    if err["type"] == "missing":
+        return f"{source}: {key}: expected a value, found nothing (the key is required)"
+    msg = err["msg"].removeprefix("Value error, ").removeprefix("Input should be ")
+    found = err.get("input")
+    if err["type"].startswith(("value_error", "assertion")):
+        return f"{source}: {key}: expected {msg}"
+    return f"{source}: {key}: expected {msg}, found {mask_secrets(repr(found))}"
+
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside an annotation such as ``list[M] | None`` or ``dict[str, M]``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+
+def parse_config(raw: dict[str, Any], source: str) -> RunConfig:
+    """Validate plain data into a :class:`RunConfig`; errors name ``source`` and the key."""
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(source, exc, RunConfig)) from None
+
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
+    """Read ``path`` (following ``extends``), apply overrides and validate."""
+    path = Path(path)
+    raw = _load_with_extends(path)
+    if overrides:
+        raw = apply_overrides(raw, overrides)
+    return relative_to(parse_config(raw, str(path)), path.parent)
+
+
+
+def relative_to(cfg: RunConfig, folder: Path) -> RunConfig:
+    """Resolve relative data and external file paths against the config file's folder."""
+    def resolve(value: str | None) -> str | None:
+        return value if value is None or Path(value).is_absolute() else str(folder / value)
+
+    data = cfg.data.model_copy(update={"path": resolve(cfg.data.path)})
+    external = {kind: src.model_copy(update={"path": resolve(src.path)})
+                for kind, src in cfg.external.items()}
+    return cfg.model_copy(update={"data": data, "external": external})
+
