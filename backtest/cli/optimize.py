@@ -1,10 +1,15 @@
-"""``crashbt optimize``: an Optuna search of a config's strategy parameters."""
+"""``crashbt optimize``: an Optuna search of a config's strategy parameters, its progress bar
+and the terminal summary (the search itself prints nothing)."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
-from backtest.cli.common import EXIT_INTERRUPTED, EXIT_OK, add_command, add_set
+from backtest.cli.common import EXIT_INTERRUPTED, EXIT_OK, EXIT_USER, add_command, add_set
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:
@@ -14,9 +19,92 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     req = search.request_from_cli(
         args.config, args.set, trials=args.trials, timeout_s=args.timeout, seed=args.seed,
         storage=args.storage, study=args.study, jobs=args.jobs, out=args.out)
-    outcome = search.run(req)
-    print("\n".join(search.summary_lines(outcome)))
-    return EXIT_INTERRUPTED if outcome.interrupted else EXIT_OK
+    with _progress(req.opt.trials) as show:
+        outcome = search.run(req, show)
+    print("\n".join(summary_lines(outcome.doc, outcome.path, outcome.best_run,
+                                  outcome.interrupted)))
+    if outcome.interrupted:
+        return EXIT_INTERRUPTED
+    if outcome.doc["best"] is None:
+        print(f"crashbt: error: {req.source}: optimize: expected a complete feasible trial, "
+              f"found none of {outcome.doc['counts'].get('COMPLETE', 0)} complete (see "
+              f"{outcome.path})", file=sys.stderr)
+        return EXIT_USER
+    return EXIT_OK
+
+
+@contextmanager
+def _progress(total: int) -> Iterator[Callable[[int, float | None], None]]:
+    """A rich progress bar on stderr with the best value; silent when stderr is not a TTY."""
+    if not sys.stderr.isatty():
+        yield lambda _n, _best: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    bar = Progress(TextColumn("trials"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("best {task.fields[best]}"), console=Console(stderr=True),
+                   transient=False)
+    task = bar.add_task("search", total=total, best="-")
+    with bar:
+        yield lambda n, best: bar.update(task, completed=min(n, total),
+                                         best="-" if best is None else f"{best:.4g}")
+
+
+def _num(value: float | None) -> str:
+    return "no trades" if value is None else f"{value:.4g}"
+
+
+def summary_lines(doc: dict[str, Any], path: object, best_run: object,
+                  interrupted: bool) -> list[str]:
+    """What ``crashbt optimize`` prints: counts, space, best, walk-forward folds, overfitting."""
+    lines = [f"study: {doc['study']} (storage {doc['storage']})",
+             "trials: " + ", ".join(f"{v} {k.lower()}" for k, v in doc["counts"].items())]
+    space = ", ".join(f"{k} {v}" for k, v in doc["space"].items())
+    lines.append(f"searched: {space or 'nothing'}"
+                 + (f" (not in [optimize.params]: {', '.join(doc['default_space'])} use the "
+                    "strategy's default space)" if doc.get("default_space") else ""))
+    best = doc["best"]
+    metric = doc["objectives"][0]["metric"]
+    if best is None:
+        lines.append("best: none (no complete feasible trial)")
+    else:
+        objs = ", ".join(f"{o['metric']} {_num(v)}" for o, v in
+                         zip(doc["objectives"], best["values"], strict=True))
+        lines.append(f"best: trial {best['number']}: in-sample {objs}; params {best['searched']}")
+    wf = doc["walk_forward"]
+    if wf is not None:
+        lines.append(f"walk-forward (each fold picks on its own in-sample part), {metric}:")
+        for row in wf["folds"]:
+            lines.append("  " + _fold_line(row, metric))
+        if wf["oos_mean"] is None:
+            lines.append(f"out-of-sample {metric}: none (no fold's pick traded out of sample; "
+                         f"{wf['oos_trades']} out-of-sample trades)")
+        else:
+            lines.append(f"out-of-sample {metric} {wf['oos_mean']:.4g} (in-sample "
+                         f"{wf['is_mean']:.4g}): mean of {wf['oos_folds']} of {wf['n_folds']} "
+                         f"folds, on {wf['oos_trades']} out-of-sample trades")
+    dsr, pbo = doc["overfitting"]["deflated_sharpe"], doc["overfitting"]["pbo"]
+    if dsr is not None:
+        lines.append(f"deflated Sharpe ratio: {dsr['dsr']:.3f} over {dsr['n_trials']} trials "
+                     f"({'significant' if dsr['significant'] else 'not significant'} at 0.95); "
+                     f"PBO {pbo['pbo']:.3f} ({pbo['n_splits']} CSCV splits)")
+    lines.append(f"report: {path}")
+    if best_run is not None:
+        lines.append(f"best run: {best_run}")
+    if interrupted:
+        lines.append("interrupted: the report shows the trials done so far")
+    return lines
+
+
+def _fold_line(row: dict[str, Any], metric: str) -> str:
+    if row["trial"] is None:
+        return (f"{row['fold']}: no trial meets the constraints with {metric} defined "
+                "in-sample")
+    tie = f", all {row['candidates']} candidates tie" if row["tied"] else ""
+    return (f"{row['fold']}: trial {row['trial']}{tie}: in-sample {_num(row['is'][metric])} "
+            f"({row['is']['n_trades']:.0f} trades) -> out-of-sample "
+            f"{_num(row['oos'][metric])} ({row['oos']['n_trades']:.0f} trades)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,7 +115,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     opt.add_argument("--storage", metavar="URL", help="database URL, e.g. postgresql://u:p@h/db "
                      "(default: a journal file under the output directory)")
     opt.add_argument("--study", help="study name (default: the config's name or file stem)")
-    opt.add_argument("--jobs", type=int, default=1, help="local worker processes")
+    opt.add_argument("--jobs", type=int, default=1,
+                     help="local worker processes sharing the study (helps when one trial "
+                          "takes seconds and cores are free; see docs/optimize.md)")
     opt.add_argument("--seed", type=int, help="sampler seed (default: [optimize].seed)")
     opt.add_argument("--out", help="output directory (default: [report].out)")
     add_set(opt)

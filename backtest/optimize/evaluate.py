@@ -15,7 +15,7 @@ import pandas as pd
 
 from backtest import catalogue, pipeline
 from backtest.config.common import parse_utc
-from backtest.config.optimize import OptimizeConfig, ValidationSpec
+from backtest.config.optimize import ConstraintSpec, OptimizeConfig, ValidationSpec
 from backtest.config.run import RunConfig
 from backtest.data import bars as data
 from backtest.engine import simulate as engine
@@ -79,10 +79,31 @@ class _ReadRecorder:
 
 
 
-def _mean_metrics(rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:
-    """Mean of each metric over ``rows``; an undefined metric (None) counts as 0."""
-    return {k: float(np.mean([r[k] if r[k] is not None else 0.0 for r in rows]))
-            for k in catalogue.METRIC_KEYS}
+#: Ratios that say nothing about a range without a trade: None there (not 0.0), left out of means
+NEEDS_TRADES = ("sharpe", "sortino", "calmar", "profit_factor", "win_rate_pct")
+
+
+def _range_metrics(row: Mapping[str, Any]) -> dict[str, Any]:
+    """One simulated range's metrics, with the trade ratios undefined when it has no trade."""
+    if row["n_trades"]:
+        return dict(row)
+    return {**row, **dict.fromkeys(NEEDS_TRADES)}
+
+
+def _mean_metrics(rows: Sequence[Mapping[str, Any]], total_trades: bool) -> dict[str, Any]:
+    """Mean of each metric over the rows that define it (None where no row does).
+
+    ``n_trades`` is the sum when the rows are the parts of one sample (``total_trades``, e.g. a
+    crash fold's training windows) and the mean when they are folds, like every other metric.
+    """
+    out: dict[str, Any] = {}
+    for k in catalogue.METRIC_KEYS:
+        defined = [float(r[k]) for r in rows if r.get(k) is not None]
+        if k == "n_trades" and total_trades:
+            out[k] = float(sum(defined))
+        else:
+            out[k] = float(np.mean(defined)) if defined else None
+    return out
 
 
 
@@ -141,18 +162,30 @@ class Evaluator:
 
     def _summarize(self, by_range: Mapping[tuple[int, int], Mapping[str, Any]],
                    full_returns: np.ndarray) -> dict[str, Any]:
-        folds = [{"name": f.name, "is": _mean_metrics([by_range[r] for r in f.train]),
-                  "oos": _mean_metrics([by_range[r] for r in f.test]) if f.test else None}
+        """Fold rows (in-sample, out-of-sample, each with its trade count), their means over
+        the folds that define each metric, objectives, constraint violations, return stats.
+
+        An objective undefined on every fold (no trade anywhere in-sample) makes the trial
+        infeasible: its listed name is in ``undefined`` and its value is a placeholder 0.0.
+        """
+        ranges = {r: _range_metrics(m) for r, m in by_range.items()}
+        folds = [{"name": f.name,
+                  "is": _mean_metrics([ranges[r] for r in f.train], total_trades=True),
+                  "oos": (_mean_metrics([ranges[r] for r in f.test], total_trades=True)
+                          if f.test else None)}
                  for f in self.folds]
-        is_mean = _mean_metrics([f["is"] for f in folds])
+        is_mean = _mean_metrics([f["is"] for f in folds], total_trades=False)
         has_oos = all(f["oos"] is not None for f in folds)
         stats = overfit.return_stats(full_returns)
+        undefined = [o.metric for o in self.opt.objectives if is_mean[o.metric] is None]
         return {
             "folds": folds,
             "is_mean": is_mean,
-            "oos_mean": _mean_metrics([f["oos"] for f in folds]) if has_oos else None,
-            "objectives": [is_mean[o.metric] for o in self.opt.objectives],
-            "constraints": [c.violation(is_mean[c.metric]) for c in self.opt.constraints],
+            "oos_mean": (_mean_metrics([f["oos"] for f in folds], total_trades=False)
+                         if has_oos else None),
+            "objectives": [is_mean[o.metric] or 0.0 for o in self.opt.objectives],
+            "undefined": undefined,
+            "constraints": [violation(c, is_mean) for c in self.opt.constraints],
             "full_stats": dataclasses.asdict(stats),
             "blocks": overfit.block_sums(full_returns, self.blocks)[:, :, 0].tolist(),
         }
@@ -166,6 +199,13 @@ class Evaluator:
 
         return [{"name": f.name, "train": dated(f.train), "test": dated(f.test)}
                 for f in self.folds]
+
+
+
+def violation(constraint: ConstraintSpec, values: Mapping[str, Any]) -> float:
+    """Optuna's constraint value (<= 0 feasible); a metric undefined here violates it."""
+    observed = values.get(constraint.metric)
+    return 1.0 if observed is None else constraint.violation(observed)
 
 
 

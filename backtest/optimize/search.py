@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,7 @@ from backtest.config.optimize import OptimizeConfig, load
 from backtest.errors import ConfigError
 from backtest.optimize.evaluate import PHASES, Evaluator
 from backtest.optimize.space import grid_values, search_space
-from backtest.optimize.storage import COMPLETE, count_states, mask_url, quiet_optuna, recover_stale
+from backtest.optimize.storage import COMPLETE, count_states, mask_url, quiet_optuna, recover
 from backtest.optimize.summary import is_feasible, summarize
 from backtest.optimize.workers import Request, run_children, work
 from backtest.report import files as report
@@ -48,9 +46,10 @@ def prepare(req: Request) -> optuna.Study:
     directions = [o.resolved_direction for o in req.opt.objectives]
     if req.opt.sampler == "grid":
         grid_values(dims, req.source)
-    storage = req.open()
-    study = optuna.create_study(study_name=req.study, storage=storage, directions=directions,
+    study = optuna.create_study(study_name=req.study, storage=req.open(), directions=directions,
                                 load_if_exists=True)
+    if study.metric_names is None:  # optuna-dashboard labels the objectives with these
+        study.set_metric_names([o.metric for o in req.opt.objectives])
     have = study.user_attrs.get("crashbt_config")
     if have is None:
         study.set_user_attr("crashbt_config", req.config_hash())
@@ -58,32 +57,37 @@ def prepare(req: Request) -> optuna.Study:
         raise ConfigError(f"{req.source}: optimize: expected the config that started study "
                           f"'{req.study}' (hash {have}), found a changed one "
                           f"({req.config_hash()}); pass --study NEW_NAME for a new study")
-    recover_stale(study, storage)
+    recover(study)
     return study
 
 
 
-def run(req: Request) -> Outcome:
+Progress = Callable[[int, float | None], None]  # (complete trials, best feasible value)
+
+
+def run(req: Request, on_progress: Progress | None = None) -> Outcome:
     """Run (or resume) the search, then write optimization.json and the best run's report.
 
-    Ctrl-C stops the workers (a running trial is marked failed), and the report of what was
-    done is still written; ``Outcome.interrupted`` tells the caller to exit with 130.
+    ``on_progress`` hears the complete count and best value after each trial. Ctrl-C stops the
+    workers (a running trial is marked failed), and the report of what was done is still
+    written; ``Outcome.interrupted`` tells the caller to exit with 130.
     """
     started = time.perf_counter()
     evaluator = Evaluator(req.cfg, req.opt, req.spec, req.source)
     study = prepare(req)
     interrupted = False
-    with _progress(req.opt.trials) as show:
-        def on_done(s: optuna.Study) -> None:
-            show(*_progress_state(s, req.opt))
 
-        try:
-            if req.jobs <= 1:
-                work(req, 0, on_done, evaluator)
-            else:
-                run_children(req, study, on_done)
-        except KeyboardInterrupt:
-            interrupted = True
+    def on_done(s: optuna.Study) -> None:
+        if on_progress is not None:
+            on_progress(*_progress_state(s, req.opt))
+
+    try:
+        if req.jobs <= 1:
+            work(req, 0, on_done, evaluator)
+        else:
+            run_children(req, study, on_done)
+    except KeyboardInterrupt:
+        interrupted = True
     doc = summarize(study, req, evaluator, interrupted)
     best_run = None
     if doc["best"] is not None and not interrupted:
@@ -143,25 +147,6 @@ def _progress_state(study: optuna.Study, opt: OptimizeConfig) -> tuple[int, floa
 
 
 
-@contextmanager
-def _progress(total: int) -> Iterator[Callable[[int, float | None], None]]:
-    """A rich progress bar on stderr with the best value; silent when stderr is not a TTY."""
-    if not sys.stderr.isatty():
-        yield lambda _n, _best: None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-    bar = Progress(TextColumn("trials"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("best {task.fields[best]}"), console=Console(stderr=True),
-                   transient=False)
-    task = bar.add_task("search", total=total, best="-")
-    with bar:
-        yield lambda n, best: bar.update(task, completed=min(n, total),
-                                         best="-" if best is None else f"{best:.4g}")
-
-
-
 def request_from_cli(config: str, overrides: Sequence[str], *, trials: int | None = None,
                      timeout_s: float | None = None, seed: int | None = None,
                      storage: str | None = None, study: str | None = None, jobs: int = 1,
@@ -184,37 +169,3 @@ def request_from_cli(config: str, overrides: Sequence[str], *, trials: int | Non
     spec = strategies.get(cfg.strategy.name, config)
     name = report.safe_name(study or cfg.name or Path(config).stem)
     return Request(cfg, opt, spec, config, name, Path(out or cfg.report.out), storage, jobs)
-
-
-def summary_lines(outcome: Outcome) -> list[str]:
-    """What ``crashbt optimize`` prints: counts, best, walk-forward, overfitting, paths."""
-    doc = outcome.doc
-    lines = [f"study: {doc['study']} (storage {doc['storage']})",
-             "trials: " + ", ".join(f"{v} {k.lower()}" for k, v in doc["counts"].items())]
-    best = doc["best"]
-    if best is None:
-        lines.append("best: none (no complete feasible trial)")
-    else:
-        objs = ", ".join(f"{o['metric']} {v:.4g}" for o, v in
-                         zip(doc["objectives"], best["values"], strict=True))
-        lines.append(f"best: trial {best['number']}: in-sample {objs}; params {best['searched']}")
-        if best["oos_mean"] is not None:
-            metric = doc["objectives"][0]["metric"]
-            lines.append(f"best out-of-sample {metric} (mean over folds): "
-                         f"{best['oos_mean'][metric]:.4g}")
-    wf = doc["walk_forward"]
-    if wf is not None:
-        lines.append(f"walk-forward (each fold picks on its own in-sample part): {wf['metric']} "
-                     f"in-sample {wf['is_mean']:.4g} -> out-of-sample {wf['oos_mean']:.4g}")
-    dsr, pbo = doc["overfitting"]["deflated_sharpe"], doc["overfitting"]["pbo"]
-    if dsr is not None:
-        lines.append(f"deflated Sharpe ratio: {dsr['dsr']:.3f} over {dsr['n_trials']} trials "
-                     f"({'significant' if dsr['significant'] else 'not significant'} at 0.95); "
-                     f"PBO {pbo['pbo']:.3f} ({pbo['n_splits']} CSCV splits)")
-    lines.append(f"report: {outcome.path}")
-    if outcome.best_run is not None:
-        lines.append(f"best run: {outcome.best_run}")
-    if outcome.interrupted:
-        lines.append("interrupted: the report shows the trials done so far")
-    return lines
-

@@ -9,8 +9,9 @@ from typing import Any
 import numpy as np
 import optuna
 
+from backtest.config.optimize import ConstraintSpec
 from backtest.metrics import overfit
-from backtest.optimize.evaluate import Evaluator
+from backtest.optimize.evaluate import Evaluator, violation
 from backtest.optimize.space import search_space
 from backtest.optimize.storage import COMPLETE, count_states
 from backtest.optimize.workers import Request
@@ -21,7 +22,9 @@ TOP_CANDIDATES = 5
 
 
 def is_feasible(trial: optuna.trial.FrozenTrial) -> bool:
-    return all(c <= 0.0 for c in stored_eval(trial).get("constraints", []))
+    """Every constraint holds and every objective is defined (some fold has trades)."""
+    ev = stored_eval(trial)
+    return all(c <= 0.0 for c in ev.get("constraints", [])) and not ev.get("undefined")
 
 
 
@@ -66,6 +69,7 @@ def summarize(study: optuna.Study, req: Request, evaluator: Evaluator,
         "optimize": req.opt.model_dump(mode="json"),
         "strategy": req.spec.name,
         "space": {k: d.describe() for k, d in dims.items()},
+        "default_space": [k for k in dims if k not in req.opt.params],
         "fixed": fixed,
         "objectives": [{"metric": o.metric, "direction": o.resolved_direction}
                        for o in objectives],
@@ -76,7 +80,8 @@ def summarize(study: optuna.Study, req: Request, evaluator: Evaluator,
         "trials": [_trial_row(t) for t in trials],
         "best": None if best is None else _best_row(best),
         "pareto_front": [_trial_brief(t) for t in front] if len(objectives) > 1 else [],
-        "walk_forward": walk_forward_oos(feasible, objectives[0].metric, signs[0]),
+        "walk_forward": walk_forward_oos(complete, objectives[0].metric, signs[0],
+                                         req.opt.constraints),
         "overfitting": overfitting(complete, best, objectives[0].metric, signs[0]),
         "best_run": None,
     }
@@ -91,8 +96,9 @@ def _trial_brief(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
 def _trial_row(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
     attrs = {**t.user_attrs, **stored_eval(t)}
     row = {"number": t.number, "state": t.state.name, "params": t.params, "values": t.values,
-           "feasible": is_feasible(t) if t.state == COMPLETE else None}
-    for key in ("is_mean", "oos_mean", "folds", "constraints", "invalid", "retry_of", "surplus"):
+           "feasible": is_feasible(t) if t.state == COMPLETE else None,
+           "retry_of": t.system_attrs.get("failed_trial")}
+    for key in ("is_mean", "oos_mean", "folds", "constraints", "undefined", "invalid"):
         if key in attrs:
             row[key] = attrs[key]
     return row
@@ -106,24 +112,47 @@ def _best_row(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
 
 
 
-def walk_forward_oos(trials: Sequence[optuna.trial.FrozenTrial], metric: str,
-                     sign: float) -> dict[str, Any] | None:
+def walk_forward_oos(trials: Sequence[optuna.trial.FrozenTrial], metric: str, sign: float,
+                     constraints: Sequence[ConstraintSpec]) -> dict[str, Any] | None:
     """Per fold: the trial best in that fold's in-sample part, and its out-of-sample result.
 
-    This is the honest walk-forward number: each fold's choice sees only its own training bars.
+    This is the honest walk-forward number: each fold's choice sees only its own training bars,
+    among the trials that meet every constraint on that fold's in-sample part and define the
+    metric there. A fold says when no trial qualifies (``trial`` None) and when all candidates
+    tie (``tied``: the lowest-numbered one is shown, the choice is arbitrary). The means are
+    over the folds whose out-of-sample part defines the metric (a fold without out-of-sample
+    trades has no Sharpe); ``oos_folds`` and ``oos_trades`` say what the headline rests on.
     """
-    if not trials or stored_eval(trials[0])["oos_mean"] is None:
+    if not trials or stored_eval(trials[0]).get("oos_mean") is None:
         return None
     rows = []
     for k, fold in enumerate(stored_eval(trials[0])["folds"]):
-        pick = max(trials, key=lambda t: (sign * stored_eval(t)["folds"][k]["is"][metric],
-                                          -t.number))
-        chosen = stored_eval(pick)["folds"][k]
-        rows.append({"fold": fold["name"], "trial": pick.number, "params": pick.params,
-                     "is": chosen["is"], "oos": chosen["oos"]})
+        ok = [t for t in trials if _fold_feasible(stored_eval(t)["folds"][k]["is"], metric,
+                                                     constraints)]
+        row: dict[str, Any] = {"fold": fold["name"], "trial": None, "params": None,
+                               "candidates": len(ok), "tied": False, "is": {}, "oos": {}}
+        if ok:
+            scores = [sign * stored_eval(t)["folds"][k]["is"][metric] for t in ok]
+            pick = ok[max(range(len(ok)), key=lambda i: (scores[i], -ok[i].number))]
+            chosen = stored_eval(pick)["folds"][k]
+            row.update({"trial": pick.number, "params": pick.params, "is": chosen["is"],
+                        "oos": chosen["oos"],
+                        "tied": len(ok) > 1 and min(scores) == max(scores)})
+        rows.append(row)
+    picked = [r for r in rows if r["trial"] is not None]
+    scored = [r for r in picked if r["oos"][metric] is not None]
     return {"metric": metric, "folds": rows,
-            "oos_mean": float(np.mean([r["oos"][metric] for r in rows])),
-            "is_mean": float(np.mean([r["is"][metric] for r in rows]))}
+            "oos_mean": float(np.mean([r["oos"][metric] for r in scored])) if scored else None,
+            "is_mean": float(np.mean([r["is"][metric] for r in scored])) if scored else None,
+            "oos_folds": len(scored), "n_folds": len(rows),
+            "oos_trades": int(sum(r["oos"]["n_trades"] for r in picked))}
+
+
+
+def _fold_feasible(values: dict[str, Any], metric: str,
+                   constraints: Sequence[ConstraintSpec]) -> bool:
+    return values.get(metric) is not None and all(violation(c, values) <= 0.0
+                                                  for c in constraints)
 
 
 
@@ -142,11 +171,12 @@ def overfitting(complete: Sequence[optuna.trial.FrozenTrial],
                               "sample": "best trial's bar returns over the whole period"}
     sums = np.stack([np.array(stored_eval(t)["blocks"]) for t in complete], axis=2)
     out["pbo"] = {**overfit.pbo_from_blocks(sums), "measure": "Sharpe of bar returns"}
-    ranked = sorted(complete, key=lambda t: (-sign * stored_eval(t)["is_mean"][metric], t.number))
+    defined = [t for t in complete if stored_eval(t)["is_mean"][metric] is not None]
+    ranked = sorted(defined, key=lambda t: (-sign * stored_eval(t)["is_mean"][metric], t.number))
     for t in ranked[:TOP_CANDIDATES]:
         is_v = stored_eval(t)["is_mean"][metric]
         oos = stored_eval(t)["oos_mean"]
-        oos_v = None if oos is None else oos[metric]
+        oos_v = None if oos is None else oos[metric]  # None: no out-of-sample trade
         out["decay"].append({
             "number": t.number, "params": t.params, "metric": metric, "is": is_v, "oos": oos_v,
             "decay": None if oos_v is None else oos_v - is_v,

@@ -1,19 +1,15 @@
 """Workers: the Optuna objective, Ctrl-C handling, one worker's loop and ``--jobs N`` children.
 
-The study ends with exactly ``trials`` COMPLETE trials over all resumes and workers: before
-evaluating, a trial checks how many lower-numbered trials are complete, running or waiting, and
-steps aside (PRUNED, user attr ``surplus``) when they already make the count."""
+The study ends with exactly ``trials`` COMPLETE trials over all resumes and workers: the
+storage's claims (see ``storage``) create a trial only while complete + running trials are
+fewer than that, so no trial is ever pruned or waited for to make the count."""
 
 from __future__ import annotations
 
 import hashlib
-import math
 import multiprocessing
-import os
 import signal
-import socket
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,20 +24,18 @@ from backtest.optimize.evaluate import Evaluator
 from backtest.optimize.space import make_sampler, search_space, suggest
 from backtest.optimize.storage import (
     COMPLETE,
+    OWNER,
     RUNNING,
-    WAITING,
-    count_states,
+    StudyFull,
     mask_text,
     mask_url,
     open_storage,
     quiet_optuna,
-    recover_stale,
+    recover,
+    worker_id,
 )
 from backtest.report import files as report
 from backtest.strategy.contract import StrategySpec
-
-WAIT_S = 0.2  # poll interval while other workers finish the last trials
-
 
 
 @dataclass(frozen=True)
@@ -75,11 +69,6 @@ class Request:
     def config_hash(self) -> str:
         blob = self.cfg.canonical_json() + self.opt.search_hash() + self.spec.name
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-
-def _worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 
@@ -122,26 +111,17 @@ class Interrupts:
 
 
 class Objective:
-    """Suggest, evaluate, record; steps aside once the requested count is reached."""
+    """Suggest, evaluate, record one trial (the trial already names its owner, see storage)."""
 
-    def __init__(self, req: Request, evaluator: Evaluator, storage: optuna.storages.BaseStorage,
+    def __init__(self, req: Request, evaluator: Evaluator,
                  on_done: Callable[[optuna.Study], None], interrupts: Interrupts) -> None:
         dims, fixed = search_space(req.spec, req.opt, req.source)
         self.req, self.evaluator, self.on_done, self.dims = req, evaluator, on_done, dims
-        self.storage, self.interrupts = storage, interrupts
+        self.interrupts = interrupts
         self.base = {**req.cfg.strategy.params, **fixed}
         self.invalid = 0
-        self.deadline = time.monotonic() + (req.opt.timeout_s or math.inf)
-
-    def surplus(self, study: optuna.Study, trial: optuna.trial.Trial) -> bool:
-        live = study.get_trials(deepcopy=False, states=(COMPLETE, RUNNING, WAITING))
-        return sum(t.number < trial.number for t in live) >= self.req.opt.trials
 
     def __call__(self, trial: optuna.trial.Trial) -> list[float]:
-        trial.set_user_attr("worker", _worker_id())
-        if self.surplus(trial.study, trial):
-            trial.set_user_attr("surplus", True)
-            raise optuna.TrialPruned("surplus: the requested trial count is already reached")
         values = {**self.base, **{n: suggest(trial, n, d) for n, d in self.dims.items()}}
         try:
             with self.interrupts.evaluation():
@@ -154,32 +134,19 @@ class Objective:
                                   f"(last: {exc})") from None
             trial.set_user_attr("invalid", str(exc))
             raise optuna.TrialPruned(str(exc)) from None
-        keys = ("folds", "is_mean", "oos_mean", "constraints", "full_stats", "blocks")
+        keys = ("folds", "is_mean", "oos_mean", "constraints", "undefined", "full_stats",
+                "blocks")
         trial.set_user_attr("eval", {**{k: ev[k] for k in keys}, "params_all": values})
         for spec, violation in zip(self.req.opt.constraints, ev["constraints"], strict=True):
             trial.set_constraint(f"{spec.metric} {spec.op} {spec.value:g}", violation)
+        trial.set_constraint("objectives defined", 1.0 if ev["undefined"] else 0.0)
         return ev["objectives"]
 
     def callback(self, study: optuna.Study, frozen: optuna.trial.FrozenTrial) -> None:
-        """After each trial: stop at the count; a surplus worker waits for the others."""
-        while True:
-            counts = count_states(study)
-            self.on_done(study)
-            if self.interrupts.requested:  # a deferred Ctrl-C: work() raises it after optimize
-                study.stop()
-                return
-            if counts["COMPLETE"] >= self.req.opt.trials:
-                study.stop()
-                return
-            if not frozen.user_attrs.get("surplus"):
-                return
-            if counts["COMPLETE"] + counts["RUNNING"] + counts["WAITING"] < self.req.opt.trials:
-                return
-            if time.monotonic() > self.deadline:
-                study.stop()
-                return
-            recover_stale(study, self.storage)
-            time.sleep(WAIT_S)
+        """After each trial: report progress; a deferred Ctrl-C stops the loop."""
+        self.on_done(study)
+        if self.interrupts.requested:  # work() raises it after optimize returns
+            study.stop()
 
 
 
@@ -187,41 +154,44 @@ def work(req: Request, index: int, on_done: Callable[[optuna.Study], None] | Non
          evaluator: Evaluator | None = None) -> None:
     """One worker: open the shared study and run trials until the count or the timeout.
 
-    The sampler's seed is ``seed + 7919 * worker + trials already stored``: a fresh single
-    worker is reproducible, and neither a resume nor a second worker replays the same draws.
+    The storage's quota (``trials``) hands out trials: a worker stops when every remaining
+    trial is complete or running elsewhere (``StudyFull``); Optuna's ``MaxTrialsCallback`` stops
+    it as soon as the count is complete. The sampler's seed is ``seed + 7919 * worker + trials
+    already stored``: a fresh single worker is reproducible, and neither a resume nor a second
+    worker replays the same draws.
     """
     quiet_optuna()
     evaluator = evaluator or Evaluator(req.cfg, req.opt, req.spec, req.source)
     storage = req.open()
     study = optuna.load_study(study_name=req.study, storage=storage)
-    recover_stale(study, storage)
+    storage.set_quota(study, req.opt.trials)
+    recover(study)
     existing = len(study.get_trials(deepcopy=False))
     interrupts = Interrupts()
-    objective = Objective(req, evaluator, storage, on_done or (lambda _s: None), interrupts)
+    objective = Objective(req, evaluator, on_done or (lambda _s: None), interrupts)
     study.sampler = make_sampler(req.opt, objective.dims,
                                  req.opt.seed + 7919 * index + existing, req.source)
-    if count_states(study)["COMPLETE"] >= req.opt.trials:
-        return
+    enough = optuna.study.MaxTrialsCallback(req.opt.trials, states=(COMPLETE,))
     try:
         with interrupts.installed(), evaluator.timed("search"):
             study.optimize(objective, timeout=req.opt.timeout_s,
-                           callbacks=[objective.callback])
+                           callbacks=[enough, objective.callback])
+    except StudyFull:
+        pass
     except KeyboardInterrupt:
-        _fail_own_running(study, existing)
+        _fail_own_running(study)
         raise
     if interrupts.requested:
         raise KeyboardInterrupt
 
 
 
-def _fail_own_running(study: optuna.Study, first_new: int) -> None:
+def _fail_own_running(study: optuna.Study) -> None:
     """After Ctrl-C: a trial of this process interrupted outside the objective (while being
-    asked or told) would stay RUNNING; mark it failed. A trial without a worker attr is ours
-    when it was created after this worker started."""
-    me = _worker_id()
+    asked or told) would stay RUNNING; mark it failed."""
+    me = worker_id()
     for trial in study.get_trials(deepcopy=False, states=(RUNNING,)):
-        who = trial.user_attrs.get("worker")
-        if who == me or (who is None and trial.number >= first_new):
+        if trial.user_attrs.get(OWNER) == me:
             study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
 
 
