@@ -142,6 +142,22 @@ def test_unreachable_storage_never_prints_the_password(tmp_path: Path) -> None:
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
+def test_a_database_that_never_answers_is_an_error_not_a_hang(tmp_path: Path) -> None:
+    """A local TCP listener accepts the connection (the kernel does) and never says a word:
+    the connect timeout turns it into one masked line and exit 2, well within the bound."""
+    import socket
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"postgresql://u:secret@127.0.0.1:{silent.getsockname()[1]}/db"
+        proc = crashbt("optimize", str(write_config(tmp_path)), "--trials", "2", "--storage",
+                       url, "--out", str(tmp_path / "out"), timeout=storage.CONNECT_TIMEOUT_S * 9)
+    assert proc.returncode == 2, proc.stderr
+    assert "secret" not in proc.stdout + proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
 def test_pareto_front_by_hand() -> None:
     # maximize col 0, minimize col 1. (2, 5) and (3, 6) and (1, 1) are non-dominated; (2, 7) is
     # dominated by (2, 5) (equal first, lower second); (0, 2) by (1, 1).
@@ -165,11 +181,71 @@ def test_the_study_holds_exactly_the_requested_trials_and_resumes_to_more(tmp_pa
     # Walk-forward: 3 folds, each with an out-of-sample result of the fold's in-sample pick.
     doc = json.loads((out / STUDY / "optimization.json").read_text())
     assert [f["fold"] for f in doc["walk_forward"]["folds"]] == ["wf1", "wf2", "wf3"]
-    assert all(f["oos"]["sharpe"] is not None for f in doc["walk_forward"]["folds"])
+    assert_honest_folds(doc)
     assert len(doc["overfitting"]["decay"]) == 5
     run_dir = out / STUDY / doc["best_run"]
     best_report = json.loads((run_dir / "report.json").read_text())
     assert best_report["strategy"]["params"] == doc["best"]["params"]
+
+
+def assert_honest_folds(doc: dict) -> None:
+    """No ratio without a trade, means over the folds that define a metric, per-fold picks that
+    meet the constraints, and a headline that counts what it rests on."""
+    for trial in doc["trials"]:
+        for fold in trial.get("folds", []):
+            for part in (fold["is"], fold["oos"]):
+                assert part["n_trades"] is not None  # every fold row carries its trade count
+                if part["n_trades"] == 0:
+                    assert all(part[k] is None for k in
+                               ("sharpe", "sortino", "profit_factor", "win_rate_pct"))
+        if "folds" in trial:
+            defined = [f["oos"]["sharpe"] for f in trial["folds"] if f["oos"]["sharpe"] is not None]
+            want = float(np.mean(defined)) if defined else None
+            assert trial["oos_mean"]["sharpe"] == pytest.approx(want)
+    wf = doc["walk_forward"]
+    picked = [r for r in wf["folds"] if r["trial"] is not None]
+    for row in picked:
+        assert row["is"]["sharpe"] is not None and row["is"]["n_trades"] >= 1  # the constraint
+    scored = [r["oos"]["sharpe"] for r in picked if r["oos"]["sharpe"] is not None]
+    assert wf["oos_folds"] == len(scored)
+    assert wf["oos_trades"] == sum(r["oos"]["n_trades"] for r in picked)
+    assert wf["oos_mean"] == (pytest.approx(float(np.mean(scored))) if scored else None)
+
+
+def test_folds_without_trades_have_no_ratios_and_say_so(tmp_path: Path) -> None:
+    """The fixed 60k-80k levels do not trade in every 1d fold of 2021-2026: those folds carry
+    null ratios (never 0.0), are left out of the means, and the terminal says "no trades"."""
+    path = write_config(tmp_path).read_text().replace('value = 0 }', 'value = 1 }')
+    (tmp_path / "opt.toml").write_text(path)
+    out = tmp_path / "out"
+    proc = crashbt("optimize", str(tmp_path / "opt.toml"), "--trials", "8", "--study", STUDY,
+                   "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads((out / STUDY / "optimization.json").read_text())
+    assert_honest_folds(doc)
+    rows = doc["walk_forward"]["folds"]
+    assert any(r["trial"] is not None and r["oos"]["n_trades"] == 0 for r in rows)
+    assert "0.0 (0 trades)" not in proc.stdout and "no trades (0 trades)" in proc.stdout
+    assert f"of {len(rows)} folds, on" in proc.stdout or "folds have a pick that traded" in proc.stdout
+
+
+def test_the_orphan_of_a_plain_optuna_ask_does_not_stall_a_resume(tmp_path: Path) -> None:
+    """The issue's reproduction: 5 trials; plain Optuna asks one trial on the journal and exits
+    (a RUNNING trial nobody owns); the resume to 12 finishes with exactly 12 complete trials."""
+    path, out = write_config(tmp_path), tmp_path / "out"
+    args = ("optimize", str(path), "--study", STUDY, "--out", str(out))
+    assert crashbt(*args, "--trials", "5").returncode == 0
+    code = ("import optuna, sys; s = optuna.load_study(study_name=sys.argv[2], storage="
+            "optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(sys.argv[1]"
+            "))); s.ask()")
+    journal = out / STUDY / "study.journal"
+    subprocess.run([sys.executable, "-c", code, str(journal), STUDY], check=True, timeout=60)
+    assert [t["state"] for t in trials(out)].count("RUNNING") == 1
+    again = crashbt(*args, "--trials", "12", timeout=120)
+    assert again.returncode == 0, again.stderr
+    states = [t["state"] for t in trials(out)]
+    assert states.count("COMPLETE") == 12 and "RUNNING" not in states
+    assert "PRUNED" not in states
 
 
 @pytest.mark.parametrize("kill_after", [2, 5, 8])
@@ -194,11 +270,8 @@ def test_resume_after_sigkill_in_the_middle_of_a_trial(tmp_path: Path, kill_afte
     assert sum(t["state"] == "COMPLETE" for t in after.values()) == 12
     for number, values in complete.items():  # nothing completed before the kill is lost
         assert after[number]["state"] == "COMPLETE" and after[number]["values"] == values
-    assert after[killed[0]["number"]]["state"] == "FAIL"
-    if killed[0]["params"]:  # its parameters are retried
-        retries = [t for t in after.values() if t["retry_of"] == killed[0]["number"]]
-        assert retries
-        assert {k: retries[0]["params"][k] for k in killed[0]["params"]} == killed[0]["params"]
+    assert after[killed[0]["number"]]["state"] == "FAIL"  # its owner is gone: failed at once
+    assert not any(t["state"] in ("RUNNING", "PRUNED") for t in after.values())
 
 
 def test_same_seed_same_best_params_in_fresh_processes(tmp_path: Path) -> None:

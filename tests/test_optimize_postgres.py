@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -72,7 +74,8 @@ def test_two_workers_share_one_study_without_running_a_trial_twice(tmp_path: Pat
     assert len(complete) == TRIALS
     numbers = [t["number"] for t in trials]
     assert len(numbers) == len(set(numbers))  # every trial number exists once ...
-    assert all(t["worker"] and not t["surplus"] for t in complete)  # ... run by one worker
+    assert all(t["worker"] for t in complete)  # ... run by one worker
+    assert not any(t["state"] in ("PRUNED", "RUNNING") for t in trials)
     workers = {t["worker"] for t in complete}
     assert len(workers) == 2, f"expected both workers to complete trials, found {workers}"
 
@@ -84,3 +87,80 @@ def test_two_workers_share_one_study_without_running_a_trial_twice(tmp_path: Pat
         for where in (text, out, err):  # the password appears nowhere
             assert f":{secret}@" not in where
         assert f"storage {masked}" in out
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize(("point", "nth"), [("ask", 3), ("tell", 2), ("eval", 4), ("told", 3)])
+def test_two_workers_one_killed_at_a_window_resume_to_the_exact_count(
+        tmp_path: Path, point: str, nth: int) -> None:
+    """Worker a dies at ``point`` (its pipes unread, two busy loops beside it); worker b goes
+    on and fails a's orphan at once; a resume then finds exactly the requested count."""
+    url = pg_url()
+    config = tmp_path / "pg.toml"
+    config.write_text(CONFIG, encoding="utf-8")
+    study = f"pg-{uuid.uuid4().hex[:10]}"
+    args = ["optimize", str(config), "--storage", url, "--study", study, "--trials", "12"]
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        killed = subprocess.Popen(
+            [sys.executable, str(ROOT / "tests" / "killpoint.py"), point, str(nth), *args,
+             "--out", str(tmp_path / "a")], cwd=ROOT, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE)
+        other = subprocess.run([sys.executable, "-m", "backtest", *args, "--out",
+                                str(tmp_path / "b")], cwd=ROOT, text=True, capture_output=True,
+                               timeout=240, check=False)
+        killed.wait(timeout=240)
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait(timeout=30)
+    assert other.returncode == 0, other.stderr
+    assert killed.returncode == -9, f"{point}:{nth} was not reached"
+    before = storage.study_trials(url, tmp_path / "unused", study)
+    again = subprocess.run([sys.executable, "-m", "backtest", *args, "--out", str(tmp_path / "c")],
+                           cwd=ROOT, text=True, capture_output=True, timeout=240, check=False)
+    assert again.returncode == 0, again.stderr
+    after = storage.study_trials(url, tmp_path / "unused", study)
+    numbers = [t["number"] for t in after]
+    assert len(numbers) == len(set(numbers))
+    states = [t["state"] for t in after]
+    assert states.count("COMPLETE") == 12
+    assert not {"RUNNING", "PRUNED", "WAITING"} & set(states)
+    by_number = {t["number"]: t for t in after}
+    for t in before:
+        if t["state"] == "COMPLETE":
+            assert by_number[t["number"]]["values"] == t["values"]
+    killed.stdout.close()
+    killed.stderr.close()
+
+
+def test_no_feasible_trial_and_ctrl_c_exit_2_and_130_with_a_report(tmp_path: Path) -> None:
+    """On a database study the report directory is made too: no feasible trial is exit 2 and a
+    Ctrl-C is 130, each with optimization.json written, never an internal error (1)."""
+    url = pg_url()
+    config = tmp_path / "pg.toml"
+    config.write_text(CONFIG.replace("[optimize]\n", "[optimize]\nconstraints = [{ metric = "
+                                     "\"n_trades\", op = \">=\", value = 100000 }]\n"),
+                      encoding="utf-8")
+    study = f"pg-{uuid.uuid4().hex[:10]}"
+    args = [sys.executable, "-m", "backtest", "optimize", str(config), "--storage", url,
+            "--study", study, "--out", str(tmp_path / "out")]
+    none = subprocess.run([*args, "--trials", "3"], cwd=ROOT, text=True, capture_output=True,
+                          timeout=240, check=False)
+    assert none.returncode == 2, none.stderr
+    doc = json.loads((tmp_path / "out" / study / "optimization.json").read_text())
+    assert doc["best"] is None and doc["counts"] == {"COMPLETE": 3}
+    assert "expected a complete feasible trial" in none.stderr
+
+    proc = subprocess.Popen([*args, "--trials", "5000"], cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 240
+    while proc.poll() is None and time.monotonic() < deadline:  # poll the study, not the clock
+        if sum(t["state"] == "COMPLETE" for t in storage.study_trials(url, tmp_path, study)) > 5:
+            break
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    doc = json.loads((tmp_path / "out" / study / "optimization.json").read_text())
+    assert doc["interrupted"] is True and "RUNNING" not in doc["counts"]

@@ -78,8 +78,8 @@ def summary_lines(doc: dict[str, Any], path: object, best_run: object,
         for row in wf["folds"]:
             lines.append("  " + _fold_line(row, metric))
         if wf["oos_mean"] is None:
-            lines.append(f"out-of-sample {metric}: none (no fold's pick traded out of sample; "
-                         f"{wf['oos_trades']} out-of-sample trades)")
+            lines.append(f"out-of-sample {metric}: none (0 of {wf['n_folds']} folds have a "
+                         f"pick that traded out of sample; {wf['oos_trades']} trades)")
         else:
             lines.append(f"out-of-sample {metric} {wf['oos_mean']:.4g} (in-sample "
                          f"{wf['is_mean']:.4g}): mean of {wf['oos_folds']} of {wf['n_folds']} "

@@ -97,6 +97,7 @@ def run(req: Request, on_progress: Progress | None = None) -> Outcome:
                      "duration_s": round(time.perf_counter() - started, 3)}
     if req.jobs <= 1:  # the workers of --jobs N keep their clocks in their own processes
         doc["timing"]["search_s"] = search_breakdown(evaluator.clock)
+    req.study_dir.mkdir(parents=True, exist_ok=True)  # a database study has no journal there
     path = req.study_dir / "optimization.json"
     clean = _finite(doc)
     report.atomic_write_text(path, report.to_json(clean))

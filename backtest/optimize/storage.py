@@ -239,6 +239,19 @@ class _DatabaseClaims(_Claims, optuna.storages.RDBStorage):
             return nullcontext()  # other databases: the quota check is best-effort
         return _advisory_lock(self.engine)
 
+    def create_new_trial(self, study_id: int,
+                         template_trial: optuna.trial.FrozenTrial | None = None) -> int:
+        return self._create_new_trial(study_id, template_trial)._trial_id
+
+    def _create_new_trial(self, study_id: int, template_trial: optuna.trial.FrozenTrial | None
+                          = None) -> optuna.trial.FrozenTrial:
+        # Optuna's cache in front of a database storage creates trials through this method.
+        if template_trial is not None and template_trial.state != RUNNING:
+            return super()._create_new_trial(study_id, template_trial)
+        with self.claim_lock():
+            self._check_quota(study_id)
+            return super()._create_new_trial(study_id, _owned(template_trial))
+
 
 @contextmanager
 def _advisory_lock(engine: sqlalchemy.engine.Engine) -> Iterator[None]:
