@@ -6,7 +6,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
@@ -56,15 +55,6 @@ def test_bundled_1h_loads_typed_and_matches_a_known_row(btc_1h) -> None:
     # SOURCES.md: 2026-02-05T12:00:00Z, 70318.35, 70603.49, 69163, 69563.57 (first close < 70k)
     row = bars.loc["2026-02-05 12:00"]
     assert row[["open", "high", "low", "close"]].tolist() == [70318.35, 70603.49, 69163, 69563.57]
-
-
-def test_bundled_1h_loads_fast() -> None:
-    best = float("inf")
-    for _ in range(2):
-        t0 = time.perf_counter()
-        load_bars(DataConfig(dataset="btcusdt_1h"))
-        best = min(best, time.perf_counter() - t0)
-    assert best < 0.5, f"btcusdt_1h took {best:.3f} s"
 
 
 def test_gaps_are_reported_not_filled(btc_1h) -> None:

@@ -389,19 +389,17 @@ def test_a_torn_journal_record_is_cut_and_the_search_resumes(tmp_path: Path) -> 
 def test_ctrl_c_outside_an_evaluation_is_deferred_to_the_end_of_the_step() -> None:
     """A real SIGINT: outside the strategy evaluation it only sets the flag (optuna's tell and
     the journal write finish); inside it interrupts at once; a second one interrupts at once."""
+    # signal.raise_signal runs the Python handler before it returns: no sleep needed.
     interrupts = workers.Interrupts()
     with interrupts.installed():
-        os.kill(os.getpid(), signal.SIGINT)  # while "optuna writes": deferred
-        time.sleep(0.01)
+        signal.raise_signal(signal.SIGINT)  # while "optuna writes": deferred
         assert interrupts.requested
         with pytest.raises(KeyboardInterrupt), interrupts.evaluation():
             pass  # a pending request stops the next evaluation before it starts
     fresh = workers.Interrupts()
     with fresh.installed():
         with pytest.raises(KeyboardInterrupt), fresh.evaluation():
-            os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(1)
+            signal.raise_signal(signal.SIGINT)
         with pytest.raises(KeyboardInterrupt):
-            os.kill(os.getpid(), signal.SIGINT)  # the second one, outside: at once too
-            time.sleep(1)
+            signal.raise_signal(signal.SIGINT)  # the second one, outside: at once too
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
