@@ -55,6 +55,10 @@ def _num(value: float | None) -> str:
     return "no trades" if value is None else f"{value:.4g}"
 
 
+def _trades(n: float) -> str:
+    return f"{n:.0f} trade" + ("" if n == 1 else "s")
+
+
 def summary_lines(doc: dict[str, Any], path: object, best_run: object,
                   interrupted: bool) -> list[str]:
     """What ``crashbt optimize`` prints: counts, space, best, walk-forward folds, overfitting."""
@@ -79,11 +83,11 @@ def summary_lines(doc: dict[str, Any], path: object, best_run: object,
             lines.append("  " + _fold_line(row, metric))
         if wf["oos_mean"] is None:
             lines.append(f"out-of-sample {metric}: none (0 of {wf['n_folds']} folds have a "
-                         f"pick that traded out of sample; {wf['oos_trades']} trades)")
+                         f"pick that traded out of sample)")
         else:
             lines.append(f"out-of-sample {metric} {wf['oos_mean']:.4g} (in-sample "
                          f"{wf['is_mean']:.4g}): mean of {wf['oos_folds']} of {wf['n_folds']} "
-                         f"folds, on {wf['oos_trades']} out-of-sample trades")
+                         f"folds, on {_trades(wf['oos_trades'])} out of sample")
     dsr, pbo = doc["overfitting"]["deflated_sharpe"], doc["overfitting"]["pbo"]
     if dsr is not None:
         lines.append(f"deflated Sharpe ratio: {dsr['dsr']:.3f} over {dsr['n_trials']} trials "
@@ -103,8 +107,8 @@ def _fold_line(row: dict[str, Any], metric: str) -> str:
                 "in-sample")
     tie = f", all {row['candidates']} candidates tie" if row["tied"] else ""
     return (f"{row['fold']}: trial {row['trial']}{tie}: in-sample {_num(row['is'][metric])} "
-            f"({row['is']['n_trades']:.0f} trades) -> out-of-sample "
-            f"{_num(row['oos'][metric])} ({row['oos']['n_trades']:.0f} trades)")
+            f"({_trades(row['is']['n_trades'])}) -> out-of-sample "
+            f"{_num(row['oos'][metric])} ({_trades(row['oos']['n_trades'])})")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
