@@ -212,6 +212,44 @@ def assert_honest_folds(doc: dict) -> None:
     assert wf["oos_mean"] == (pytest.approx(float(np.mean(scored))) if scored else None)
 
 
+def fake_trial(number: int, folds: list[tuple[float | None, int, float | None, int]]):
+    """A complete trial whose stored folds are (is sharpe, is trades, oos sharpe, oos trades)."""
+    import optuna
+
+    def part(sharpe: float | None, trades: int) -> dict:
+        return {"sharpe": sharpe, "n_trades": trades}
+
+    rows = [{"name": f"wf{k + 1}", "is": part(a, b), "oos": part(c, d)}
+            for k, (a, b, c, d) in enumerate(folds)]
+    trial = optuna.trial.create_trial(value=0.0, user_attrs={"eval": {
+        "folds": rows, "oos_mean": {}, "constraints": [], "undefined": []}})
+    trial.number = number
+    return trial
+
+
+def test_walk_forward_picks_meet_the_constraints_per_fold_and_ties_are_named() -> None:
+    from backtest.config.optimize import ConstraintSpec
+
+    need_trade = [ConstraintSpec(metric="n_trades", op=">=", value=1)]
+    trials = [
+        fake_trial(0, [(0.5, 2, 0.1, 3), (None, 0, None, 0), (0.2, 1, 0.3, 1)]),
+        fake_trial(1, [(0.9, 0, 0.7, 1), (None, 0, 0.4, 2), (0.2, 1, 0.5, 2)]),
+        fake_trial(2, [(0.7, 1, None, 0), (None, 0, None, 0), (0.2, 4, -0.1, 1)]),
+    ]
+    wf = summary.walk_forward_oos(trials, "sharpe", np.float64(1.0), need_trade)
+    rows = wf["folds"]
+    # wf1: trial 1's 0.9 has no in-sample trade (and the constraint fails): trial 2 wins on 0.7
+    assert (rows[0]["trial"], rows[0]["candidates"], rows[0]["tied"]) == (2, 2, False)
+    assert rows[0]["oos"]["sharpe"] is None  # its out-of-sample part has no trade
+    # wf2: nobody traded in-sample, so there is no pick (not trial 0 by default)
+    assert (rows[1]["trial"], rows[1]["candidates"]) == (None, 0)
+    # wf3: all three tie at 0.2: the lowest number is shown and the tie is said
+    assert (rows[2]["trial"], rows[2]["tied"]) == (0, True)
+    assert rows[2]["tied"] is True  # a JSON boolean, not numpy's
+    assert (wf["oos_folds"], wf["n_folds"], wf["oos_trades"]) == (1, 3, 1)
+    assert wf["oos_mean"] == pytest.approx(0.3) and wf["is_mean"] == pytest.approx(0.2)
+
+
 def test_folds_without_trades_have_no_ratios_and_say_so(tmp_path: Path) -> None:
     """The fixed 60k-80k levels do not trade in every 1d fold of 2021-2026: those folds carry
     null ratios (never 0.0), are left out of the means, and the terminal says "no trades"."""
@@ -273,6 +311,21 @@ def test_resume_after_sigkill_in_the_middle_of_a_trial(tmp_path: Path, kill_afte
         assert after[number]["state"] == "COMPLETE" and after[number]["values"] == values
     assert after[killed[0]["number"]]["state"] == "FAIL"  # its owner is gone: failed at once
     assert not any(t["state"] in ("RUNNING", "PRUNED") for t in after.values())
+
+
+def test_two_jobs_end_with_exactly_the_requested_trials_and_named_metrics(tmp_path: Path) -> None:
+    """--jobs 2: the claim hands out exactly the requested trials (nothing PRUNED to make the
+    count), and the study names its objective for optuna-dashboard."""
+    import optuna
+
+    path, out = write_config(tmp_path), tmp_path / "out"
+    proc = crashbt("optimize", str(path), "--trials", "8", "--jobs", "2", "--study", STUDY,
+                   "--out", str(out), timeout=240)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((out / STUDY / "optimization.json").read_text())["counts"] == {"COMPLETE": 8}
+    stored = optuna.load_study(study_name=STUDY, storage=storage.open_storage(
+        None, out / STUDY / "study.journal"))
+    assert stored.metric_names == ["sharpe"]
 
 
 def test_same_seed_same_best_params_in_fresh_processes(tmp_path: Path) -> None:

@@ -137,7 +137,7 @@ def walk_forward_oos(trials: Sequence[optuna.trial.FrozenTrial], metric: str, si
             chosen = stored_eval(pick)["folds"][k]
             row.update({"trial": pick.number, "params": pick.params, "is": chosen["is"],
                         "oos": chosen["oos"],
-                        "tied": len(ok) > 1 and min(scores) == max(scores)})
+                        "tied": bool(len(ok) > 1 and min(scores) == max(scores))})
         rows.append(row)
     picked = [r for r in rows if r["trial"] is not None]
     scored = [r for r in picked if r["oos"][metric] is not None]
