@@ -158,6 +158,20 @@ def test_a_database_that_never_answers_is_an_error_not_a_hang(tmp_path: Path) ->
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
+def test_an_owner_is_gone_when_its_process_is_or_when_there_is_none() -> None:
+    import socket
+
+    me, host = storage.worker_id(), socket.gethostname()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait(timeout=60)
+    assert not storage.owner_gone(me)
+    assert storage.owner_gone(None) and storage.owner_gone("")  # made outside crashbt's claims
+    assert storage.owner_gone(f"{host}:{dead.pid}:1")  # that process has exited
+    assert storage.owner_gone(f"{host}:{os.getpid()}:1")  # this pid, another start: recycled
+    assert not storage.owner_gone(f"{host}:{os.getpid()}")  # an older crashbt's host:pid
+    assert not storage.owner_gone("elsewhere:1:1")  # another host: the heartbeat's business
+
+
 def test_pareto_front_by_hand() -> None:
     # maximize col 0, minimize col 1. (2, 5) and (3, 6) and (1, 1) are non-dominated; (2, 7) is
     # dominated by (2, 5) (equal first, lower second); (0, 2) by (1, 1).

@@ -87,12 +87,21 @@ def _driver_url(url: str) -> str:
 def _start_time(pid: int) -> str | None:
     """The kernel's start time of process ``pid`` (clock ticks since boot), None if it is gone.
 
-    With the pid it names one process for good: a recycled pid has another start time.
+    With the pid it names one process for good: a recycled pid has another start time. Without
+    /proc (not Linux) it is "-" for any live pid: only the pid is compared then.
     """
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
+        if Path("/proc/self/stat").exists():
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass
+        return "-"
     return stat.rpartition(")")[2].split()[19]  # field 22 of proc(5); the name may hold spaces
 
 
@@ -114,7 +123,7 @@ def owner_gone(owner: str | None) -> bool:
     if host != socket.gethostname() or not pid.isdigit():
         return False
     now = _start_time(int(pid))
-    return now is None or (bool(started) and now != started)
+    return now is None or (started not in ("", "-") and now != started)
 
 
 # ---------------------------------------------------------------- claim locks
