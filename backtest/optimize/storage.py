@@ -28,6 +28,7 @@ A database connection gives up after ``CONNECT_TIMEOUT_S`` and a statement after
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import fcntl
 import importlib.util
@@ -37,7 +38,7 @@ import socket
 import time
 import warnings
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -178,14 +179,15 @@ class _Claims:
     def claim_lock(self) -> Any:
         raise NotImplementedError
 
-    def create_new_trial(self, study_id: int,
-                         template_trial: optuna.trial.FrozenTrial | None = None) -> int:
-        state = RUNNING if template_trial is None else template_trial.state
-        if state != RUNNING:  # a queued (WAITING) or finished copy: nothing to own yet
-            return super().create_new_trial(study_id, template_trial)  # type: ignore[misc]
+    def claimed(self, study_id: int, template: optuna.trial.FrozenTrial | None,
+                create: Callable[[int, optuna.trial.FrozenTrial | None], Any]) -> Any:
+        """``create`` a RUNNING trial under the claim lock, within the quota, owned by this
+        process; a queued (WAITING) or finished copy has nothing to own yet."""
+        if template is not None and template.state != RUNNING:
+            return create(study_id, template)
         with self.claim_lock():
             self._check_quota(study_id)
-            return super().create_new_trial(study_id, _owned(template_trial))  # type: ignore[misc]
+            return create(study_id, _owned(template))
 
     def set_trial_state_values(self, trial_id: int, state: optuna.trial.TrialState,
                                values: Any = None) -> bool:
@@ -221,15 +223,10 @@ def _owned(template: optuna.trial.FrozenTrial | None) -> optuna.trial.FrozenTria
             datetime_start=dt.datetime.now(), datetime_complete=None, params={},
             distributions={}, user_attrs={OWNER: worker_id()}, system_attrs={},
             intermediate_values={}, trial_id=-1)
-    copy = optuna.trial.FrozenTrial(
-        number=template.number, state=template.state, value=None, values=template.values,
-        datetime_start=template.datetime_start or dt.datetime.now(),
-        datetime_complete=template.datetime_complete, params=template.params,
-        distributions=template.distributions,
-        user_attrs={**template.user_attrs, OWNER: worker_id()},
-        system_attrs=template.system_attrs, intermediate_values=template.intermediate_values,
-        trial_id=template._trial_id)
-    return copy
+    owned = copy.copy(template)
+    owned.user_attrs = {**template.user_attrs, OWNER: worker_id()}
+    owned.datetime_start = template.datetime_start or dt.datetime.now()
+    return owned
 
 
 class _JournalClaims(_Claims, optuna.storages.journal.JournalStorage):
@@ -241,6 +238,10 @@ class _JournalClaims(_Claims, optuna.storages.journal.JournalStorage):
     def claim_lock(self) -> Any:
         return self._flock.held()
 
+    def create_new_trial(self, study_id: int,
+                         template_trial: optuna.trial.FrozenTrial | None = None) -> int:
+        return self.claimed(study_id, template_trial, super().create_new_trial)
+
 
 class _DatabaseClaims(_Claims, optuna.storages.RDBStorage):
     def claim_lock(self) -> Any:
@@ -248,18 +249,10 @@ class _DatabaseClaims(_Claims, optuna.storages.RDBStorage):
             return nullcontext()  # other databases: the quota check is best-effort
         return _advisory_lock(self.engine)
 
-    def create_new_trial(self, study_id: int,
-                         template_trial: optuna.trial.FrozenTrial | None = None) -> int:
-        return self._create_new_trial(study_id, template_trial)._trial_id
-
     def _create_new_trial(self, study_id: int, template_trial: optuna.trial.FrozenTrial | None
                           = None) -> optuna.trial.FrozenTrial:
-        # Optuna's cache in front of a database storage creates trials through this method.
-        if template_trial is not None and template_trial.state != RUNNING:
-            return super()._create_new_trial(study_id, template_trial)
-        with self.claim_lock():
-            self._check_quota(study_id)
-            return super()._create_new_trial(study_id, _owned(template_trial))
+        # RDBStorage.create_new_trial and Optuna's cache in front of it both create through here
+        return self.claimed(study_id, template_trial, super()._create_new_trial)
 
 
 @contextmanager
