@@ -212,6 +212,23 @@ def test_many_trades_become_bucketed_markers() -> None:
     assert len(few["x"]) == 5 and "text" not in few
 
 
+def test_candles_of_closes_by_hand() -> None:
+    idx = pd.date_range("2026-01-01", periods=8, freq="h", tz="UTC")
+    close = pd.Series([10.0, 12.0, 9.0, 11.0, 11.0, 15.0, 14.0, 13.0], index=idx)
+    period, candles = charts.close_candles(close)
+    assert period == "1h" and candles["open"].tolist()[1:] == close.tolist()[:-1]
+    assert (candles["high"] == candles[["open", "close"]].max(axis=1)).all()
+    long = pd.Series(np.arange(61_308.0), index=pd.date_range(
+        "2019-01-01", periods=61_308, freq="h", tz="UTC"))
+    period, candles = charts.close_candles(long)
+    # 7 years of hours: 4h and 1D give over 600 candles, weeks give 365.
+    assert period == "1W" and len(candles) <= charts.MAX_CANDLES
+    first = candles.iloc[1]  # the second week: opens at the first week's last close
+    week = long[candles.index[1]:candles.index[2] - pd.Timedelta("1h")]
+    assert (first["open"], first["high"], first["low"], first["close"]) == (
+        candles.iloc[0]["close"], week.max(), candles.iloc[0]["close"], week.iloc[-1])
+
+
 def test_param_importances_by_hand() -> None:
     params = pd.DataFrame({"a": ["x", "x", "y", "y"], "b": ["p", "q", "p", "q"]})
     y = np.array([0.0, 2.0, 10.0, 12.0])
@@ -330,8 +347,19 @@ def test_run_report_in_browser(run_dir: Path, tmp_path: Path) -> None:
         header = page.locator("#trades-table thead th", has_text="pnl")
         header.click()
         header.click()
-        first_pnl = json.loads(rows.first.locator("td").nth(6).get_attribute("data-value"))
-        assert first_pnl == trades["pnl"].max()
+        first_pnl = rows.first.locator("td").nth(6).inner_text()
+        assert first_pnl == formatting.format_trade(trades["pnl"].max(), "pnl")
+        shown_trades = page.eval_on_selector_all(
+            "#trades-table tbody tr", "rows => rows.map(r => Array.from(r.cells).map(c => "
+                                      "c.textContent))")
+        columns = page.eval_on_selector_all("#trades-table thead th",
+                                            "ths => ths.map(t => t.textContent)")
+        by_entry = trades.set_index(trades["entry_time"].str[:16].str.replace("T", " "))
+        for row in shown_trades:
+            csv_row = by_entry.loc[row[0]]
+            for column, text in zip(columns[2:], row[2:], strict=True):
+                if column not in ("direction", "exit_reason", "status"):
+                    assert text == formatting.format_trade(csv_row[column], column), column
         # Monthly returns: a table of the equity's calendar months.
         equity = pd.read_csv(run_dir / "equity.csv", index_col="timestamp", parse_dates=True)
         months = run_page.monthly_returns(equity["equity"], 100000.0)
@@ -356,6 +384,18 @@ def test_run_report_in_browser(run_dir: Path, tmp_path: Path) -> None:
         page.locator("#chart-price .updatemenu-button", has_text="log").click()
         assert page.evaluate(axis) == "log"
         assert seen.overlapping_text() == []
+        # Zoomed in to three days, the close line gives way to hourly candles; zoomed out, back.
+        visible = "() => document.getElementById('chart-price').data.map(t => t.visible)"
+        assert page.evaluate(visible)[-2:] == [False, False]
+        page.evaluate("() => Plotly.relayout('chart-price', {'xaxis.range': "
+                      "['2026-02-03 00:00', '2026-02-06 00:00']})")
+        shown = page.evaluate(visible)
+        assert shown[0] is False and shown[-2:] == [True, True]
+        bodies = page.evaluate("() => document.getElementById('chart-price').data.at(-1)"
+                               ".customdata.length")
+        assert bodies == len(charts.close_candles(equity["close"])[1])
+        page.evaluate("() => Plotly.relayout('chart-price', {'xaxis.autorange': true})")
+        assert page.evaluate(visible)[0] is True and page.evaluate(visible)[-1] is False
         # Data gaps: none in the synthetic file, so no gaps section.
         assert page.locator("#gaps").count() == 0
     assert (tmp_path / "run.png").stat().st_size > 10_000

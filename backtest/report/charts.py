@@ -17,9 +17,12 @@ import markupsafe
 import numpy as np
 import pandas as pd
 
-MAX_POINTS = 2000
-MAX_MARKERS = 150  # per marker trace; more trades are aggregated into time buckets
-CHART_DIGITS = 7
+MAX_POINTS = 1200  # about one per pixel of a chart on a wide screen
+MAX_MARKERS = 80  # per marker trace; more trades are aggregated into time buckets
+MAX_CANDLES = 600  # candles of the price chart's zoomed-in view, at the finest period that fits
+CANDLE_PERIODS = ("1min", "5min", "15min", "1h", "4h", "1D", "1W")
+CANDLES_ON_ZOOM = 150  # the price chart shows candles once at most this many are in view
+CHART_DIGITS = 6
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
            "#7f7f7f", "#bcbd22", "#17becf")
 _SCRIPT_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026",
@@ -129,7 +132,55 @@ def aggregated_markers(times: pd.Series, prices: pd.Series, start: str, end: str
     return {"x": iso_list(pd.DatetimeIndex(pd.to_datetime(grouped["t"].astype(np.int64),
                                                           unit="ns", utc=True))),
             "y": finite_list(grouped["p"]), "text": [f"{n} trades" for n in counts],
-            "marker_size": [int(min(22, 7 + 2 * np.sqrt(n))) for n in counts]}
+            "marker_size": [int(min(16, 6 + 1.5 * np.sqrt(n))) for n in counts]}
+
+
+def close_candles(close: pd.Series) -> tuple[str, pd.DataFrame]:
+    """Candles of closing prices at the finest period (not finer than the bars) that gives at
+    most :data:`MAX_CANDLES`: open is the previous candle's close, high/low the extreme closes
+    (``equity.csv`` records closes only, and a re-rendered page must match the first)."""
+    close = close.dropna()
+    bar = close.index.to_series().diff().median() if len(close) > 1 else pd.Timedelta("1h")
+    periods = [p for p in CANDLE_PERIODS if pd.Timedelta(p) >= bar] or [CANDLE_PERIODS[-1]]
+    for period in periods:
+        span = (close.index[-1] - close.index[0]) / pd.Timedelta(period) if len(close) else 0
+        if span < MAX_CANDLES or period == periods[-1]:
+            break
+    ohlc = close.resample(period, label="left", closed="left").ohlc().dropna()
+    ohlc["open"] = ohlc["close"].shift(1).fillna(ohlc["open"])
+    ohlc["high"] = ohlc[["open", "high"]].max(axis=1)
+    ohlc["low"] = ohlc[["open", "low"]].min(axis=1)
+    return period, ohlc
+
+
+def candle_traces(close: pd.Series) -> tuple[list[dict[str, Any]], dict[str, list], float]:
+    """Hidden candle traces (bodies as bars on a ``base``, wicks as error bars down from the
+    high: the partial plotly bundle has no candlestick trace), the ``candles`` x series they
+    share, and the widest x span, in ms, that shows them."""
+    period, ohlc = close_candles(close)
+    width = pd.Timedelta(period) / pd.Timedelta("1ms")
+    x = {"series": "candles"}
+    up = (ohlc["close"] >= ohlc["open"]).to_numpy()
+    base = np.minimum(ohlc["open"], ohlc["close"]).to_numpy()
+    body = np.maximum(np.abs(ohlc["close"] - ohlc["open"]).to_numpy(), 1e-9 * base)
+    name = plot_text(f"{period} candles of closes")
+    traces = [
+        {"type": "scatter", "mode": "markers", "x": x, "y": finite_list(ohlc["high"]),
+         "visible": False, "name": name, "legendgroup": "candles", "showlegend": False,
+         "hoverinfo": "skip", "marker": {"size": 0, "color": "#666666"},
+         "error_y": {"type": "data", "symmetric": False, "width": 0, "thickness": 1,
+                     "color": "#666666", "array": [0] * len(ohlc),
+                     "arrayminus": finite_list(ohlc["high"] - ohlc["low"])}},
+        {"type": "bar", "x": x, "base": finite_list(base), "y": finite_list(body),
+         "width": 0.7 * width, "visible": False, "name": name, "legendgroup": "candles",
+         "customdata": [list(r) for r in zip(*(finite_list(ohlc[c]) for c in (
+             "open", "high", "low", "close")), strict=True)],
+         "hovertemplate": "O %{customdata[0]:,.2f} H %{customdata[1]:,.2f} "
+                          "L %{customdata[2]:,.2f} C %{customdata[3]:,.2f}<extra></extra>",
+         "marker": {"color": np.where(up, "#2ca02c", "#d62728").tolist(),
+                    "line": {"width": 0}}}]
+    centres = iso_list(pd.DatetimeIndex(ohlc.index + pd.Timedelta(period) / 2))
+    return traces, {"candles": centres}, CANDLES_ON_ZOOM * width
 
 
 def regime_bands(spans: list[dict[str, Any]], start: str, end: str,

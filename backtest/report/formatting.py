@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
@@ -20,8 +21,8 @@ _ORDER = {key: i for i, key in enumerate(catalogue.CATALOGUE)}
 
 
 def is_number(value: Any) -> bool:
-    """A finite int or float (not a bool)."""
-    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+    """A finite real number, numpy's included (not a bool)."""
+    return (isinstance(value, Real) and not isinstance(value, (bool, np.bool_))
             and math.isfinite(value))
 
 
@@ -29,9 +30,9 @@ def format_number(value: Any) -> str:
     """A value with no catalogue entry: 4 decimals, thousands separators, n/a for None."""
     if value is None:
         return "n/a"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, Real):
         return str(value)
-    if isinstance(value, int):
+    if isinstance(value, Integral):
         return f"{value:,}"
     if not math.isfinite(value):
         return "n/a"

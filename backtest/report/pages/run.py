@@ -23,7 +23,8 @@ from backtest.report import charts, formatting, templating
 from backtest.report import files as report_io
 from backtest.report.charts import PALETTE, figure, line
 
-MAX_TRADE_ROWS = 500
+MAX_TRADE_ROWS = 300  # about 70 kB of table; trades.csv holds every trade
+MAX_GAP_ROWS = 100  # report.json holds every gap
 TRADE_COLUMNS = ("entry_time", "exit_time", "direction", "size", "entry_price", "exit_price",
                  "pnl", "return_pct", "fees", "funding_paid", "exit_reason", "status")
 EXIT_STYLE: dict[str, tuple[str, str]] = {  # exit_reason -> (marker symbol, colour)
@@ -152,7 +153,7 @@ def gap_summary(dataset: dict[str, Any]) -> dict[str, Any] | None:
              "hours": float(g.get("missing_bars", 0)) * hours} for g in gaps]
     longest = max(rows, key=lambda r: r["hours"])
     return {"count": len(rows), "longest": longest,
-            "total_hours": sum(r["hours"] for r in rows), "rows": rows}
+            "total_hours": sum(r["hours"] for r in rows), "rows": rows[:MAX_GAP_ROWS]}
 
 
 def equity_figures(rep: dict[str, Any], equity: pd.DataFrame, price: pd.Series | None,
@@ -176,6 +177,7 @@ def equity_figures(rep: dict[str, Any], equity: pd.DataFrame, price: pd.Series |
         dd_traces.append(line(TIME, bh_dd[keep], "buy and hold", "#999999"))
     start, end = rep["dataset"]["start"], rep["dataset"]["end"]
     log = charts.wide_range(*cols[:2])
+    series = {"time": charts.iso_list(equity.index[keep])}
     figs = [
         figure("chart-equity", eq_traces, {
             "title": {"text": "Equity vs buy and hold"}, "yaxis": {
@@ -187,8 +189,10 @@ def equity_figures(rep: dict[str, Any], equity: pd.DataFrame, price: pd.Series |
                height=260),
     ]
     if price is not None:
-        figs.append(price_figure(rep, price.to_numpy(dtype=float)[keep], trades))
-    return figs, {"time": charts.iso_list(equity.index[keep])}
+        fig, candle_x = price_figure(rep, price.to_numpy(dtype=float)[keep], price, trades)
+        figs.append(fig)
+        series |= candle_x
+    return figs, series
 
 
 def trade_markers(trades: pd.DataFrame, start: str, end: str) -> list[dict[str, Any]]:
@@ -212,13 +216,17 @@ def trade_markers(trades: pd.DataFrame, start: str, end: str) -> list[dict[str, 
                  "marker": {"symbol": symbol, "size": pts.get("marker_size", 10),
                             "color": colour, "line": {"width": 1.5, "color": edge}}}
         if "text" in pts:
-            trace |= {"text": pts["text"], "hovertemplate": "%{text}<br>%{x}<br>%{y:,.2f}"}
+            trace |= {"text": pts["text"], "hovertemplate": "%{text}<br>%{x}<br>%{y:,.2f}",
+                      "opacity": 0.75}
         traces.append(trace)
     return traces
 
 
-def price_figure(rep: dict[str, Any], close: np.ndarray, trades: pd.DataFrame) -> dict[str, Any]:
-    """Close price with entries, exits by reason, and the strategy's levels as legend lines."""
+def price_figure(rep: dict[str, Any], close: np.ndarray, price: pd.Series,
+                 trades: pd.DataFrame) -> tuple[dict[str, Any], dict[str, list]]:
+    """Close price (``close``: the plotted rows) with entries, exits by reason, the strategy's
+    levels as legend lines, and candles of ``price`` the page swaps in when zoomed in; plus
+    the candles' x series."""
     start, end = rep["dataset"]["start"], rep["dataset"]["end"]
     traces = [line(TIME, close, "close", "#444444", hovertemplate="%{y:,.2f}")]
     if len(trades):
@@ -229,9 +237,13 @@ def price_figure(rep: dict[str, Any], close: np.ndarray, trades: pd.DataFrame) -
                 "name": charts.plot_text(f"{name} {v:,.2f}"), "hoverinfo": "name", "meta": "level",
                 "line": {"color": PALETTE[(i + 4) % len(PALETTE)], "dash": "dash", "width": 1.2}}
                for i, (name, v) in enumerate(levels)]
-    return figure("chart-price", traces, {"title": {"text": "Price, trades and levels"},
-                                          "hovermode": "closest",
-                                          "updatemenus": charts.scale_toggle()}, height=440)
+    candles, candle_x, span_ms = charts.candle_traces(price)
+    fig = figure("chart-price", traces + candles, {"title": {"text": "Price, trades and levels"},
+                                                   "hovermode": "closest", "barmode": "overlay",
+                                                   "updatemenus": charts.scale_toggle()},
+                 height=440)
+    return fig | {"zoom_candles": {"line": 0, "candles": [len(traces), len(traces) + 1],
+                                   "span_ms": span_ms}}, candle_x
 
 
 def monthly_returns(equity: pd.Series, init_cash: float) -> pd.DataFrame:
