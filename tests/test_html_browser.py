@@ -385,6 +385,7 @@ def test_run_report_in_browser(run_dir: Path, tmp_path: Path) -> None:
         assert page.evaluate(axis) == "log"
         assert seen.overlapping_text() == []
         # Zoomed in to three days, the close line gives way to hourly candles; zoomed out, back.
+        page.locator("#chart-price .updatemenu-button", has_text="linear").click()
         visible = "() => document.getElementById('chart-price').data.map(t => t.visible)"
         assert page.evaluate(visible)[-2:] == [False, False]
         page.evaluate("() => Plotly.relayout('chart-price', {'xaxis.range': "
@@ -393,9 +394,20 @@ def test_run_report_in_browser(run_dir: Path, tmp_path: Path) -> None:
         assert shown[0] is False and shown[-2:] == [True, True]
         bodies = page.evaluate("() => document.getElementById('chart-price').data.at(-1)"
                                ".customdata.length")
-        assert bodies == len(charts.close_candles(equity["close"])[1])
+        candles = charts.close_candles(equity["close"])[1]
+        assert bodies == len(candles)
+        # the price axis fits the candles in view (5 % margin each side)
+        in_view = candles[(candles.index >= "2026-02-02T23:30Z") &
+                          (candles.index <= "2026-02-05T23:30Z")]
+        low, high = in_view["low"].min(), in_view["high"].max()
+        y_range = page.evaluate("() => document.getElementById('chart-price').layout.yaxis"
+                                ".range")
+        pad = (high - low) * 0.05
+        assert y_range == pytest.approx([low - pad, high + pad], rel=1e-4)
         page.evaluate("() => Plotly.relayout('chart-price', {'xaxis.autorange': true})")
         assert page.evaluate(visible)[0] is True and page.evaluate(visible)[-1] is False
+        assert page.evaluate("() => document.getElementById('chart-price').layout.yaxis"
+                             ".autorange") is True
         # Data gaps: none in the synthetic file, so no gaps section.
         assert page.locator("#gaps").count() == 0
     assert (tmp_path / "run.png").stat().st_size > 10_000

@@ -167,7 +167,7 @@ def candle_traces(close: pd.Series) -> tuple[list[dict[str, Any]], dict[str, lis
     traces = [
         {"type": "scatter", "mode": "markers", "x": x, "y": finite_list(ohlc["high"]),
          "visible": False, "name": name, "legendgroup": "candles", "showlegend": False,
-         "hoverinfo": "skip", "marker": {"size": 0, "color": "#666666"},
+         "hoverinfo": "skip", "marker": {"size": 1, "opacity": 0},
          "error_y": {"type": "data", "symmetric": False, "width": 0, "thickness": 1,
                      "color": "#666666", "array": [0] * len(ohlc),
                      "arrayminus": finite_list(ohlc["high"] - ohlc["low"])}},
