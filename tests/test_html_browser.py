@@ -430,7 +430,13 @@ def test_optimization_report_in_browser(tmp_path: Path) -> None:
         assert "not distinguishable from luck" in text and "0.3100" in text  # DSR 0.31
         assert "high: the in-sample winner" in text  # PBO 0.62 > 0.5
         assert "level=70,750" in text  # decay candidates' parameters, rounded
-        assert page.locator("#folds tbody tr").count() == 3
+        fold_cells = page.eval_on_selector_all(
+            "#folds-table td[data-fold]", "els => els.map(e => [e.dataset.fold, "
+                                          "e.dataset.metric, JSON.parse(e.dataset.value)])")
+        folds = opt["best"]["folds"]
+        assert fold_cells == [[f["name"], m, f[part][m]]
+                              for m in ("total_return_pct", "sharpe", "n_trades")
+                              for f in folds for part in ("is", "oos")]
         walk = page.locator("#walk-forward").inner_text()
         assert "mean out-of-sample 0.25" in walk
         cells = page.eval_on_selector_all("#walk-table tbody tr", "rows => rows.map(r => "
