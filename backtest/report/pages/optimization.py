@@ -19,6 +19,7 @@ from backtest.report.charts import PALETTE, figure, line, plot_text
 
 HEAT_BINS = 8
 HEAT_PARAMS = 4  # heat maps for every pair among the this many most important parameters
+DECAY_COLUMNS = ("number", "metric", "is", "oos", "decay", "oos_over_is")
 LINE_COLOURS = ("#440154", "#3b528b", "#21918c", "#5ec962", "#fde725")  # viridis, worst to best
 
 
@@ -125,6 +126,12 @@ def overfitting_reading(over: dict[str, Any]) -> list[tuple[str, Any, str]]:
         out.append(("in-sample -> out-of-sample decay per top candidate", len(decay),
                     "candidates listed in the table below"))
     return out
+
+
+def decay_columns(rows: list[dict[str, Any]]) -> list[str]:
+    """Columns of the decay table: the known ones in reading order, then any others."""
+    present = {k for row in rows for k in row} - {"params"}
+    return [k for k in DECAY_COLUMNS if k in present] + sorted(present - set(DECAY_COLUMNS))
 
 
 def _bins(values: pd.Series) -> tuple[pd.Series, list[str]]:
@@ -310,4 +317,4 @@ def render_optimization(opt: dict[str, Any]) -> str:
         fold_keys=formatting.ordered_keys(*(f["is"] for f in folds), *(f["oos"] for f in folds)),
         heatmaps=param_heatmaps(trials, objs[0], importances) if not trials.empty else [],
         reading=overfitting_reading(over), decay_rows=decay_rows,
-        decay_keys=[k for k in formatting.ordered_keys(*decay_rows) if k != "params"])
+        decay_keys=decay_columns(decay_rows))
