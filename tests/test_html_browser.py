@@ -386,6 +386,10 @@ def test_run_report_in_browser(run_dir: Path, tmp_path: Path) -> None:
         assert seen.overlapping_text() == []
         # Zoomed in to three days, the close line gives way to hourly candles; zoomed out, back.
         page.locator("#chart-price .updatemenu-button", has_text="linear").click()
+        assert page.evaluate(axis) == "linear"
+        # back to automatic ticks, not log's 1-2-5 rule read as a tick every 1.0 (slow)
+        assert page.evaluate("() => document.getElementById('chart-price')._fullLayout"
+                             ".yaxis.tickmode") == "auto"
         visible = "() => document.getElementById('chart-price').data.map(t => t.visible)"
         assert page.evaluate(visible)[-2:] == [False, False]
         page.evaluate("() => Plotly.relayout('chart-price', {'xaxis.range': "

@@ -98,14 +98,18 @@ def line(x: Any, y: Any, name: str, colour: str, **extra: Any) -> dict[str, Any]
 
 
 def scale_toggle(axis: str = "yaxis", log: bool = False) -> list[dict[str, Any]]:
-    """Linear / log buttons for one y axis, in the chart's top-right corner (log ticks at 1, 2
-    and 5 per decade: every digit would crowd the axis)."""
+    """Linear / log buttons for one y axis, in the chart's top-right corner. Log ticks at 1, 2
+    and 5 per decade (every digit crowds the axis); back on linear the tick mode returns to
+    auto, as a bare ``dtick`` reset leaves a tick every 1.0 (thousands of ticks, seconds of
+    redraw)."""
     return [{"type": "buttons", "direction": "right", "showactive": True, "active": int(log),
              "x": 1, "xanchor": "right", "y": 1.02, "yanchor": "bottom",
              "pad": {"r": 0, "t": 0, "b": 0, "l": 0}, "font": {"size": 11},
              "buttons": [{"label": scale, "method": "relayout",
-                          "args": [{f"{axis}.type": scale, f"{axis}.dtick": tick}]}
-                         for scale, tick in (("linear", None), ("log", "D2"))]}]
+                          "args": [args]} for scale, args in (
+                             ("linear", {f"{axis}.type": "linear", f"{axis}.tickmode": "auto",
+                                         f"{axis}.dtick": None}),
+                             ("log", {f"{axis}.type": "log", f"{axis}.dtick": "D2"}))]}]
 
 
 def wide_range(*series: np.ndarray, ratio: float = 5.0) -> bool:

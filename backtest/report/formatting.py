@@ -79,10 +79,11 @@ def format_param(value: Any) -> str:
 
 
 def format_trade(value: Any, column: str) -> str:
-    """A trades-table cell: sizes and prices to significant digits, money and percent to 2."""
+    """A trades-table cell: sizes to significant digits, prices below 1 too (altcoins), other
+    prices, money and percent to 2 decimals (columns line up)."""
     if not is_number(value):
         return format_number(value)
-    if column == "size" or column.endswith("_price"):
+    if column == "size" or (column.endswith("_price") and abs(value) < 1):
         return format_param(float(value))
     return f"{value:,.2f}"
 
