@@ -83,7 +83,7 @@ def block_length(x: np.ndarray) -> float:
     if n < 10:
         return 1.0
     kn = max(5, int(math.sqrt(math.log10(n))))
-    m_max = int(math.ceil(math.sqrt(n))) + kn
+    m_max = math.ceil(math.sqrt(n)) + kn
     b_max = math.ceil(min(3 * math.sqrt(n), n / 3))
     acv = _autocovariances(x, m_max)
     if acv[0] <= 0:

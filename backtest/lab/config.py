@@ -100,9 +100,11 @@ class EventsConfig(_Strict):
     """``[events]``: where to measure (``symbols`` on ``timeframe`` bars of the bundled data),
     which horizons, the default cooldown, the bootstrap and its seed."""
 
-    symbols: list[Literal["BTCUSDT", "ETHUSDT"]] = ["BTCUSDT", "ETHUSDT"]
+    symbols: list[Literal["BTCUSDT", "ETHUSDT"]] = Field(
+        default_factory=lambda: ["BTCUSDT", "ETHUSDT"], min_length=1)
     timeframe: Literal["1h", "1d"] = "1h"
-    horizons: list[Duration] = ["1h", "4h", "1d", "3d", "7d", "30d"]
+    horizons: list[Duration] = Field(
+        default_factory=lambda: ["1h", "4h", "1d", "3d", "7d", "30d"], min_length=1)
     path: Duration = "30d"
     cooldown: Duration = "7d"
     bootstrap: int = Field(1000, ge=100, le=100_000)

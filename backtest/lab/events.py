@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
+from backtest import checks
 from backtest.config.common import parse_utc_now
 from backtest.config.data import DataConfig
 from backtest.data import bars as data
@@ -39,7 +40,6 @@ from backtest.data import external, regimes
 from backtest.errors import ConfigError
 from backtest.lab import bootstrap as bs
 from backtest.lab.config import EventStudyConfig, EventType
-from backtest import checks
 from backtest.lab.detect import SOURCES, bar_duration, detect, duration, lookahead_offences
 from backtest.report import files
 from backtest.types import Bars
