@@ -64,9 +64,11 @@ def interval(draws: np.ndarray) -> tuple[float, float]:
 
 
 def _autocovariances(x: np.ndarray, lags: int) -> np.ndarray:
+    """Biased (divide by n) autocovariances at lags 0..``lags``, by FFT."""
     n = len(x)
-    centred = x - x.mean()
-    return np.array([centred[: n - k] @ centred[k:] / n for k in range(lags + 1)])
+    size = 1 << (2 * n - 1).bit_length()
+    spectrum = np.fft.rfft(x - x.mean(), size)
+    return np.fft.irfft(spectrum * np.conj(spectrum), size)[:lags + 1] / n
 
 
 def block_length(x: np.ndarray) -> float:

@@ -46,8 +46,9 @@ def _path_figure(div_id: str, path: dict[str, Any], bar_hours: float) -> dict[st
                 {"type": "scatter", "mode": "lines", "x": x, "y": html.finite_list(path["mean"]),
                  "name": html.plot_text(f"mean after the event (n={path['n_events']})"),
                  "line": {"color": html.PALETTE[0]}}, *data]
-    return html.figure(div_id, data, {"xaxis": {"title": "days after entry"},
-                                      "yaxis": {"title": "return since entry (%)"}}, height=320)
+    axes = {"xaxis": {"title": {"text": "days after entry"}},
+            "yaxis": {"title": {"text": "return since entry (%)"}}}
+    return html.figure(div_id, data, axes, height=320)
 
 
 def render_events(result: dict[str, Any]) -> str:
@@ -69,8 +70,8 @@ def render_stress(result: dict[str, Any]) -> str:
     for key, dist in result["distribution"].items():
         data = [{"type": "histogram", "x": html.finite_list(dist["values"]), "nbinsx": 60,
                  "name": "synthetic paths", "marker": {"color": html.PALETTE[0]}}]
-        layout: dict[str, Any] = {"xaxis": {"title": html.plot_text(key)}, "bargap": 0.02,
-                                  "hovermode": "closest"}
+        layout: dict[str, Any] = {"xaxis": {"title": {"text": html.plot_text(key)}},
+                                  "bargap": 0.02, "hovermode": "closest"}
         real = result["real"]["metrics"].get(key)
         if real is not None:
             layout["shapes"] = [{"type": "line", "x0": real, "x1": real, "yref": "paper",

@@ -1,0 +1,273 @@
+"""``crashbt stress``: a strategy over many synthetic histories that keep crash structure.
+
+The run config's bars (``[data]``: dataset and window) fix the path length, the calendar and the
+starting price; the source of bar shapes is the dataset's whole history up to the window's end
+(:mod:`backtest.lab.synthetic`). For each path the strategy's own features and signals are
+computed on the synthetic bars (only bars-only strategies: a synthetic path has no ETF flows or
+hash rate), then simulated by the engine's numba kernel (:func:`_paths_nb` calls
+``simulate_perp_column_nb`` once per path, recording the equity curve that drawdown and time
+under water need; the engine's ``simulate_many`` shares one price path across columns, which
+synthetic paths do not). Funding for perps: ``shocks.funding_rate`` (default: the mean of the
+bundled 8-hourly series) at 00/08/16 UTC, ``funding_spike_rate`` with probability
+``funding_spike_prob`` at settlements inside crash regimes.
+
+Per path: total return, max drawdown, time under water (share of bars below the running equity
+peak), liquidation (any), ruin (equity at or below ``1 - ruin_pct / 100`` of the initial cash at
+any close). Reported: percentiles of each metric, probabilities of liquidation and ruin with
+95 % Wilson intervals, and the real history's metrics (the same code on the real bars, real
+funding) with their percentile rank among the paths.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numba import njit
+
+from backtest.config.common import parse_utc_now
+from backtest.config.run import RunConfig
+from backtest.data import bars as data
+from backtest.engine import kernels, margin
+from backtest.engine import simulate as engine
+from backtest.errors import ConfigError
+from backtest.lab import bootstrap as bs
+from backtest.lab import synthetic
+from backtest.lab.config import StressConfig
+from backtest.pipeline import load_funding, run_range
+from backtest.report import files
+from backtest.strategy.contract import StrategySpec, params_dict
+from backtest.types import Bars
+
+SCHEMA_VERSION = 1
+#: Paths generated and simulated together (bounds memory; part of the random stream's layout).
+CHUNK = 100
+PERCENTILES = (1, 5, 25, 50, 75, 95, 99)
+METRICS = ("total_return_pct", "max_drawdown_pct", "time_under_water_pct")
+SETTLEMENT_HOURS = (0, 8, 16)
+
+
+@njit(cache=True)
+def _paths_nb(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, le: np.ndarray,
+              lx: np.ndarray, se: np.ndarray, sx: np.ndarray, stop_px: np.ndarray,
+              target_px: np.ndarray, frac: np.ndarray, use_frac: bool, init_cash: float,
+              fee: float, sl: float, tp: float, tsl: float, direction: int, fill_close: bool,
+              mkt: np.ndarray, tiers: np.ndarray, fund_open: np.ndarray,
+              fund_inside: np.ndarray, leverage: float, liq_fee: float, notional_cap: float
+              ) -> np.ndarray:
+    """Per column (path): final equity, max drawdown, share of bars under water, lowest
+    equity, liquidations, trades. ``mkt`` is (columns, rows, 4)."""
+    n, k = c.shape
+    out = np.empty((k, 6))
+    equity, pos = np.empty(n), np.empty(n)
+    orders = np.empty((3 * n + 1, kernels.ORDER_FIELDS))
+    trades = np.zeros((2 * n + 1, kernels.PERP_TRADE_FIELDS))
+    for j in range(k):
+        st = kernels.simulate_perp_column_nb(
+            o[:, j], h[:, j], lo[:, j], c[:, j], le[:, j], lx[:, j], se[:, j], sx[:, j],
+            stop_px[:, j], target_px[:, j], frac[:, j], use_frac, init_cash, fee, sl, tp, tsl,
+            direction, fill_close, True, equity, pos, orders, trades, mkt[j], tiers,
+            fund_open[:, j], fund_inside[:, j], leverage, liq_fee, notional_cap)
+        peak, under = -np.inf, 0
+        for i in range(n):
+            if equity[i] > peak:
+                peak = equity[i]
+            elif equity[i] < peak:
+                under += 1
+        out[j, 0] = st[kernels.S_CASH]
+        out[j, 1] = kernels.max_drawdown_nb(equity)
+        out[j, 2] = under / n
+        out[j, 3] = equity.min()
+        out[j, 4] = st[kernels.S_LIQS]
+        out[j, 5] = st[kernels.S_TRADES]
+    return out
+
+
+def _column(series: pd.Series | None, n: int) -> np.ndarray:
+    return np.full(n, np.nan) if series is None else series.to_numpy(dtype=float,
+                                                                    na_value=np.nan)
+
+
+def simulate_paths(paths: list[Bars], spec: StrategySpec, params: Any, run: RunConfig,
+                   funding: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, float]:
+    """Signals of ``spec`` on each path, then one kernel call for all of them: (paths, 6) rows
+    as :func:`_paths_nb`, and the seconds spent in the kernel."""
+    ex = run.execution
+    n, k = len(paths[0]), len(paths)
+    names = ("open", "high", "low", "close", "stop", "target", "frac", "fund_open",
+             "fund_inside")
+    arr = {name: np.empty((n, k), order="F") for name in names}
+    arr |= {name: np.empty((n, k), dtype=bool, order="F") for name in ("le", "lx", "se", "sx")}
+    markets, use_frac = [], False
+    for j, bars in enumerate(paths):
+        sig = spec.signals(bars, spec.features(bars, params, {}), params)
+        columns = dict(zip(("le", "lx", "se", "sx"),
+                           engine._filtered_signals(sig, ex.direction), strict=True))
+        columns |= {name: bars[name].to_numpy(dtype=float)
+                    for name in ("open", "high", "low", "close")}
+        columns |= {"stop": _column(sig.stop_price, n), "target": _column(sig.target_price, n),
+                    "frac": _column(sig.entry_fraction, n), "fund_open": funding[j][0],
+                    "fund_inside": funding[j][1]}
+        for name, values in columns.items():
+            arr[name][:, j] = values
+        use_frac = use_frac or sig.entry_fraction is not None
+        markets.append(engine.slippage_market(bars, ex))
+    perp = ex.instrument == "perp"
+    tiers = margin.load_tiers(ex.maintenance_tiers) if perp else np.empty((0, 4))
+    started = time.perf_counter()
+    raw = _paths_nb(
+        arr["open"], arr["high"], arr["low"], arr["close"], arr["le"], arr["lx"], arr["se"],
+        arr["sx"], arr["stop"], arr["target"], arr["frac"], use_frac, float(ex.init_cash),
+        ex.market_fee_rate, engine._nan_or(ex.sl_stop), engine._nan_or(ex.tp_stop),
+        engine._nan_or(ex.tsl_stop), engine._DIRECTIONS[ex.direction], ex.fill == "close",
+        np.ascontiguousarray(np.stack(markets)), tiers, arr["fund_open"], arr["fund_inside"],
+        ex.leverage if perp else 0.0, ex.liquidation_fee_rate if perp else 0.0,
+        margin.max_notional(tiers, ex.leverage, "execution") if perp else np.inf)
+    return raw, time.perf_counter() - started
+
+
+def synthetic_funding(index: pd.DatetimeIndex, crash: np.ndarray, freq: str, base_rate: float,
+                      cfg: StressConfig, rng: np.random.Generator
+                      ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per path, the engine's funding arrays for settlements at 00/08/16 UTC: ``base_rate``, or
+    the spike rate with ``funding_spike_prob`` at settlements inside a crash regime."""
+    first, last = index[0].floor("1D"), index[-1] + pd.Timedelta(freq)
+    times = pd.date_range(first, last, freq="8h")
+    times = times[(times >= index[0]) & (times < last)]
+    bar = np.searchsorted(index.asi8, times.as_unit(index.unit).asi8, side="right") - 1
+    out = []
+    for column in range(crash.shape[1]):
+        spike = crash[bar, column] & (rng.random(len(times)) < cfg.shocks.funding_spike_prob)
+        rates = np.where(spike, cfg.shocks.funding_spike_rate, base_rate)
+        out.append(engine.funding_arrays(index, pd.Series(rates, index=times), freq))
+    return out
+
+
+def _distribution(values: np.ndarray) -> dict[str, Any]:
+    finite = values[np.isfinite(values)]
+    return {"mean": float(finite.mean()),
+            "percentiles": {str(p): float(v) for p, v in
+                            zip(PERCENTILES, np.percentile(finite, PERCENTILES), strict=True)},
+            "values": np.round(values, 4).tolist()}
+
+
+def path_metrics(raw: np.ndarray, init_cash: float, ruin_pct: float) -> dict[str, np.ndarray]:
+    """Named per-path metrics from :func:`_paths_nb` rows."""
+    return {"total_return_pct": 100.0 * (raw[:, 0] / init_cash - 1.0),
+            "max_drawdown_pct": 100.0 * raw[:, 1], "time_under_water_pct": 100.0 * raw[:, 2],
+            "liquidated": raw[:, 4] > 0,
+            "ruined": raw[:, 3] <= init_cash * (1.0 - ruin_pct / 100.0),
+            "n_trades": raw[:, 5]}
+
+
+def _probability(flags: np.ndarray) -> dict[str, Any]:
+    hits = int(np.sum(flags))
+    low, high = bs.wilson(hits, flags.size)
+    return {"paths": int(flags.size), "count": hits, "p": hits / flags.size, "ci": [low, high]}
+
+
+def stress(run: RunConfig, cfg: StressConfig, spec: StrategySpec, source: str
+           ) -> dict[str, Any]:
+    """Run the stress test in memory and return its JSON-ready result."""
+    started = time.perf_counter()
+    if spec.requires:
+        raise ConfigError(f"{source}: strategy.name: expected a strategy that reads bars only "
+                          f"(synthetic paths have no {', '.join(spec.requires)} series), found "
+                          f"{spec.name!r}")
+    params = spec.make_params(run.strategy.params, source)
+    start, end = run_range(run, source)
+    history, info = data.load_bars(run.data.model_copy(
+        update={"start": None, "end": end, "window": None}), source)
+    real = history.iloc[int(history.index.searchsorted(start)) if start is not None else 0:]
+    if len(real) < 2:
+        raise ConfigError(f"{source}: data: expected at least 2 bars in the run range, found "
+                          f"{len(real)}")
+    src = synthetic.source_from(history)
+    abs_block = bs.block_length(np.abs(src.log_return))
+    block = abs_block if cfg.block == "auto" else float(cfg.block)
+    perp = run.execution.instrument == "perp" and run.execution.funding
+    real_funding = load_funding(run)
+    base_rate = (cfg.shocks.funding_rate if cfg.shocks.funding_rate is not None
+                 else float(real_funding.mean()) if real_funding is not None else 0.0)
+    no_funding = (np.zeros(len(real)), np.zeros(len(real)))
+    rng = np.random.default_rng(cfg.seed)
+    anchor = float(real["open"].iloc[0])
+    run_exec = run
+    if cfg.shocks.slippage_vol_coef > 0:
+        run_exec = run.model_copy(update={"execution": run.execution.model_copy(update={
+            "slippage_model": "sqrt_impact", "slippage_vol_coef": cfg.shocks.slippage_vol_coef})})
+    sim_started = time.perf_counter()
+    raw, kernel_s = [], 0.0
+    for first in range(0, cfg.paths, CHUNK):
+        count = min(CHUNK, cfg.paths - first)
+        crash = synthetic.regime_paths(rng, len(real), count, src.switch)
+        idx = synthetic.sample_indices(rng, src, crash, block)
+        paths = synthetic.build(src, idx, crash, anchor / src.open_rel[idx[0]], cfg.shocks, rng)
+        funding = (synthetic_funding(real.index, crash, info.freq, base_rate, cfg, rng) if perp
+                   else [no_funding] * count)
+        chunk, seconds = simulate_paths([paths.bars(j, real.index) for j in range(count)],
+                                        spec, params, run_exec, funding)
+        raw.append(chunk)
+        kernel_s += seconds
+    sim_s = time.perf_counter() - sim_started
+    metrics = path_metrics(np.vstack(raw), run.execution.init_cash, cfg.ruin_pct)
+    real_funding_arrays = (engine.funding_arrays(real.index, real_funding, info.freq)
+                           if perp else no_funding)
+    real_raw = simulate_paths([real], spec, params, run, [real_funding_arrays])[0]
+    real_metrics = path_metrics(real_raw, run.execution.init_cash, cfg.ruin_pct)
+    config = {"run": run.model_dump(mode="json"), "stress": cfg.model_dump(mode="json")}
+    blob = json.dumps({"config": config, "data": info.sha256}, sort_keys=True)
+    label = files.safe_name(f"stress-{run.name or spec.name}")
+    return {
+        "schema_version": SCHEMA_VERSION, "kind": "stress",
+        "stress_id": f"{label}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}",
+        "config": config, "seed": cfg.seed,
+        "strategy": {"name": spec.name, "params": params_dict(params)},
+        "dataset": {"name": info.name, "sha256": info.sha256, "timeframe": info.timeframe,
+                    "start": f"{real.index[0]:%Y-%m-%dT%H:%M:%SZ}",
+                    "end": f"{real.index[-1]:%Y-%m-%dT%H:%M:%SZ}", "bars": len(real),
+                    "source_start": f"{history.index[0]:%Y-%m-%dT%H:%M:%SZ}"},
+        "bootstrap": {
+            "block_length": block, "block_rule": ("Politis-White on |log returns|"
+                                                  if cfg.block == "auto" else "configured"),
+            "politis_white_abs_returns": abs_block,
+            "politis_white_returns": bs.block_length(src.log_return),
+            "crash_share_source": float(src.crash.mean()),
+            "switch_calm_to_crash": src.switch[0], "switch_crash_to_calm": src.switch[1],
+            "funding_rate": base_rate if perp else None},
+        "distribution": {key: _distribution(metrics[key]) for key in METRICS},
+        "probabilities": {"liquidation": _probability(metrics["liquidated"]),
+                          "ruin": _probability(metrics["ruined"])},
+        "real": {"metrics": {key: float(real_metrics[key][0]) for key in METRICS},
+                 "events": {"liquidation": bool(real_metrics["liquidated"][0]),
+                            "ruin": bool(real_metrics["ruined"][0])},
+                 "percentile_rank": {key: bs.percentile_rank(metrics[key],
+                                                             float(real_metrics[key][0]))
+                                     for key in METRICS}},
+        "timing": {"created_at": parse_utc_now(), "paths_s": round(sim_s, 3),
+                   "kernel_s": round(kernel_s, 3),
+                   "duration_s": round(time.perf_counter() - started, 3)},
+    }
+
+
+def render_text(result: dict[str, Any]) -> str:
+    """The terminal summary: probabilities with intervals, percentiles, the real history."""
+    probs = result["probabilities"]
+    lines = [f"stress {result['strategy']['name']}: {probs['liquidation']['paths']} paths of "
+             f"{result['dataset']['bars']} {result['dataset']['timeframe']} bars, seed "
+             f"{result['seed']}, mean block {result['bootstrap']['block_length']:.0f} bars "
+             f"({result['bootstrap']['block_rule']}); paths {result['timing']['paths_s']:.1f} s, "
+             f"of which the engine kernel {result['timing']['kernel_s']:.1f} s"]
+    for name, prob in probs.items():
+        lines.append(f"  P({name}) = {100 * prob['p']:.1f}% ({prob['count']}/{prob['paths']}), "
+                     f"95% CI {100 * prob['ci'][0]:.1f}%..{100 * prob['ci'][1]:.1f}%")
+    for key, dist in result["distribution"].items():
+        pct = dist["percentiles"]
+        real = result["real"]["metrics"][key]
+        lines.append(f"  {key}: p5 {pct['5']:.1f}  p50 {pct['50']:.1f}  p95 {pct['95']:.1f}; "
+                     f"real {real:.1f} (rank {result['real']['percentile_rank'][key]:.0f})")
+    return "\n".join(lines)
