@@ -189,16 +189,16 @@ def stress(run: RunConfig, cfg: StressConfig, spec: StrategySpec, source: str
     src = synthetic.source_from(history)
     abs_block = bs.block_length(np.abs(src.log_return))
     block = abs_block if cfg.block == "auto" else float(cfg.block)
-    perp = run.execution.instrument == "perp" and run.execution.funding
+    with_funding = run.execution.instrument == "perp" and run.execution.funding
     real_funding = load_funding(run)
     base_rate = (cfg.shocks.funding_rate if cfg.shocks.funding_rate is not None
                  else float(real_funding.mean()) if real_funding is not None else 0.0)
     no_funding = (np.zeros(len(real)), np.zeros(len(real)))
     rng = np.random.default_rng(cfg.seed)
     anchor = float(real["open"].iloc[0])
-    run_exec = run
+    shocked_run = run
     if cfg.shocks.slippage_vol_coef > 0:
-        run_exec = run.model_copy(update={"execution": run.execution.model_copy(update={
+        shocked_run = run.model_copy(update={"execution": run.execution.model_copy(update={
             "slippage_model": "sqrt_impact", "slippage_vol_coef": cfg.shocks.slippage_vol_coef})})
     sim_started = time.perf_counter()
     raw, kernel_s = [], 0.0
@@ -206,17 +206,18 @@ def stress(run: RunConfig, cfg: StressConfig, spec: StrategySpec, source: str
         count = min(CHUNK, cfg.paths - first)
         crash = synthetic.regime_paths(rng, len(real), count, src.switch)
         idx = synthetic.sample_indices(rng, src, crash, block)
-        paths = synthetic.build(src, idx, crash, anchor / src.open_rel[idx[0]], cfg.shocks, rng)
-        funding = (synthetic_funding(real.index, crash, info.freq, base_rate, cfg, rng) if perp
-                   else [no_funding] * count)
+        first_bar = src.open_rel[idx[0]] * np.exp(src.log_return[idx[0]])
+        paths = synthetic.build(src, idx, crash, anchor / first_bar, cfg.shocks, rng)
+        funding = (synthetic_funding(real.index, crash, info.freq, base_rate, cfg, rng)
+                   if with_funding else [no_funding] * count)
         chunk, seconds = simulate_paths([paths.bars(j, real.index) for j in range(count)],
-                                        spec, params, run_exec, funding)
+                                        spec, params, shocked_run, funding)
         raw.append(chunk)
         kernel_s += seconds
     sim_s = time.perf_counter() - sim_started
     metrics = path_metrics(np.vstack(raw), run.execution.init_cash, cfg.ruin_pct)
     real_funding_arrays = (engine.funding_arrays(real.index, real_funding, info.freq)
-                           if perp else no_funding)
+                           if with_funding else no_funding)
     real_raw = simulate_paths([real], spec, params, run, [real_funding_arrays])[0]
     real_metrics = path_metrics(real_raw, run.execution.init_cash, cfg.ruin_pct)
     config = {"run": run.model_dump(mode="json"), "stress": cfg.model_dump(mode="json")}
@@ -238,7 +239,7 @@ def stress(run: RunConfig, cfg: StressConfig, spec: StrategySpec, source: str
             "politis_white_returns": bs.block_length(src.log_return),
             "crash_share_source": float(src.crash.mean()),
             "switch_calm_to_crash": src.switch[0], "switch_crash_to_calm": src.switch[1],
-            "funding_rate": base_rate if perp else None},
+            "funding_rate": base_rate if with_funding else None},
         "distribution": {key: _distribution(metrics[key]) for key in METRICS},
         "probabilities": {"liquidation": _probability(metrics["liquidated"]),
                           "ruin": _probability(metrics["ruined"])},

@@ -135,9 +135,10 @@ class Paths:
                             index=index)
 
 
-def build(source: Source, idx: np.ndarray, crash_path: np.ndarray, anchor: float,
-          shocks: ShocksConfig, rng: np.random.Generator) -> Paths:
-    """Bars from drawn source positions, starting from the close ``anchor``, with shocks."""
+def build(source: Source, idx: np.ndarray, crash_path: np.ndarray,
+          anchor: float | np.ndarray, shocks: ShocksConfig, rng: np.random.Generator) -> Paths:
+    """Bars from drawn source positions after the close ``anchor`` (one per path, or one for
+    all), with shocks."""
     close = anchor * np.exp(np.cumsum(source.log_return[idx], axis=0))
     if shocks.gap_prob > 0:
         gaps = crash_path & (rng.random(idx.shape) < shocks.gap_prob)
