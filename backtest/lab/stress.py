@@ -38,7 +38,7 @@ from backtest.errors import ConfigError
 from backtest.lab import bootstrap as bs
 from backtest.lab import synthetic
 from backtest.lab.config import StressConfig
-from backtest.pipeline import load_funding, run_range
+from backtest.pipeline import load_funding, run_range, strategy_source_sha256
 from backtest.report import files
 from backtest.strategy.contract import StrategySpec, params_dict
 from backtest.types import Bars
@@ -221,7 +221,8 @@ def stress(run: RunConfig, cfg: StressConfig, spec: StrategySpec, source: str
     real_raw = simulate_paths([real], spec, params, run, [real_funding_arrays])[0]
     real_metrics = path_metrics(real_raw, run.execution.init_cash, cfg.ruin_pct)
     config = {"run": run.model_dump(mode="json"), "stress": cfg.model_dump(mode="json")}
-    blob = json.dumps({"config": config, "data": info.sha256}, sort_keys=True)
+    blob = json.dumps({"config": config, "data": info.sha256,
+                       "strategy": strategy_source_sha256(spec)}, sort_keys=True)
     label = files.safe_name(f"stress-{run.name or spec.name}")
     return {
         "schema_version": SCHEMA_VERSION, "kind": "stress",
