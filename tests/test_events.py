@@ -4,6 +4,7 @@ hand-computed outcomes, the cooldown, truncation invariance (no look-ahead), the
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -225,3 +226,45 @@ def test_cli_events_refuses_a_bad_event_type(tmp_path: Path,
     assert err.count("\n") == 0
     assert "events.types.1" in err and "exactly one of 'level' or 'ath_fraction'" in err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.browser
+def test_events_page_in_browser(feb_study: dict, tmp_path: Path) -> None:
+    sys.path.insert(0, str(Path(__file__).parent))  # the browser helpers, as test_html_browser
+    from browser import visit
+    from test_html_browser import assert_clean
+
+    from backtest.lab import pages
+
+    page = tmp_path / "events.html"
+    page.write_text(pages.render_events(feb_study), encoding="utf-8")
+    with visit(page, tmp_path / "events.png") as seen:
+        assert_clean(seen, {"chart-path-0", "chart-path-1"})
+        means = seen.values("#event-1 tr[data-horizon] td:nth-child(4)", "data-value")
+        table = feb_study["results"][1]["horizons"]
+        assert sorted(v for v, _ in means.values()) == sorted(
+            row["event"]["return_pct"]["mean"] for row in table.values())
+        assert "Skipped: no liquidations series" in seen.page.locator("#event-2").inner_text()
+
+
+def test_liquidation_spike_and_fast_drawdown_by_hand() -> None:
+    """A user liquidations series (published a day later) and a 3-day drawdown, on daily bars."""
+    index = pd.date_range("2024-01-01", periods=10, freq="1D", tz="UTC")
+    close = np.array([100.0, 101, 100, 99, 100, 92, 85, 86, 87, 88])
+    bars = pd.DataFrame({"open": close, "high": close + 1, "low": close - 1, "close": close,
+                         "volume": 1.0}, index=index)
+    liq = pd.DataFrame({"long_liq_usd": [1.0, 1, 1, 1, 5, 6, 1, 1, 1, 1],
+                        "short_liq_usd": 1.0}, index=index)
+    liq["published_at"] = index + pd.Timedelta("1D")
+    from backtest.lab.config import LiquidationSpike
+
+    spike = det.raw_events(bars, {"liquidations": liq},
+                           LiquidationSpike(kind="liquidation_spike", name="l", k=3.0, window=3))
+    # day 4 (5 >= 3 x mean(1, 1, 1)) is published at day 5 00:00 = the close of bar day 4;
+    # day 5 (6 vs mean(1, 1, 5) = 2.33) stays on: no new event
+    assert np.flatnonzero(spike).tolist() == [4]
+    fast = det.raw_events(bars, {}, FastDrawdown(kind="fast_drawdown", name="f", drop_pct=10,
+                                                 within="3d"))
+    # highest high of the last 3 bars (incl. the bar): day 5 -> 101 (92 / 101 - 1 = -8.9%),
+    # day 6 -> 101 (85 / 101 - 1 = -15.8%: fires), day 7 -> 93 (86 / 93 - 1 = -7.5%: off)
+    assert np.flatnonzero(fast).tolist() == [6]

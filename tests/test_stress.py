@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -190,3 +191,20 @@ def test_percentile_rank_counts_ties_half() -> None:
     assert bs.percentile_rank(np.array([1.0, 2.0, 3.0, 4.0]), 2.0) == 37.5
     assert math.isnan(bs.percentile_rank(np.array([]), 1.0))
     assert pd.isna(bs.percentile_rank(np.array([1.0]), math.nan))
+
+
+@pytest.mark.browser
+def test_stress_page_in_browser(tmp_path: Path) -> None:
+    sys.path.insert(0, str(Path(__file__).parent))  # the browser helpers, as test_html_browser
+    from browser import visit
+    from test_html_browser import assert_clean
+
+    config = ROOT / "configs" / "stress_perp_3x.toml"
+    assert main(["stress", str(config), "--paths", "20", "--out", str(tmp_path)]) == 0
+    (folder,) = tmp_path.iterdir()
+    rep = json.loads((folder / "stress.json").read_text(encoding="utf-8"))
+    with visit(folder / "stress.html", tmp_path / "stress.png") as seen:
+        assert_clean(seen, {f"chart-{key}" for key in stress.METRICS})
+        probability = seen.values("#probabilities tr[data-name] td:nth-child(4)", "data-value")
+        assert sorted(v for v, _ in probability.values()) == sorted(
+            p["p"] for p in rep["probabilities"].values())

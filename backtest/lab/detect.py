@@ -28,7 +28,7 @@ import pandas as pd
 
 from backtest import checks
 from backtest.data.external import parse_lag
-from backtest.features.indicators import hash_ribbons, liq_intensity
+from backtest.features.indicators import hash_ribbons, infer_bar_duration, liq_intensity
 from backtest.features.levels import AthFraction, cross_above, cross_below, state_to_events
 from backtest.lab.config import (
     EtfOutflowStreak,
@@ -49,7 +49,7 @@ SOURCES: dict[str, str] = {"liquidation_spike": "liquidations",
 
 def bar_duration(bars: Bars) -> pd.Timedelta:
     """The bar length: the smallest spacing of the index."""
-    return pd.Timedelta(int(np.diff(bars.index.asi8).min()), unit="ns")
+    return infer_bar_duration(bars.index)
 
 
 def duration(text: str, where: str = "events") -> pd.Timedelta:
