@@ -18,12 +18,13 @@ import strategies
 from backtest.cli import main
 from backtest.config.data import DataConfig
 from backtest.config.loader import load_config
+from backtest.config.run import RunConfig
 from backtest.data import regimes
 from backtest.data.bars import load_bars
 from backtest.engine import simulate as engine
 from backtest.lab import bootstrap as bs
 from backtest.lab import stress, synthetic
-from backtest.lab.config import ShocksConfig
+from backtest.lab.config import ShocksConfig, StressConfig
 from backtest.pipeline import load_funding
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -166,6 +167,12 @@ def test_cli_stress_on_the_3x_perp_example(tmp_path: Path,
     assert rank == pytest.approx(100 * below / 60, abs=100 / 60)
     assert rep["bootstrap"]["block_length"] == rep["bootstrap"]["politis_white_abs_returns"]
     assert "P(liquidation)" in capsys.readouterr().out
+    # the JSON alone (config + seed) reproduces the result
+    again = stress.stress(RunConfig.model_validate(rep["config"]["run"]),
+                          StressConfig.model_validate(rep["config"]["stress"]),
+                          strategies.get(rep["strategy"]["name"]), "stress.json")
+    again.pop("timing")
+    assert json.loads(json.dumps(again)) == rep
 
 
 def test_stress_refuses_a_strategy_that_needs_external_series(
