@@ -220,6 +220,9 @@ def stress(run: RunConfig, cfg: StressConfig, spec: StrategySpec, source: str
                            if with_funding else no_funding)
     real_raw = simulate_paths([real], spec, params, run, [real_funding_arrays])[0]
     real_metrics = path_metrics(real_raw, run.execution.init_cash, cfg.ruin_pct)
+    # a spot account cannot be liquidated: its probability is not reported
+    outcomes = ({"liquidation": "liquidated"} if run.execution.instrument == "perp" else {}) \
+        | {"ruin": "ruined"}
     config = {"run": run.model_dump(mode="json"), "stress": cfg.model_dump(mode="json")}
     blob = json.dumps({"config": config, "data": info.sha256,
                        "strategy": strategy_source_sha256(spec)}, sort_keys=True)
@@ -242,11 +245,9 @@ def stress(run: RunConfig, cfg: StressConfig, spec: StrategySpec, source: str
             "switch_calm_to_crash": src.switch[0], "switch_crash_to_calm": src.switch[1],
             "funding_rate": base_rate if with_funding else None},
         "distribution": {key: _distribution(metrics[key]) for key in METRICS},
-        "probabilities": {"liquidation": _probability(metrics["liquidated"]),
-                          "ruin": _probability(metrics["ruined"])},
+        "probabilities": {name: _probability(metrics[flag]) for name, flag in outcomes.items()},
         "real": {"metrics": {key: float(real_metrics[key][0]) for key in METRICS},
-                 "events": {"liquidation": bool(real_metrics["liquidated"][0]),
-                            "ruin": bool(real_metrics["ruined"][0])},
+                 "events": {name: bool(real_metrics[flag][0]) for name, flag in outcomes.items()},
                  "percentile_rank": {key: bs.percentile_rank(metrics[key],
                                                              float(real_metrics[key][0]))
                                      for key in METRICS}},
@@ -259,7 +260,7 @@ def stress(run: RunConfig, cfg: StressConfig, spec: StrategySpec, source: str
 def render_text(result: dict[str, Any]) -> str:
     """The terminal summary: probabilities with intervals, percentiles, the real history."""
     probs = result["probabilities"]
-    lines = [f"stress {result['strategy']['name']}: {probs['liquidation']['paths']} paths of "
+    lines = [f"stress {result['strategy']['name']}: {probs['ruin']['paths']} paths of "
              f"{result['dataset']['bars']} {result['dataset']['timeframe']} bars, seed "
              f"{result['seed']}, mean block {result['bootstrap']['block_length']:.0f} bars "
              f"({result['bootstrap']['block_rule']}); paths {result['timing']['paths_s']:.1f} s, "
