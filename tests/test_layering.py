@@ -23,7 +23,8 @@ LAYERS: list[set[str]] = [
     {"backtest.engine"},
     {"backtest.metrics"},
     {"backtest.report"},
-    {"backtest.pipeline", "backtest.checks", "backtest.optimize", "backtest.plugins"},
+    {"backtest.inputs", "backtest.pipeline", "backtest.checks", "backtest.optimize",
+     "backtest.plugins"},
     {"backtest.cli", "backtest.warmup", "backtest.__main__"},
 ]
 
