@@ -24,6 +24,7 @@ from backtest.metrics import overfit
 from backtest.metrics import performance as metrics
 from backtest.optimize import splits
 from backtest.strategy.contract import StrategySpec
+from backtest.types import Signals
 
 # where a search's time goes (Evaluator.clock): the strategy's features and signals, the
 # engine, crashbt's metrics and fold statistics; "search" is the whole loop of one worker, so
@@ -116,21 +117,25 @@ class Evaluator:
         finally:
             self.clock[phase] += time.perf_counter() - start
 
-    def evaluate(self, values: Mapping[str, Any]) -> dict[str, Any]:
-        """Fold metrics, objective and constraint values, and return statistics of one set."""
+    def signals(self, values: Mapping[str, Any]) -> Signals:
+        """Signals of one parameter set on the whole history (features from the cache)."""
         inp = self.inputs
         params = self.spec.make_params(values, self.source)
         with self.timed("features"):
             feats = self.features.get(inp.history, params, inp.context)
         with self.timed("signals"):
-            sigs = inp.signals(params, feats)
+            return inp.signals(params, feats)
+
+    def evaluate(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Fold metrics, objective and constraint values, and return statistics of one set."""
+        sigs = self.signals(values)
         by_range, full_returns = {}, np.empty(0)
         for rows in self.ranges:
             with self.timed("simulation"):
-                result = inp.simulate(sigs, rows)
+                result = self.inputs.simulate(sigs, rows)
             if rows in self.scored:
                 with self.timed("metrics"):
-                    by_range[rows] = metrics.compute(result, inp.freq)
+                    by_range[rows] = metrics.compute(result, self.inputs.freq)
             if rows == (0, len(self.bars)):
                 full_returns = result.returns.to_numpy(dtype=float)
         with self.timed("metrics"):
