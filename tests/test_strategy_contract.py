@@ -31,8 +31,8 @@ from backtest.config.loader import parse_config
 from backtest.config.run import RunConfig
 from backtest.data import external
 from backtest.data.bars import manifest
-from backtest.inputs import RunInputs, prepare
 from backtest.errors import StrategyError
+from backtest.inputs import RunInputs, prepare
 from backtest.strategy.contract import Choice, Dimension, FloatRange, IntRange, StrategySpec
 from scripts.bundle_datasets import shared_data_dir
 
