@@ -150,13 +150,18 @@ def regime_spans(labels: pd.Series) -> list[dict[str, str]]:
              "end": iso(labels.index[b])} for a, b in zip(starts, ends, strict=True)]
 
 
+def equity_frame(outcome: RunOutcome) -> pd.DataFrame:
+    """The ``equity.csv`` table: equity, position, buy-and-hold equity and close per bar."""
+    result = outcome.result
+    return pd.DataFrame({"equity": result.equity, "position": result.position,
+                         "buy_and_hold": outcome.benchmark_equity,
+                         "close": outcome.bars["close"]})
+
+
 def write(outcome: RunOutcome, out_dir: Path, with_html: bool = True) -> Path:
     """Write the outcome's report directory atomically; return its path."""
-    result = outcome.result
-    equity = pd.DataFrame({"equity": result.equity, "position": result.position,
-                           "buy_and_hold": outcome.benchmark_equity,
-                           "close": outcome.bars["close"]})
-    trades = result.trades
+    equity = equity_frame(outcome)
+    trades = outcome.result.trades
     page = None
     if with_html:
         rows = report.trades_records(trades)

@@ -25,6 +25,7 @@ LAYERS: list[set[str]] = [
     {"backtest.report"},
     {"backtest.inputs", "backtest.pipeline", "backtest.checks", "backtest.optimize",
      "backtest.plugins"},
+    {"backtest.api"},
     {"backtest.cli", "backtest.warmup", "backtest.__main__"},
 ]
 
