@@ -14,7 +14,7 @@ changed with ``--set``-style overrides (:func:`override`, same ``extends`` rules
 :func:`run` (one strategy) or :func:`run_all` (each ``[[strategies]]`` entry). Errors are the
 CLI's: :class:`backtest.errors.UserError` with one line naming the key and what was expected.
 
-Imports from crashbt: config, inputs, pipeline, plugins (which loads ``strategies``).
+Imports from crashbt: config, errors, inputs, pipeline, plugins (which loads ``strategies``).
 """
 
 from __future__ import annotations

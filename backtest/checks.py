@@ -5,7 +5,7 @@
 the config), then again on
 many truncations. A truncation at bar ``k`` keeps ``bars[:k+1]`` and, of every external series,
 only the rows that were TRULY public at that bar's close: row timestamp + the publication lag of
-the manifest (bundled series) or of :data:`backtest.external.KINDS` (user files), never the
+the manifest (bundled series) or of :data:`backtest.data.external.KINDS` (user files), never the
 config's override. A value that changes when the future is removed is look-ahead, so this also
 catches a config that sets ``lag = "0s"`` and a strategy that reads a series on its own timestamp.
 Cut points: evenly spread over the run range, a few seeded random ones, and a few just after the

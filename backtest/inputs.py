@@ -8,8 +8,8 @@ perp run, the maintenance tiers and the bar frequency cannot differ between comm
 :meth:`RunInputs.signals` and :meth:`RunInputs.simulate` are the one way from inputs to a
 simulation, so a trial and a run on the same range make the same engine call.
 
-Imports from crashbt: config, data, engine, strategy contract; never ``strategies`` (the spec
-is passed in), optuna or the report.
+Imports from crashbt: config, data, engine, errors, types, strategy contract; never ``strategies``
+(the spec is passed in), optuna or the report.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ A bundled dataset is a gzip CSV in ``datasets/`` whose sha256 is pinned in
 ``datasets/manifest.toml``; a user file is a CSV, Parquet or headerless Binance kline CSV. Every
 problem is one :class:`~backtest.errors.DataError` line naming the file and the row or column.
 Gaps are reported in :class:`DataInfo`, never filled. The table readers here are shared with
-:mod:`backtest.external`.
+:mod:`backtest.data.external`.
 
 Zero-volume bars (exchange halts, e.g. Binance 2023-03-24) are valid data: they are kept and
 counted in :attr:`DataInfo.zero_volume_bars`, never dropped or refused.

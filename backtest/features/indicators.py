@@ -9,8 +9,8 @@ Every function takes pandas Series on a UTC DatetimeIndex and returns a float64 
 * "Current vs baseline" features (volume ratio and z-score, liquidation intensity, funding
   z-score) compare row ``t`` with the rolling statistics of the PREVIOUS ``window`` rows
   (``t-window .. t-1``): a spike is not diluted by itself, and the same baseline is used by
-  :mod:`backtest.signals` for volume confirmation. Their warm-up is ``window`` rows. A baseline
-  with zero mean (ratio) or zero spread (z-score) has no defined value: NaN.
+  :mod:`backtest.features.levels` for volume confirmation. Their warm-up is ``window`` rows. A
+  baseline with zero mean (ratio) or zero spread (z-score) has no defined value: NaN.
 * Daily on-chain / ETF / derivatives series are computed on their own daily index (e.g. ETF
   sums over trading-day rows); publication lag and alignment onto bars happen elsewhere.
 
