@@ -84,8 +84,10 @@ class RunConfig(_Strict):
                 for entry in self.strategies]
 
     def canonical_json(self) -> str:
-        """Stable JSON of the resolved config: the input to run ids and hashes."""
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        """Stable JSON of the resolved config: the input to run ids and hashes (a config
+        without ``[optimize]`` hashes as it did before that table joined the model)."""
+        dump = self.model_dump(mode="json", exclude={"optimize"} if self.optimize is None else None)
+        return json.dumps(dump, sort_keys=True, separators=(",", ":"))
 
     def config_hash(self) -> str:
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()
