@@ -143,6 +143,10 @@ def test_optimize_accepts_allow_external_strategies(tmp_path: Path,
     assert "--allow-external-strategies" in capsys.readouterr().err
     doc = optimize(config, tmp_path / "out", "--allow-external-strategies")
     assert doc["counts"]["COMPLETE"] == 2
+    # worker processes cannot import a file by path: refused in one line, before any work
+    assert main(["optimize", str(config), "--allow-external-strategies", "--jobs", "2",
+                 "--out", str(tmp_path / "jobs")]) == 2
+    assert "use --jobs 1" in capsys.readouterr().err
 
 
 def test_show_config_check_and_run_accept_an_optimize_config(

@@ -190,6 +190,11 @@ def request_from_cli(config: str, overrides: Sequence[str], *, trials: int | Non
         raise ConfigError(f"command line: --storage: expected a database URL such as "
                           f"postgresql://user:password@host/db, found {mask_url(storage)!r}")
     spec = plugins.resolve(cfg.strategy.name, config, allow_external)
+    if jobs > 1 and plugins.is_external(cfg.strategy.name) and ".py:" in cfg.strategy.name:
+        # a worker process imports the spec by module name; a file imported by path has none
+        raise ConfigError(f"{config}: strategy.name: expected 'package.module:SPEC' (on "
+                          f"PYTHONPATH) with --jobs {jobs}, found the file "
+                          f"{cfg.strategy.name!r}; use --jobs 1 or make it a module")
     name = report.safe_name(study or cfg.name or Path(config).stem)
     return Request(cfg, opt, spec, config, name, Path(out or cfg.report.out), storage, jobs)
 
