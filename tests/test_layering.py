@@ -176,3 +176,17 @@ def test_imports_only_sentences_cover_the_imports(path: Path) -> None:
 def test_the_docstring_rules_can_fail() -> None:
     assert not names_something("strategies.base") and names_something("backtest.inputs.prepare")
     assert names_something("backtest.engine") and not names_something("backtest.signals")
+
+
+def test_readme_layout_and_architecture_name_every_package_and_only_real_paths() -> None:
+    for doc in ("README.md", "docs/architecture.md"):
+        text = (ROOT / doc).read_text(encoding="utf-8")
+        if doc == "README.md":
+            text = text.split("## Layout", 1)[1]
+        paths = set(re.findall(r"`((?:backtest|strategies)/[A-Za-z0-9_/.<>]*)`", text))
+        missing = [p for p in paths if "<" not in p and not (ROOT / p).exists()]
+        assert not missing, f"{doc} names paths that do not exist: {missing}"
+        packages = [p.name for p in (ROOT / "backtest").iterdir()
+                    if (p / "__init__.py").is_file()]
+        unnamed = [p for p in packages if f"backtest/{p}/" not in text]
+        assert not unnamed, f"{doc} does not describe the packages {unnamed}"
