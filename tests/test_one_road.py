@@ -191,3 +191,18 @@ def test_run_id_covers_the_external_series_files(tmp_path: Path) -> None:
         ids.append(pipeline.execute(cfg, spec, str(path)).report["run_id"])
         (tmp_path / "cfg" / "current.csv").replace(tmp_path / "cfg" / name)
     assert ids[0] != ids[1]
+
+
+def test_run_id_covers_a_tier_file_read_from_the_config_folder(tmp_path: Path) -> None:
+    bundled = (ROOT / "datasets" / "binance_btcusdt_tiers.toml").read_text()
+    path = tmp_path / "perp.toml"
+    path.write_text(f'extends = "{ROOT / "configs" / "break_below_74k_perp.toml"}"\n'
+                    '[execution]\nmaintenance_tiers = "tiers.toml"\n')
+    spec = plugins.resolve("break_below_74k", str(path), allow_external=False)
+    ids = []
+    for text in (bundled, bundled.replace("notional_cap = 300_000", "notional_cap = 310_000")):
+        (tmp_path / "tiers.toml").write_text(text)
+        cfg = load_config(path)
+        assert cfg.execution.maintenance_tiers == str(tmp_path / "tiers.toml")
+        ids.append(pipeline.execute(cfg, spec, str(path)).report["run_id"])
+    assert ids[0] != ids[1]
