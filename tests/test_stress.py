@@ -22,10 +22,10 @@ from backtest.config.run import RunConfig
 from backtest.data import regimes
 from backtest.data.bars import load_bars
 from backtest.engine import simulate as engine
+from backtest.inputs import prepare
 from backtest.lab import bootstrap as bs
 from backtest.lab import stress, synthetic
 from backtest.lab.config import ShocksConfig, StressConfig
-from backtest.pipeline import load_funding
 
 ROOT = Path(__file__).resolve().parents[1]
 PATHS, LENGTH = 200, 4000
@@ -122,17 +122,18 @@ def test_wilson_by_hand() -> None:
 
 def test_path_simulation_equals_the_engine() -> None:
     """Cross-path equality: the stress kernel loop on the real bars gives the engine's final
-    equity and max drawdown (perp, 3x, funding, stops and targets)."""
-    run = load_config(ROOT / "configs" / "break_below_74k_perp.toml")
-    spec = strategies.get(run.strategy.name)
-    params = spec.make_params(run.strategy.params, "test")
-    bars = load_bars(run.data)[0]
-    funding = load_funding(run)
-    raw, _ = stress.simulate_paths([bars], spec, params, run,
-                                   [engine.funding_arrays(bars.index, funding, "1h")])
-    sig = spec.signals(bars, spec.features(bars, params, {}), params)
-    result = engine.simulate(bars, sig, run.execution, "1h", funding)
+    equity, max drawdown and trade count (perp, 3x, funding, stops and targets)."""
+    config = ROOT / "configs" / "break_below_74k_perp.toml"
+    run = load_config(config)
+    inp = prepare(run, strategies.get(run.strategy.name), str(config))
+    bars, spec = inp.bars, inp.spec
+    raw, _ = stress.simulate_paths([bars], spec, inp.params, run.execution,
+                                   [engine.funding_arrays(bars.index, inp.funding, inp.freq)],
+                                   inp.tiers)
+    sig = spec.signals(bars, spec.features(bars, inp.params, {}), inp.params)
+    result = engine.simulate(bars, sig, run.execution, inp.freq, inp.funding)
     equity = result.equity.to_numpy()
+    assert len(result.trades) > 0
     assert raw[0, 0] == pytest.approx(equity[-1], rel=1e-12)
     assert raw[0, 1] == pytest.approx(1 - (equity / np.maximum.accumulate(equity)).min(),
                                       abs=1e-12)

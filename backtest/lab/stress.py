@@ -1,21 +1,24 @@
 """``crashbt stress``: a strategy over many synthetic histories that keep crash structure.
 
-The run config's bars (``[data]``: dataset and window) fix the path length, the calendar and the
-starting price; the source of bar shapes is the dataset's whole history up to the window's end
-(:mod:`backtest.lab.synthetic`). For each path the strategy's own features and signals are
-computed on the synthetic bars (only bars-only strategies: a synthetic path has no ETF flows or
-hash rate), then simulated by the engine's numba kernel (:func:`_paths_nb` calls
-``simulate_perp_column_nb`` once per path, recording the equity curve that drawdown and time
-under water need; the engine's ``simulate_many`` shares one price path across columns, which
-synthetic paths do not). Funding for perps: ``shocks.funding_rate`` (default: the mean of the
-bundled 8-hourly series) at 00/08/16 UTC, ``funding_spike_rate`` with probability
-``funding_spike_prob`` at settlements inside crash regimes.
+Inputs come from :func:`backtest.inputs.prepare` (the one input builder). The run's bars
+(``[data]``: dataset and window) fix the path length, the calendar and the starting price; the
+source of bar shapes is the whole history up to the window's end (:mod:`backtest.lab.synthetic`).
+For each path the strategy's own features and signals are computed on the synthetic bars (only
+bars-only strategies: a synthetic path has no ETF flows or hash rate), then simulated by the
+engine's numba kernel (:func:`_paths_nb` calls ``simulate_perp_column_nb`` once per path,
+recording the equity curve that drawdown and time under water need; the engine's
+``simulate_many`` shares one price path across columns, which synthetic paths do not).
+Funding for perps: ``shocks.funding_rate`` (default: the mean of the run's 8-hourly funding
+series) at 00/08/16 UTC, ``funding_spike_rate`` with probability ``funding_spike_prob`` at
+settlements inside crash regimes.
 
 Per path: total return, max drawdown, time under water (share of bars below the running equity
 peak), liquidation (any), ruin (equity at or below ``1 - ruin_pct / 100`` of the initial cash at
 any close). Reported: percentiles of each metric, probabilities of liquidation and ruin with
 95 % Wilson intervals, and the real history's metrics (the same code on the real bars, real
-funding) with their percentile rank among the paths.
+funding) with their percentile rank among the paths. Like every synthetic path, the real one is
+seen by the strategy from the run's first bar only (no warm-up history), so the rank compares
+like with like; it can differ from ``crashbt run``, which gives the strategy the earlier history.
 """
 
 from __future__ import annotations
@@ -30,15 +33,16 @@ import pandas as pd
 from numba import njit
 
 from backtest.config.common import parse_utc_now
+from backtest.config.execution import ExecutionConfig
 from backtest.config.run import RunConfig
-from backtest.data import bars as data
 from backtest.engine import kernels, margin
 from backtest.engine import simulate as engine
 from backtest.errors import ConfigError
+from backtest.inputs import prepare
 from backtest.lab import bootstrap as bs
 from backtest.lab import synthetic
 from backtest.lab.config import StressConfig
-from backtest.pipeline import load_funding, run_range, strategy_source_sha256
+from backtest.pipeline import strategy_source_sha256
 from backtest.report import files
 from backtest.strategy.contract import StrategySpec, params_dict
 from backtest.types import Bars
@@ -92,11 +96,12 @@ def _column(series: pd.Series | None, n: int) -> np.ndarray:
                                                                     na_value=np.nan)
 
 
-def simulate_paths(paths: list[Bars], spec: StrategySpec, params: Any, run: RunConfig,
-                   funding: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, float]:
+def simulate_paths(paths: list[Bars], spec: StrategySpec, params: Any, ex: ExecutionConfig,
+                   funding: list[tuple[np.ndarray, np.ndarray]], tiers: np.ndarray | None
+                   ) -> tuple[np.ndarray, float]:
     """Signals of ``spec`` on each path, then one kernel call for all of them: (paths, 6) rows
-    as :func:`_paths_nb`, and the seconds spent in the kernel."""
-    ex = run.execution
+    as :func:`_paths_nb`, and the seconds spent in the kernel. ``tiers``: the maintenance
+    tiers of a perp run (None for spot)."""
     n, k = len(paths[0]), len(paths)
     names = ("open", "high", "low", "close", "stop", "target", "frac", "fund_open",
              "fund_inside")
@@ -116,8 +121,8 @@ def simulate_paths(paths: list[Bars], spec: StrategySpec, params: Any, run: RunC
             arr[name][:, j] = values
         use_frac = use_frac or sig.entry_fraction is not None
         markets.append(engine.slippage_market(bars, ex))
-    perp = ex.instrument == "perp"
-    tiers = margin.load_tiers(ex.maintenance_tiers) if perp else np.empty((0, 4))
+    perp = tiers is not None
+    tiers = np.empty((0, 4)) if tiers is None else tiers
     started = time.perf_counter()
     raw = _paths_nb(
         arr["open"], arr["high"], arr["low"], arr["close"], arr["le"], arr["lx"], arr["se"],
@@ -178,11 +183,8 @@ def stress(run: RunConfig, cfg: StressConfig, spec: StrategySpec, source: str
         raise ConfigError(f"{source}: strategy.name: expected a strategy that reads bars only "
                           f"(synthetic paths have no {', '.join(spec.requires)} series), found "
                           f"{spec.name!r}")
-    params = spec.make_params(run.strategy.params, source)
-    start, end = run_range(run, source)
-    history, info = data.load_bars(run.data.model_copy(
-        update={"start": None, "end": end, "window": None}), source)
-    real = history.iloc[int(history.index.searchsorted(start)) if start is not None else 0:]
+    inp = prepare(run, spec, source)
+    history, real, info, real_funding = inp.history, inp.bars, inp.info, inp.funding
     if len(real) < 2:
         raise ConfigError(f"{source}: data: expected at least 2 bars in the run range, found "
                           f"{len(real)}")
@@ -190,16 +192,15 @@ def stress(run: RunConfig, cfg: StressConfig, spec: StrategySpec, source: str
     abs_block = bs.block_length(np.abs(src.log_return))
     block = abs_block if cfg.block == "auto" else float(cfg.block)
     with_funding = run.execution.instrument == "perp" and run.execution.funding
-    real_funding = load_funding(run)
     base_rate = (cfg.shocks.funding_rate if cfg.shocks.funding_rate is not None
                  else float(real_funding.mean()) if real_funding is not None else 0.0)
     no_funding = (np.zeros(len(real)), np.zeros(len(real)))
     rng = np.random.default_rng(cfg.seed)
     anchor = float(real["open"].iloc[0])
-    shocked_run = run
+    shocked = run.execution
     if cfg.shocks.slippage_vol_coef > 0:
-        shocked_run = run.model_copy(update={"execution": run.execution.model_copy(update={
-            "slippage_model": "sqrt_impact", "slippage_vol_coef": cfg.shocks.slippage_vol_coef})})
+        shocked = shocked.model_copy(update={"slippage_model": "sqrt_impact",
+                                             "slippage_vol_coef": cfg.shocks.slippage_vol_coef})
     sim_started = time.perf_counter()
     raw, kernel_s = [], 0.0
     for first in range(0, cfg.paths, CHUNK):
@@ -211,27 +212,28 @@ def stress(run: RunConfig, cfg: StressConfig, spec: StrategySpec, source: str
         funding = (synthetic_funding(real.index, crash, info.freq, base_rate, cfg, rng)
                    if with_funding else [no_funding] * count)
         chunk, seconds = simulate_paths([paths.bars(j, real.index) for j in range(count)],
-                                        spec, params, shocked_run, funding)
+                                        spec, inp.params, shocked, funding, inp.tiers)
         raw.append(chunk)
         kernel_s += seconds
     sim_s = time.perf_counter() - sim_started
     metrics = path_metrics(np.vstack(raw), run.execution.init_cash, cfg.ruin_pct)
     real_funding_arrays = (engine.funding_arrays(real.index, real_funding, info.freq)
                            if with_funding else no_funding)
-    real_raw = simulate_paths([real], spec, params, run, [real_funding_arrays])[0]
+    real_raw = simulate_paths([real], spec, inp.params, run.execution, [real_funding_arrays],
+                              inp.tiers)[0]
     real_metrics = path_metrics(real_raw, run.execution.init_cash, cfg.ruin_pct)
     # a spot account cannot be liquidated: its probability is not reported
     outcomes = ({"liquidation": "liquidated"} if run.execution.instrument == "perp" else {}) \
         | {"ruin": "ruined"}
     config = {"run": run.model_dump(mode="json"), "stress": cfg.model_dump(mode="json")}
-    blob = json.dumps({"config": config, "data": info.sha256,
+    blob = json.dumps({"config": config, "inputs": inp.input_hashes,
                        "strategy": strategy_source_sha256(spec)}, sort_keys=True)
     label = files.safe_name(f"stress-{run.name or spec.name}")
     return {
         "schema_version": SCHEMA_VERSION, "kind": "stress",
         "stress_id": f"{label}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}",
         "config": config, "seed": cfg.seed,
-        "strategy": {"name": spec.name, "params": params_dict(params)},
+        "strategy": {"name": spec.name, "params": params_dict(inp.params)},
         "dataset": {"name": info.name, "sha256": info.sha256, "timeframe": info.timeframe,
                     "start": f"{real.index[0]:%Y-%m-%dT%H:%M:%SZ}",
                     "end": f"{real.index[-1]:%Y-%m-%dT%H:%M:%SZ}", "bars": len(real),
