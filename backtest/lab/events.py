@@ -33,7 +33,7 @@ import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
 from backtest import checks
-from backtest.config.common import parse_utc_now
+from backtest.config.common import iso, parse_utc_now
 from backtest.config.data import DataConfig
 from backtest.data import bars as data
 from backtest.data import external, regimes
@@ -54,10 +54,6 @@ class Outcomes:
 
     bars: int
     values: np.ndarray  # (starts, 4): return, MAE, MFE, hit (1/0), in percent
-
-
-def _iso(moment: pd.Timestamp) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def outcomes(bars: Bars, k: int) -> Outcomes:
@@ -170,8 +166,8 @@ def _event_rows(bars: Bars, flags: pd.Series, measure: Bars
     decided = flags.index[flags.to_numpy()]
     known = decided + bar_duration(bars)
     entries = measure.index.searchsorted(known, side="left")
-    rows = [{"decided_at": _iso(d), "known_at": _iso(k),
-             "entry_at": _iso(measure.index[e]) if e < len(measure) else None,
+    rows = [{"decided_at": iso(d), "known_at": iso(k),
+             "entry_at": iso(measure.index[e]) if e < len(measure) else None,
              "entry_price": float(measure["open"].iloc[e]) if e < len(measure) else None}
             for d, k, e in zip(decided, known, entries, strict=True)]
     return rows, np.asarray(entries, dtype=int)
@@ -201,8 +197,8 @@ def study(cfg: EventStudyConfig, source: str) -> dict[str, Any]:
     for symbol in ev.symbols:
         measure, info = _load_bars(symbol, ev.timeframe)
         step = bar_duration(measure)
-        datasets[symbol] = {"name": info.name, "sha256": info.sha256, "first": _iso(info.first),
-                            "last": _iso(info.last), "bars": info.rows}
+        datasets[symbol] = {"name": info.name, "sha256": info.sha256, "first": iso(info.first),
+                            "last": iso(info.last), "bars": info.rows}
         log_ret = np.diff(np.log(measure["close"].to_numpy(dtype=float)))
         block = bs.block_length(log_ret)
         kept = {h: int(d / step) for h, d in horizons.items() if d >= step}
@@ -224,7 +220,7 @@ def study(cfg: EventStudyConfig, source: str) -> dict[str, Any]:
         "study_id": f"{label}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}",
         "config": config, "seed": ev.seed, "datasets": datasets,
         "external": {k: {key: f.attrs.get(key) for key in ("name", "lag", "sha256")}
-                     | {"first": _iso(f.index[0]), "last": _iso(f.index[-1])}
+                     | {"first": iso(f.index[0]), "last": iso(f.index[-1])}
                      for k, f in context.items()},
         "unconditional": base_tables, "results": results,
         "timing": {"created_at": parse_utc_now(),

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 from numba import njit
 
-from backtest.config.common import parse_utc_now
+from backtest.config.common import iso, parse_utc_now
 from backtest.config.execution import ExecutionConfig
 from backtest.config.run import RunConfig
 from backtest.engine import kernels, margin
@@ -235,9 +235,8 @@ def stress(run: RunConfig, cfg: StressConfig, spec: StrategySpec, source: str
         "config": config, "seed": cfg.seed,
         "strategy": {"name": spec.name, "params": params_dict(inp.params)},
         "dataset": {"name": info.name, "sha256": info.sha256, "timeframe": info.timeframe,
-                    "start": f"{real.index[0]:%Y-%m-%dT%H:%M:%SZ}",
-                    "end": f"{real.index[-1]:%Y-%m-%dT%H:%M:%SZ}", "bars": len(real),
-                    "source_start": f"{history.index[0]:%Y-%m-%dT%H:%M:%SZ}"},
+                    "start": iso(real.index[0]), "end": iso(real.index[-1]), "bars": len(real),
+                    "source_start": iso(history.index[0])},
         "bootstrap": {
             "block_length": block, "block_rule": ("Politis-White on |log returns|"
                                                   if cfg.block == "auto" else "configured"),
