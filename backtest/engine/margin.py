@@ -40,13 +40,15 @@ def tier_index(caps: np.ndarray, notional: float) -> int:
     return min(int(np.searchsorted(caps, notional)), caps.shape[0] - 1)
 
 
-def max_notional(tiers: np.ndarray, leverage: float, where: str) -> float:
+def max_notional(tiers: np.ndarray, leverage: float, source: str) -> float:
     """The largest notional a position may have at ``leverage``: the cap of the last tier that
-    allows it (tiers allow less leverage as the notional grows)."""
+    allows it (tiers allow less leverage as the notional grows). The most leverage allowed is
+    the table's (``source`` names it in the error), never a number written in the code."""
     allowed = tiers[tiers[:, 3] >= leverage]
     if not allowed.size:
-        raise ConfigError(f"{where}: leverage: expected at most {tiers[0, 3]:g} (the first "
-                          f"maintenance tier's max leverage), found {leverage:g}")
+        raise ConfigError(f"execution.leverage: expected at most {tiers[:, 3].max():g} (the "
+                          f"highest max_leverage of the maintenance tiers in {source}), found "
+                          f"{leverage:g}")
     return float(allowed[:, 0].max())
 
 
@@ -76,11 +78,13 @@ def check_tiers(rows: Sequence[Sequence[float]], where: str) -> np.ndarray:
     return tiers
 
 
-def load_tiers(spec: str | Sequence[Sequence[float]] | None = None) -> np.ndarray:
-    """A tier table: the bundled BTCUSDT one (``None``), a TOML file with ``[[tier]]`` tables
-    (``str``: a path, or a file name in ``datasets/``), or inline rows."""
+def load_tiers(spec: str | Sequence[Sequence[float]] | None = None) -> tuple[np.ndarray, str]:
+    """A tier table and where it comes from: the bundled BTCUSDT one (``None``), a TOML file
+    with ``[[tier]]`` tables (``str``: a path, or a file name in ``datasets/``), or inline rows
+    (a user's table always replaces the bundled one)."""
     if spec is not None and not isinstance(spec, str):
-        return check_tiers(spec, "execution.maintenance_tiers")
+        where = "execution.maintenance_tiers (inline)"
+        return check_tiers(spec, where), where
     path = Path(spec or BUNDLED_TIERS)
     if not path.exists() and (datasets_dir() / path).exists():
         path = datasets_dir() / path
@@ -99,4 +103,4 @@ def load_tiers(spec: str | Sequence[Sequence[float]] | None = None) -> np.ndarra
         if missing:
             raise ConfigError(f"{path}: tier {k + 1}: expected {missing[0]}, found keys "
                               f"{', '.join(row)}")
-    return check_tiers([[row[key] for key in TIER_KEYS] for row in rows], str(path))
+    return check_tiers([[row[key] for key in TIER_KEYS] for row in rows], str(path)), str(path)
