@@ -119,7 +119,7 @@ def execute(cfg: RunConfig, spec: StrategySpec, source: str) -> RunOutcome:
                                           cfg.execution.fee_rate, info.freq),
         **segment_tables(result, bench_equity, regime_labels.iloc[first:],
                          cfg.execution.init_cash, info.freq),
-        "files": {"trades": "trades.csv", "equity": "equity.csv"},
+        "files": {"trades": "trades.csv", "orders": "orders.csv", "equity": "equity.csv"},
         "versions": versions,
         "timing": {"created_at": parse_utc_now(),
                    "duration_s": round(time.perf_counter() - started, 3)},
@@ -209,4 +209,4 @@ def write(outcome: RunOutcome, out_dir: Path, with_html: bool = True) -> Path:
     if with_html:
         rows = report.trades_records(trades)
         page = html.render_run(outcome.report, rows, equity, outcome.bars["close"])
-    return report.write_run(out_dir, outcome.report, trades, equity, page)
+    return report.write_run(out_dir, outcome.report, trades, result.orders, equity, page)

@@ -196,7 +196,9 @@ def _metrics_frame(acc: np.ndarray, n: int, init_cash: float, freq: str) -> pd.D
             "sortino": _none_to_nan(mean / downside * math.sqrt(ppy), downside > 0),
             "calmar": _none_to_nan(cagr / mdd, (mdd > 0) & np.isfinite(cagr)),
             "max_drawdown_pct": 100.0 * mdd,
-            "n_trades": closed.astype(np.int64),
+            "n_trades": (closed + acc[:, A_OPEN]).astype(np.int64),
+            "n_closed_trades": closed.astype(np.int64),
+            "n_open_trades": acc[:, A_OPEN].astype(np.int64),
             "win_rate_pct": _none_to_nan(100.0 * acc[:, A_WINS] / closed, closed > 0),
             "exposure_pct": 100.0 * acc[:, A_EXPOSED] / n,
             "profit_factor": _none_to_nan(acc[:, A_GAINS] / acc[:, A_LOSSES],
@@ -212,8 +214,8 @@ def sma_cross_sweep(open_: pd.Series | np.ndarray, close: pd.Series | np.ndarray
 
     Returns one row per window in the given order: ``window``, ``final_equity``,
     ``open_at_end`` (a position still open at the last bar) and the
-    :data:`backtest.catalogue.METRIC_KEYS` (``n_trades`` counts closed trades, as
-    :func:`backtest.metrics.compute` does; NaN where it would return None).
+    :data:`backtest.catalogue.METRIC_KEYS` (``n_trades`` counts closed trades and a position
+    open at the end, as :func:`backtest.metrics.compute` does; NaN where it would return None).
     """
     _check_execution(execution)
     c = _column(close)

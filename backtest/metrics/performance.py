@@ -82,14 +82,18 @@ def equity_metrics(equity: np.ndarray, init_cash: float, freq: str,
 
 
 def trade_metrics(trades: pd.DataFrame) -> dict[str, float | int | None]:
-    """Counts and ratios over closed trades (an open trade at the end is not counted)."""
+    """Trade counts (``n_trades`` = closed + a position still open at the end, both also
+    apart); win rate and profit factor over closed trades; fees of every fill."""
     if len(trades) == 0:
-        return {"n_trades": 0, "win_rate_pct": None, "profit_factor": None, "fees_paid": 0.0}
+        return {"n_trades": 0, "n_closed_trades": 0, "n_open_trades": 0, "win_rate_pct": None,
+                "profit_factor": None, "fees_paid": 0.0}
     closed = (trades["status"] == "closed").to_numpy(dtype=bool)
     pnl = trades["pnl"].to_numpy(dtype=float)[closed]
     gains, losses = pnl[pnl > 0].sum(), -pnl[pnl < 0].sum()
     return {
-        "n_trades": int(pnl.size),
+        "n_trades": len(trades),
+        "n_closed_trades": int(pnl.size),
+        "n_open_trades": int(len(trades) - pnl.size),
         "win_rate_pct": 100.0 * float((pnl > 0).mean()) if pnl.size else None,
         "profit_factor": _finite(gains / losses) if losses > 0 else None,
         "fees_paid": float(trades["fees"].to_numpy(dtype=float).sum()),
@@ -113,7 +117,8 @@ def buy_and_hold(bars: Bars, init_cash: float, fee_rate: float, freq: str) -> di
     units = init_cash / (bars["open"].iloc[0] * (1.0 + fee_rate))
     equity = units * bars["close"].to_numpy(dtype=float)
     out: dict[str, float | int | None] = dict(equity_metrics(equity, init_cash, freq))
-    out.update({"n_trades": 1, "win_rate_pct": None, "profit_factor": None,
+    out.update({"n_trades": 1, "n_closed_trades": 0, "n_open_trades": 1, "win_rate_pct": None,
+                "profit_factor": None,
                 "fees_paid": init_cash - units * bars["open"].iloc[0], "exposure_pct": 100.0})
     return {key: out[key] for key in METRIC_KEYS}
 
