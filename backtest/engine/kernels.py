@@ -339,7 +339,7 @@ def _free_cash_nb(st: np.ndarray, terms) -> float:
 def _sized_spend_nb(st: np.ndarray, terms, mk: Market, sig: int, base: float, lev: float,
                     stop: float) -> float:
     """Cash (margin plus entry fee) an entry decided at bar ``sig`` wants under the sizing
-    kind, before the free-cash cap; NaN when it cannot be sized (no stop, no volatility)."""
+    kind, before the free-cash cap; 0 when it cannot be sized (no stop, no volatility yet)."""
     kind = terms.size_kind
     value = terms.size_value
     per_notional = 1.0 / lev + terms.fee  # cash per unit of notional: margin plus fee
@@ -350,10 +350,10 @@ def _sized_spend_nb(st: np.ndarray, terms, mk: Market, sig: int, base: float, le
         return value * per_notional
     if kind == SIZE_RISK:
         distance = abs(base - stop)
-        return value * equity / distance * base * per_notional if distance > 0 else np.nan
+        return value * equity / distance * base * per_notional if distance > 0 else 0.0
     if kind == SIZE_VOL_TARGET:
         sigma = mk.vol[sig]
-        return value * equity / sigma * per_notional if sigma > 0 else np.nan
+        return value * equity / sigma * per_notional if sigma > 0 else 0.0
     return np.inf
 
 
