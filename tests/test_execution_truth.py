@@ -92,3 +92,23 @@ def test_buy_and_hold_drawdown_counts_the_first_bar_loss(tmp_path: Path) -> None
     assert code == 0 and run_dir is not None
     report = json.loads((run_dir / "report.json").read_text(encoding="utf-8"))
     assert round(report["benchmark"]["max_drawdown_pct"], 2) == 35.18
+
+
+def test_tranche_buys_show_in_orders_csv_and_an_open_position_counts(tmp_path: Path) -> None:
+    # support_ladder on feb-2026 buys two tranches and still holds them at the end
+    code, run_dir = run(tmp_path, "support_ladder.toml", "data.window=feb-2026")
+    assert code == 0 and run_dir is not None
+    report = json.loads((run_dir / "report.json").read_text(encoding="utf-8"))
+    orders = pd.read_csv(run_dir / "orders.csv")
+    trades = pd.read_csv(run_dir / "trades.csv")
+    assert report["files"]["orders"] == "orders.csv"
+    assert list(orders.columns) == ["time", "side", "size", "price", "fees", "reason"]
+    assert orders["side"].tolist() == ["buy"] * len(orders) and len(orders) >= 2
+    (position,) = trades.itertuples()  # the tranches are one position, still open
+    assert (position.status, position.exit_reason) == ("open", "end")
+    assert position.size == pytest.approx(orders["size"].sum(), rel=1e-9)
+    last_close = pd.read_csv(run_dir / "equity.csv")["close"].iloc[-1]
+    assert position.exit_price == pytest.approx(last_close)  # marked to the last close
+    metrics = report["metrics"]
+    assert (metrics["n_trades"], metrics["n_closed_trades"], metrics["n_open_trades"]) == (1, 0, 1)
+    assert metrics["win_rate_pct"] is None  # over closed trades only

@@ -83,8 +83,8 @@ def load_tiers(spec: str | Sequence[Sequence[float]] | None = None) -> tuple[np.
     with ``[[tier]]`` tables (``str``: a path, or a file name in ``datasets/``), or inline rows
     (a user's table always replaces the bundled one)."""
     if spec is not None and not isinstance(spec, str):
-        where = "execution.maintenance_tiers (inline)"
-        return check_tiers(spec, where), where
+        return check_tiers(spec, "execution.maintenance_tiers"), \
+            "the inline execution.maintenance_tiers"
     path = Path(spec or BUNDLED_TIERS)
     if not path.exists() and (datasets_dir() / path).exists():
         path = datasets_dir() / path
