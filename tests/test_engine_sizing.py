@@ -137,7 +137,7 @@ def reference(bars: pd.DataFrame, entries: np.ndarray, exits: np.ndarray, kind: 
               value: float, fee: float, sl: float, hold: int) -> np.ndarray:
     """Equity at each close of a long-only next-open strategy, written from the documented
     rules alone: sized entries, a fractional stop checked from the fill bar, a time exit."""
-    o, h, lo, c = (bars[k].to_numpy() for k in ("open", "high", "low", "close"))
+    o, lo, c = (bars[k].to_numpy() for k in ("open", "low", "close"))
     cash, pos, entry_bar, stop = 1000.0, 0.0, -1, math.nan
     out = []
     for i in range(len(c)):

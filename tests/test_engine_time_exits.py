@@ -14,7 +14,7 @@ from backtest.config.execution import ExecutionConfig
 from backtest.engine.simulate import ENGINE_KERNEL, simulate
 from backtest.errors import StrategyError
 from backtest.types import Signals
-from tests.scenarios import candles, random_candles, ramp, signals
+from tests.scenarios import candles, ramp, random_candles, signals
 
 
 def run(bars, sig, **kwargs):
