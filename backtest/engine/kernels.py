@@ -421,49 +421,41 @@ def _signal_nb(st: np.ndarray, terms, mk: Market, sg: SignalArrays, rec: Records
 
 
 @njit(cache=True)
-def _time_exit_nb(st: np.ndarray, terms, mk: Market, rec: Records, bar: int,
-                  base: float) -> None:
-    """Close a position held ``max_bars`` bars since its first entry fill (reason time)."""
-    if terms.max_bars > 0 and st[S_POS] != 0.0 and bar - st[S_ENTRY_BAR] >= terms.max_bars:
-        _close_nb(st, terms, mk, rec, bar, base, R_TIME)
-
-
-@njit(cache=True)
-def _gap_liquidation_nb(st: np.ndarray, terms, mk: Market, rec: Records, i: int) -> bool:
-    """Liquidate at the open when it is already beyond the liquidation price; True if so."""
-    pos = st[S_POS]
-    liq = st[S_LIQ]
-    o = mk.open[i]
-    if liq == liq and ((pos > 0 and o <= liq) or (pos < 0 and o >= liq)):
-        _liquidate_nb(st, terms, mk, rec, i, o)
-        return True
-    return False
-
-
-@njit(cache=True)
 def _has_levels_nb(st: np.ndarray, tsl: float) -> bool:
     """Whether the open position has any exit level to check (stop, target, trailing stop or
-    liquidation price); without one, :func:`_stops_nb` has nothing to do."""
+    liquidation price); without one, :func:`_level_exit_nb` has nothing to do."""
     return (st[S_STOP] == st[S_STOP] or st[S_TARGET] == st[S_TARGET] or tsl == tsl
             or st[S_LIQ] == st[S_LIQ])
 
 
 @njit(cache=True)
-def _stops_nb(st: np.ndarray, terms, mk: Market, rec: Records, i: int) -> bool:
-    """Check liquidation and the stop/target/trailing levels in bar ``i``; True if closed.
+def _gapped_liquidation_nb(st: np.ndarray, o: float) -> bool:
+    """Whether the open is already beyond the open position's liquidation price."""
+    pos = st[S_POS]
+    liq = st[S_LIQ]
+    return liq == liq and ((pos > 0 and o <= liq) or (pos < 0 and o >= liq))
+
+
+@njit(cache=True)
+def _level_exit_nb(st: np.ndarray, tsl: float, o: float, h: float, lo: float
+                   ) -> tuple[float, int]:
+    """The exit price (before slippage) and reason if liquidation or a stop/target/trailing
+    level fires in this bar, else NaN; without an exit the bar's high/low moves the trailing
+    extreme.
 
     An open beyond the liquidation price liquidates at the open. Otherwise the liquidation
     price acts as one more stop: the adverse level nearer the open (the tighter of stop and
     liquidation price, liquidation on a tie) fires first.
-    The trailing level used in bar ``i`` comes from the extreme seen *before* this bar (the
-    entry fill, then highs/lows of completed bars); bar ``i``'s own high/low updates it after.
+    The trailing level used in the bar comes from the extreme seen *before* it (the entry
+    fill, then highs/lows of completed bars); the bar's own high/low updates it after.
+    Scalars only: the bar loop calls it for every bar in a position, and array arguments
+    would cost reference counting on each call.
     """
-    if _gap_liquidation_nb(st, terms, mk, rec, i):
-        return True
+    if _gapped_liquidation_nb(st, o):
+        return o, R_LIQUIDATION
     pos = st[S_POS]
     liq = st[S_LIQ]
     stop = st[S_STOP]
-    tsl = terms.tsl
     reason = R_STOP
     if tsl == tsl:
         trail = st[S_EXTREME] * (1.0 - tsl) if pos > 0 else st[S_EXTREME] * (1.0 + tsl)
@@ -473,24 +465,23 @@ def _stops_nb(st: np.ndarray, terms, mk: Market, rec: Records, i: int) -> bool:
     if liq == liq and not ((pos > 0 and stop > liq) or (pos < 0 and stop < liq)):
         stop = liq
         reason = R_LIQUIDATION
-    h, lo = mk.high[i], mk.low[i]
-    base, reason = _stop_exit_nb(pos, mk.open[i], h, lo, stop, st[S_TARGET], reason)
-    if base == base:
-        if reason == R_LIQUIDATION:
-            _liquidate_nb(st, terms, mk, rec, i, base)
-        else:
-            _close_nb(st, terms, mk, rec, i, base, reason)
-        return True
-    if pos > 0 and h > st[S_EXTREME]:
-        st[S_EXTREME] = h
-    elif pos < 0 and lo < st[S_EXTREME]:
-        st[S_EXTREME] = lo
-    return False
+    base, reason = _stop_exit_nb(pos, o, h, lo, stop, st[S_TARGET], reason)
+    if base != base:
+        if pos > 0 and h > st[S_EXTREME]:
+            st[S_EXTREME] = h
+        elif pos < 0 and lo < st[S_EXTREME]:
+            st[S_EXTREME] = lo
+    return base, reason
 
 
 @njit(cache=True)
-def _any_signal_nb(sg: SignalArrays, i: int) -> bool:
-    return sg.long_entries[i] or sg.long_exits[i] or sg.short_entries[i] or sg.short_exits[i]
+def _exit_nb(st: np.ndarray, terms, mk: Market, rec: Records, bar: int, base: float,
+             reason: int) -> None:
+    """Close the position for ``reason``: a liquidation, or a market close."""
+    if reason == R_LIQUIDATION:
+        _liquidate_nb(st, terms, mk, rec, bar, base)
+    else:
+        _close_nb(st, terms, mk, rec, bar, base, reason)
 
 
 @njit(cache=True)
@@ -502,38 +493,52 @@ def simulate_column_nb(mk: Market, sg: SignalArrays, terms, tiers: np.ndarray,
     (:mod:`backtest.engine.margin`; unused for spot). When ``rec`` holds arrays they receive
     every bar's equity and position and every order and trade; an open position at the end is
     counted (and recorded) as a trade valued at the last close. The final equity is returned in
-    the cash slot.
+    the cash slot. The per-bar checks read local arrays and scalars; the grouped inputs are
+    passed on only when something happens (a fill, an exit).
     """
-    n = mk.close.shape[0]
+    open_, high, low, close = mk.open, mk.high, mk.low, mk.close
+    fund_open, fund_inside = mk.fund_open, mk.fund_inside
+    le, lx, se, sx = sg.long_entries, sg.long_exits, sg.short_entries, sg.short_exits
+    n = close.shape[0]
     record = rec.equity.shape[0] > 0
     fill_close = terms.fill_close
+    tsl = terms.tsl
+    max_bars = terms.max_bars
     st = np.zeros(N_STATE)
     st[S_CASH] = terms.init_cash
     st[S_LIQ] = np.nan
     for i in range(n):
         stopped = False
+        o = open_[i]
         if st[S_POS] != 0.0:
-            if mk.fund_open[i] != 0.0:
-                _funding_nb(st, mk.fund_open[i], mk.open[i])
-            stopped = _gap_liquidation_nb(st, terms, mk, rec, i)
+            if fund_open[i] != 0.0:
+                _funding_nb(st, fund_open[i], o)
+            if _gapped_liquidation_nb(st, o):
+                _liquidate_nb(st, terms, mk, rec, i, o)
+                stopped = True
         if not fill_close and i >= 1:
-            _time_exit_nb(st, terms, mk, rec, i, mk.open[i])
-            if _any_signal_nb(sg, i - 1):
-                _signal_nb(st, terms, mk, sg, rec, tiers, i - 1, i, mk.open[i])
-        if st[S_POS] != 0.0 and mk.fund_inside[i] != 0.0:
-            _funding_nb(st, mk.fund_inside[i], mk.open[i])
-        if st[S_POS] != 0.0 and _has_levels_nb(st, terms.tsl):
-            stopped = _stops_nb(st, terms, mk, rec, i) or stopped
+            if max_bars > 0 and st[S_POS] != 0.0 and i - st[S_ENTRY_BAR] >= max_bars:
+                _close_nb(st, terms, mk, rec, i, o, R_TIME)
+            if le[i - 1] or lx[i - 1] or se[i - 1] or sx[i - 1]:
+                _signal_nb(st, terms, mk, sg, rec, tiers, i - 1, i, o)
+        if st[S_POS] != 0.0 and fund_inside[i] != 0.0:
+            _funding_nb(st, fund_inside[i], o)
+        if st[S_POS] != 0.0 and _has_levels_nb(st, tsl):
+            base, reason = _level_exit_nb(st, tsl, o, high[i], low[i])
+            if base == base:
+                _exit_nb(st, terms, mk, rec, i, base, reason)
+                stopped = True
         if fill_close and not stopped:
-            _time_exit_nb(st, terms, mk, rec, i, mk.close[i])
-            if _any_signal_nb(sg, i):
-                _signal_nb(st, terms, mk, sg, rec, tiers, i, i, mk.close[i])
+            if max_bars > 0 and st[S_POS] != 0.0 and i - st[S_ENTRY_BAR] >= max_bars:
+                _close_nb(st, terms, mk, rec, i, close[i], R_TIME)
+            if le[i] or lx[i] or se[i] or sx[i]:
+                _signal_nb(st, terms, mk, sg, rec, tiers, i, i, close[i])
         if record:
-            rec.equity[i] = st[S_CASH] + st[S_POS] * mk.close[i]
+            rec.equity[i] = st[S_CASH] + st[S_POS] * close[i]
             rec.position[i] = st[S_POS]
     if st[S_POS] != 0.0:
-        _trade_nb(st, terms, rec, n - 1, mk.close[n - 1], 0.0, R_END, True, 0.0)
-    st[S_CASH] += st[S_POS] * mk.close[n - 1]  # final equity, stored in the cash slot
+        _trade_nb(st, terms, rec, n - 1, close[n - 1], 0.0, R_END, True, 0.0)
+    st[S_CASH] += st[S_POS] * close[n - 1]  # final equity, stored in the cash slot
     return st
 
 
