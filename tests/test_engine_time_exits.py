@@ -4,8 +4,8 @@ init_cash 1000, fees and slippage 0 unless stated; ``ramp`` bars open at 100 + i
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
+import dataclasses
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from backtest.config.execution import ExecutionConfig
 from backtest.engine.simulate import ENGINE_KERNEL, simulate
 from backtest.errors import StrategyError
-from backtest.types import Signals
-from tests.scenarios import candles, ramp, random_candles, signals
+from tests.scenarios import candles, ramp, signals
+from tests.test_engine_properties import market
 
 
 def run(bars, sig, **kwargs):
@@ -109,30 +109,13 @@ def test_max_bars_held_must_be_a_positive_integer():
             signals(bars, long_entries=[0], max_bars_held=bad)
 
 
-@st.composite
-def market(draw):
-    seed = draw(st.integers(0, 2**32 - 1))
-    n = draw(st.integers(3, 60))
-    rng = np.random.default_rng(seed)
-    bars = random_candles(rng, n, vol=0.03, gap=0.01, wick=0.01)
-    flags = rng.random((4, n)) < draw(st.sampled_from([0.05, 0.2, 0.5]))
-    sig = Signals(*(pd.Series(f, index=bars.index) for f in flags),
-                  max_bars_held=draw(st.integers(1, 8)))
-    opt = st.none() | st.floats(0.005, 0.2)
-    execution = ExecutionConfig(
-        init_cash=1000.0, fee_rate=draw(st.sampled_from([0.0, 0.001])),
-        fill=draw(st.sampled_from(["next_open", "close"])),
-        direction=draw(st.sampled_from(["long", "short", "both"])),
-        sl_stop=draw(opt), tp_stop=draw(opt))
-    return bars, sig, execution
-
-
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(market())
-def test_no_exit_closes_a_position_opened_after_its_signal(case):
+@given(market(), st.integers(1, 8))
+def test_no_exit_closes_a_position_opened_after_its_signal(case, hold):
     bars, sig, execution = case
+    sig = dataclasses.replace(sig, max_bars_held=hold)
     res = simulate(bars, sig, execution, "1h")
-    n, hold = len(bars), sig.max_bars_held
+    n = len(bars)
     next_open = execution.fill == "next_open"
     le, lx, se, sx = sig.bool_arrays()
     for entry, exit_, reason in spans(res):
