@@ -24,8 +24,8 @@ and inf for the fixed model: no clipping).
 
 Beside the simulation: :func:`equity_from_orders_nb` (equity and position from vectorbt's order
 records), :func:`bar_returns_nb` (the one definition of a bar return) and the one-pass
-statistics that :mod:`backtest.metrics` reads (:func:`curve_stats_nb`, :func:`max_drawdown_nb`,
-:func:`return_moments_nb`).
+statistics that :mod:`backtest.metrics` and :mod:`backtest.metrics.overfit` read
+(:func:`curve_stats_nb`, :func:`max_drawdown_nb`, :func:`return_moments_nb`).
 
 Imports numpy, numba and :mod:`backtest.engine.margin` (scalar formulas compiled here) only;
 never vectorbt, pandas or the rest of crashbt.

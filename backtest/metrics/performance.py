@@ -10,7 +10,7 @@ in the first bar (a fee, an open-to-close fall) counts, as in quantstats and emp
 bars without any defined return (all after a wiped-out account, whose equity stays 0) has null
 return metrics.
 
-Imports from crashbt only :mod:`backtest.types`, the catalogue and numba kernels of
+Imports from crashbt only :mod:`backtest.catalogue`, :mod:`backtest.types` and numba kernels of
 :mod:`backtest.engine.kernels` (bar returns, one-pass curve statistics and drawdown); never the
 simulation.
 """
