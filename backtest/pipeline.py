@@ -166,4 +166,4 @@ def write(outcome: RunOutcome, out_dir: Path, with_html: bool = True) -> Path:
     if with_html:
         rows = report.trades_records(trades)
         page = html.render_run(outcome.report, rows, equity, outcome.bars["close"])
-    return report.write_run(out_dir, outcome.report, trades, result.orders, equity, page)
+    return report.write_run(out_dir, outcome.report, trades, outcome.result.orders, equity, page)
