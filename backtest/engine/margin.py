@@ -79,16 +79,24 @@ def check_tiers(rows: Sequence[Sequence[float]], where: str) -> np.ndarray:
     return tiers
 
 
-def load_tiers(spec: str | Sequence[Sequence[float]] | None = None) -> tuple[np.ndarray, str]:
-    """A tier table and where it comes from: the bundled BTCUSDT one (``None``), a TOML file
-    with ``[[tier]]`` tables (``str``: a path, or a file name in ``datasets/``), or inline rows
-    (a user's table always replaces the bundled one)."""
+def tiers_source(spec: str | Sequence[Sequence[float]] | None = None) -> str:
+    """Where a tier table comes from, for messages: its file (the bundled BTCUSDT one for
+    ``None``; a name alone is looked up in ``datasets/``), or the inline config rows."""
     if spec is not None and not isinstance(spec, str):
-        return check_tiers(spec, "execution.maintenance_tiers"), \
-            "the inline execution.maintenance_tiers"
+        return "the inline execution.maintenance_tiers"
     path = Path(spec or BUNDLED_TIERS)
     if not path.exists() and (datasets_dir() / path).exists():
         path = datasets_dir() / path
+    return str(path)
+
+
+def load_tiers(spec: str | Sequence[Sequence[float]] | None = None) -> np.ndarray:
+    """A tier table: the bundled BTCUSDT one (``None``), a TOML file with ``[[tier]]`` tables
+    (``str``: a path, or a file name in ``datasets/``), or inline rows (a user's table always
+    replaces the bundled one)."""
+    if spec is not None and not isinstance(spec, str):
+        return check_tiers(spec, "execution.maintenance_tiers")
+    path = Path(tiers_source(spec))
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -104,4 +112,4 @@ def load_tiers(spec: str | Sequence[Sequence[float]] | None = None) -> tuple[np.
         if missing:
             raise ConfigError(f"{path}: tier {k + 1}: expected {missing[0]}, found keys "
                               f"{', '.join(row)}")
-    return check_tiers([[row[key] for key in TIER_KEYS] for row in rows], str(path)), str(path)
+    return check_tiers([[row[key] for key in TIER_KEYS] for row in rows], str(path))

@@ -313,7 +313,8 @@ def _tiers(execution: ExecutionConfig) -> tuple[np.ndarray, str]:
     """The maintenance tiers of a perp run and where they come from (spot: none)."""
     if execution.instrument == "spot":
         return np.empty((0, 4)), ""
-    return margin.load_tiers(execution.maintenance_tiers)
+    spec = execution.maintenance_tiers
+    return margin.load_tiers(spec), margin.tiers_source(spec)
 
 
 def _notional_cap(execution: ExecutionConfig, tiers: np.ndarray, source: str) -> float:
