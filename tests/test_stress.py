@@ -127,16 +127,15 @@ def test_path_simulation_equals_the_engine() -> None:
     run = load_config(config)
     inp = prepare(run, strategies.get(run.strategy.name), str(config))
     bars, spec = inp.bars, inp.spec
-    raw, _ = stress.simulate_paths([bars], spec, inp.params, run.execution,
-                                   [engine.funding_arrays(bars.index, inp.funding, inp.freq)],
-                                   inp.tiers)
+    raw, _ = stress.simulate_paths([bars], spec, inp.params, run.execution, inp.freq,
+                                   [inp.funding])
     sig = spec.signals(bars, spec.features(bars, inp.params, {}), inp.params)
     result = engine.simulate(bars, sig, run.execution, inp.freq, inp.funding)
     equity = result.equity.to_numpy()
     assert len(result.trades) > 0
     assert raw[0, 0] == pytest.approx(equity[-1], rel=1e-12)
-    assert raw[0, 1] == pytest.approx(1 - (equity / np.maximum.accumulate(equity)).min(),
-                                      abs=1e-12)
+    peak = np.maximum.accumulate(np.concatenate(([run.execution.init_cash], equity)))[1:]
+    assert raw[0, 1] == pytest.approx(1 - (equity / peak).min(), abs=1e-12)
     assert raw[0, 5] == len(result.trades)
 
 

@@ -142,6 +142,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from importlib.metadata import version
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -374,8 +375,18 @@ def _terms(execution: ExecutionConfig, signals: Signals, notional_cap: float,
     out["size_value"] = value
 
 
-def _simulate_kernel(bars: Bars, signals: Signals, execution: ExecutionConfig, freq: str,
-                     funding: pd.Series | None) -> SimResult:
+class KernelRun(NamedTuple):
+    """One column's kernel inputs: market arrays, signal arrays, settings record, tiers."""
+
+    market: kernels.Market
+    signals: kernels.SignalArrays
+    terms: np.void
+    tiers: np.ndarray
+
+
+def kernel_inputs(bars: Bars, signals: Signals, execution: ExecutionConfig, freq: str,
+                  funding: pd.Series | None) -> KernelRun:
+    """The numba kernel's inputs for one run (the one place they are built from a config)."""
     n = len(bars)
     mk = _market(bars, execution, freq, funding)
     le, lx, se, sx = _filtered_signals(signals, execution.direction)
@@ -385,9 +396,20 @@ def _simulate_kernel(bars: Bars, signals: Signals, execution: ExecutionConfig, f
     tiers, source = _tiers(execution)
     terms = kernels.terms_record()
     _terms(execution, signals, _notional_cap(execution, tiers, source), terms[0])
-    rec = kernels.Records(np.empty(n), np.empty(n), np.empty((3 * n + 1, kernels.ORDER_FIELDS)),
-                          np.zeros((2 * n + 1, kernels.TRADE_FIELDS)))
-    st = kernels.simulate_column_nb(mk, sg, terms[0], tiers, rec)
+    return KernelRun(mk, sg, terms[0], tiers)
+
+
+def recorded(n: int) -> kernels.Records:
+    """Output arrays for a kernel run of ``n`` bars that records equity, orders and trades."""
+    return kernels.Records(np.empty(n), np.empty(n), np.empty((3 * n + 1, kernels.ORDER_FIELDS)),
+                           np.zeros((2 * n + 1, kernels.TRADE_FIELDS)))
+
+
+def _simulate_kernel(bars: Bars, signals: Signals, execution: ExecutionConfig, freq: str,
+                     funding: pd.Series | None) -> SimResult:
+    run = kernel_inputs(bars, signals, execution, freq, funding)
+    rec = recorded(len(bars))
+    st = kernels.simulate_column_nb(run.market, run.signals, run.terms, run.tiers, rec)
     od = rec.orders[: int(st[kernels.S_ORDERS])]
     td = rec.trades[: int(st[kernels.S_TRADES])]
     return _result(

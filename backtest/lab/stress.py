@@ -5,20 +5,22 @@ Inputs come from :func:`backtest.inputs.prepare` (the one input builder). The ru
 source of bar shapes is the whole history up to the window's end (:mod:`backtest.lab.synthetic`).
 For each path the strategy's own features and signals are computed on the synthetic bars (only
 bars-only strategies: a synthetic path has no ETF flows or hash rate), then simulated by the
-engine's numba kernel (:func:`_paths_nb` calls ``simulate_perp_column_nb`` once per path,
-recording the equity curve that drawdown and time under water need; the engine's
-``simulate_many`` shares one price path across columns, which synthetic paths do not).
+engine's numba kernel (:func:`simulate_paths` builds each path's kernel inputs with
+``engine.kernel_inputs`` and runs ``simulate_column_nb``, recording the equity curve that
+drawdown and time under water need; the engine's ``simulate_many`` shares one price path across
+columns, which synthetic paths do not).
 Funding for perps: ``shocks.funding_rate`` (default: the mean of the run's 8-hourly funding
 series) at 00/08/16 UTC, ``funding_spike_rate`` with probability ``funding_spike_prob`` at
 settlements inside crash regimes.
 
-Per path: total return, max drawdown, time under water (share of bars below the running equity
-peak), liquidation (any), ruin (equity at or below ``1 - ruin_pct / 100`` of the initial cash at
-any close). Reported: percentiles of each metric, probabilities of liquidation and ruin with
-95 % Wilson intervals, and the real history's metrics (the same code on the real bars, real
-funding) with their percentile rank among the paths. Like every synthetic path, the real one is
-seen by the strategy from the run's first bar only (no warm-up history), so the rank compares
-like with like; it can differ from ``crashbt run``, which gives the strategy the earlier history.
+Per path: total return, max drawdown and time under water (share of bars below the running
+equity peak), both measured from the initial cash, liquidation (any), ruin (equity at or below
+``1 - ruin_pct / 100`` of the initial cash at any close). Reported: percentiles of each metric,
+probabilities of liquidation and ruin with 95 % Wilson intervals, and the real history's metrics
+(the same code on the real bars, real funding) with their percentile rank among the paths. Like
+every synthetic path, the real one is seen by the strategy from the run's first bar only (no
+warm-up history), so the rank compares like with like; it can differ from ``crashbt run``, which
+gives the strategy the earlier history.
 """
 
 from __future__ import annotations
@@ -30,12 +32,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from numba import njit
 
 from backtest.config.common import iso, parse_utc_now
 from backtest.config.execution import ExecutionConfig
 from backtest.config.run import RunConfig
-from backtest.engine import kernels, margin
+from backtest.engine import kernels
 from backtest.engine import simulate as engine
 from backtest.errors import ConfigError
 from backtest.inputs import prepare
@@ -55,90 +56,36 @@ METRICS = ("total_return_pct", "max_drawdown_pct", "time_under_water_pct")
 SETTLEMENT_HOURS = (0, 8, 16)
 
 
-@njit(cache=True)
-def _paths_nb(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, le: np.ndarray,
-              lx: np.ndarray, se: np.ndarray, sx: np.ndarray, stop_px: np.ndarray,
-              target_px: np.ndarray, frac: np.ndarray, use_frac: bool, init_cash: float,
-              fee: float, sl: float, tp: float, tsl: float, direction: int, fill_close: bool,
-              mkt: np.ndarray, tiers: np.ndarray, fund_open: np.ndarray,
-              fund_inside: np.ndarray, leverage: float, liq_fee: float, notional_cap: float
-              ) -> np.ndarray:
-    """Per column (path): final equity, max drawdown, share of bars under water, lowest
-    equity, liquidations, trades. ``mkt`` is (columns, rows, 4)."""
-    n, k = c.shape
-    out = np.empty((k, 6))
-    equity, pos = np.empty(n), np.empty(n)
-    orders = np.empty((3 * n + 1, kernels.ORDER_FIELDS))
-    trades = np.zeros((2 * n + 1, kernels.PERP_TRADE_FIELDS))
-    for j in range(k):
-        st = kernels.simulate_perp_column_nb(
-            o[:, j], h[:, j], lo[:, j], c[:, j], le[:, j], lx[:, j], se[:, j], sx[:, j],
-            stop_px[:, j], target_px[:, j], frac[:, j], use_frac, init_cash, fee, sl, tp, tsl,
-            direction, fill_close, True, equity, pos, orders, trades, mkt[j], tiers,
-            fund_open[:, j], fund_inside[:, j], leverage, liq_fee, notional_cap)
-        peak, under = -np.inf, 0
-        for i in range(n):
-            if equity[i] > peak:
-                peak = equity[i]
-            elif equity[i] < peak:
-                under += 1
-        out[j, 0] = st[kernels.S_CASH]
-        out[j, 1] = kernels.max_drawdown_nb(equity)
-        out[j, 2] = under / n
-        out[j, 3] = equity.min()
-        out[j, 4] = st[kernels.S_LIQS]
-        out[j, 5] = st[kernels.S_TRADES]
-    return out
-
-
-def _column(series: pd.Series | None, n: int) -> np.ndarray:
-    return np.full(n, np.nan) if series is None else series.to_numpy(dtype=float,
-                                                                    na_value=np.nan)
+#: Per-path summary columns of :func:`simulate_paths`.
+(P_EQUITY, P_DRAWDOWN, P_UNDER_WATER, P_LOWEST, P_LIQUIDATIONS, P_TRADES) = range(6)
 
 
 def simulate_paths(paths: list[Bars], spec: StrategySpec, params: Any, ex: ExecutionConfig,
-                   funding: list[tuple[np.ndarray, np.ndarray]], tiers: np.ndarray | None
-                   ) -> tuple[np.ndarray, float]:
-    """Signals of ``spec`` on each path, then one kernel call for all of them: (paths, 6) rows
-    as :func:`_paths_nb`, and the seconds spent in the kernel. ``tiers``: the maintenance
-    tiers of a perp run (None for spot)."""
-    n, k = len(paths[0]), len(paths)
-    names = ("open", "high", "low", "close", "stop", "target", "frac", "fund_open",
-             "fund_inside")
-    arr = {name: np.empty((n, k), order="F") for name in names}
-    arr |= {name: np.empty((n, k), dtype=bool, order="F") for name in ("le", "lx", "se", "sx")}
-    markets, use_frac = [], False
+                   freq: str, funding: list[pd.Series | None]) -> tuple[np.ndarray, float]:
+    """Signals of ``spec`` on each path, then the engine's kernel on each: (paths, 6) rows of
+    final equity, max drawdown, share of bars under water, lowest equity, liquidations and
+    trades (``P_*`` columns), and the seconds spent in the kernel. ``funding``: each path's
+    funding rates by settlement time (None: no funding)."""
+    rows = np.empty((len(paths), 6))
+    kernel_s = 0.0
     for j, bars in enumerate(paths):
         sig = spec.signals(bars, spec.features(bars, params, {}), params)
-        columns = dict(zip(("le", "lx", "se", "sx"),
-                           engine._filtered_signals(sig, ex.direction), strict=True))
-        columns |= {name: bars[name].to_numpy(dtype=float)
-                    for name in ("open", "high", "low", "close")}
-        columns |= {"stop": _column(sig.stop_price, n), "target": _column(sig.target_price, n),
-                    "frac": _column(sig.entry_fraction, n), "fund_open": funding[j][0],
-                    "fund_inside": funding[j][1]}
-        for name, values in columns.items():
-            arr[name][:, j] = values
-        use_frac = use_frac or sig.entry_fraction is not None
-        markets.append(engine.slippage_market(bars, ex))
-    perp = tiers is not None
-    tiers = np.empty((0, 4)) if tiers is None else tiers
-    started = time.perf_counter()
-    raw = _paths_nb(
-        arr["open"], arr["high"], arr["low"], arr["close"], arr["le"], arr["lx"], arr["se"],
-        arr["sx"], arr["stop"], arr["target"], arr["frac"], use_frac, float(ex.init_cash),
-        ex.market_fee_rate, engine._nan_or(ex.sl_stop), engine._nan_or(ex.tp_stop),
-        engine._nan_or(ex.tsl_stop), engine._DIRECTIONS[ex.direction], ex.fill == "close",
-        np.ascontiguousarray(np.stack(markets)), tiers, arr["fund_open"], arr["fund_inside"],
-        ex.leverage if perp else 0.0, ex.liquidation_fee_rate if perp else 0.0,
-        margin.max_notional(tiers, ex.leverage, "execution") if perp else np.inf)
-    return raw, time.perf_counter() - started
+        run = engine.kernel_inputs(bars, sig, ex, freq, funding[j])
+        rec = engine.recorded(len(bars))
+        started = time.perf_counter()
+        st = kernels.simulate_column_nb(run.market, run.signals, run.terms, run.tiers, rec)
+        kernel_s += time.perf_counter() - started
+        equity = rec.equity
+        peak = np.maximum.accumulate(np.concatenate(([ex.init_cash], equity)))[1:]
+        rows[j] = (st[kernels.S_CASH], kernels.max_drawdown_nb(equity, float(ex.init_cash)),
+                   float(np.mean(equity < peak)), equity.min(), st[kernels.S_LIQS],
+                   st[kernels.S_TRADES])
+    return rows, kernel_s
 
 
 def synthetic_funding(index: pd.DatetimeIndex, crash: np.ndarray, freq: str, base_rate: float,
-                      cfg: StressConfig, rng: np.random.Generator
-                      ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Per path, the engine's funding arrays for settlements at 00/08/16 UTC: ``base_rate``, or
+                      cfg: StressConfig, rng: np.random.Generator) -> list[pd.Series]:
+    """Per path, funding rates for settlements at 00/08/16 UTC: ``base_rate``, or
     the spike rate with ``funding_spike_prob`` at settlements inside a crash regime."""
     first, last = index[0].floor("1D"), index[-1] + pd.Timedelta(freq)
     times = pd.date_range(first, last, freq="8h")
@@ -148,7 +95,7 @@ def synthetic_funding(index: pd.DatetimeIndex, crash: np.ndarray, freq: str, bas
     for column in range(crash.shape[1]):
         spike = crash[bar, column] & (rng.random(len(times)) < cfg.shocks.funding_spike_prob)
         rates = np.where(spike, cfg.shocks.funding_spike_rate, base_rate)
-        out.append(engine.funding_arrays(index, pd.Series(rates, index=times), freq))
+        out.append(pd.Series(rates, index=times))
     return out
 
 
@@ -161,12 +108,13 @@ def _distribution(values: np.ndarray) -> dict[str, Any]:
 
 
 def path_metrics(raw: np.ndarray, init_cash: float, ruin_pct: float) -> dict[str, np.ndarray]:
-    """Named per-path metrics from :func:`_paths_nb` rows."""
-    return {"total_return_pct": 100.0 * (raw[:, 0] / init_cash - 1.0),
-            "max_drawdown_pct": 100.0 * raw[:, 1], "time_under_water_pct": 100.0 * raw[:, 2],
-            "liquidated": raw[:, 4] > 0,
-            "ruined": raw[:, 3] <= init_cash * (1.0 - ruin_pct / 100.0),
-            "n_trades": raw[:, 5]}
+    """Named per-path metrics from :func:`simulate_paths` rows."""
+    return {"total_return_pct": 100.0 * (raw[:, P_EQUITY] / init_cash - 1.0),
+            "max_drawdown_pct": 100.0 * raw[:, P_DRAWDOWN],
+            "time_under_water_pct": 100.0 * raw[:, P_UNDER_WATER],
+            "liquidated": raw[:, P_LIQUIDATIONS] > 0,
+            "ruined": raw[:, P_LOWEST] <= init_cash * (1.0 - ruin_pct / 100.0),
+            "n_trades": raw[:, P_TRADES]}
 
 
 def _probability(flags: np.ndarray) -> dict[str, Any]:
@@ -194,7 +142,6 @@ def stress(run: RunConfig, cfg: StressConfig, spec: StrategySpec, source: str
     with_funding = run.execution.instrument == "perp" and run.execution.funding
     base_rate = (cfg.shocks.funding_rate if cfg.shocks.funding_rate is not None
                  else float(real_funding.mean()) if real_funding is not None else 0.0)
-    no_funding = (np.zeros(len(real)), np.zeros(len(real)))
     rng = np.random.default_rng(cfg.seed)
     anchor = float(real["open"].iloc[0])
     shocked = run.execution
@@ -210,17 +157,15 @@ def stress(run: RunConfig, cfg: StressConfig, spec: StrategySpec, source: str
         first_bar = src.open_rel[idx[0]] * np.exp(src.log_return[idx[0]])
         paths = synthetic.build(src, idx, crash, anchor / first_bar, cfg.shocks, rng)
         funding = (synthetic_funding(real.index, crash, info.freq, base_rate, cfg, rng)
-                   if with_funding else [no_funding] * count)
+                   if with_funding else [None] * count)
         chunk, seconds = simulate_paths([paths.bars(j, real.index) for j in range(count)],
-                                        spec, inp.params, shocked, funding, inp.tiers)
+                                        spec, inp.params, shocked, info.freq, funding)
         raw.append(chunk)
         kernel_s += seconds
     sim_s = time.perf_counter() - sim_started
     metrics = path_metrics(np.vstack(raw), run.execution.init_cash, cfg.ruin_pct)
-    real_funding_arrays = (engine.funding_arrays(real.index, real_funding, info.freq)
-                           if with_funding else no_funding)
-    real_raw = simulate_paths([real], spec, inp.params, run.execution, [real_funding_arrays],
-                              inp.tiers)[0]
+    real_raw = simulate_paths([real], spec, inp.params, run.execution, info.freq,
+                              [real_funding if with_funding else None])[0]
     real_metrics = path_metrics(real_raw, run.execution.init_cash, cfg.ruin_pct)
     # a spot account cannot be liquidated: its probability is not reported
     outcomes = ({"liquidation": "liquidated"} if run.execution.instrument == "perp" else {}) \
