@@ -181,8 +181,8 @@ def test_regime_trade_counts_by_hand() -> None:
     trades = pd.DataFrame({"entry_time": ["2026-01-01T03:00:00Z", "2026-01-01T10:00:00Z",
                                           "2026-01-01T19:00:00Z", "2026-01-02T05:00:00Z"],
                            "status": ["closed", "closed", "closed", "open"]})
-    # 03:00 calm; 10:00 and 19:00 crash (span edges inclusive); the open trade is not counted.
-    assert run_page.regime_trade_counts({"regime_spans": spans}, trades) == {"calm": 1,
+    # 03:00 and the open trade at 05:00 next day calm; 10:00 and 19:00 crash (edges inclusive).
+    assert run_page.regime_trade_counts({"regime_spans": spans}, trades) == {"calm": 2,
                                                                             "crash": 2}
 
 

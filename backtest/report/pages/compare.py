@@ -2,7 +2,7 @@
 beside them), equity overlaid, per-regime and per-window tables with trade counts, and the
 config keys that differ.
 
-Imports from crashbt: :mod:`backtest.report` only.
+Imports from crashbt: :mod:`backtest.catalogue` and :mod:`backtest.report` only.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """The run report page: headline metrics against buy and hold, equity (log/linear), drawdown,
 price with trades and levels, monthly returns, per-regime tables, trades, config.
 
-Imports from crashbt: :mod:`backtest.report` and, only to redraw the price chart of a run whose
-``equity.csv`` has no ``close`` column, :mod:`backtest.data`. Never the engine or optuna.
+Imports from crashbt: :mod:`backtest.catalogue`, :mod:`backtest.errors`, :mod:`backtest.report`
+and, only to redraw the price chart of a run whose ``equity.csv`` has no ``close`` column,
+:mod:`backtest.config` and :mod:`backtest.data`. Never the engine or optuna.
 """
 
 from __future__ import annotations
@@ -86,18 +87,16 @@ def as_written(report: dict[str, Any], trades: list[dict[str, Any]]) -> tuple[di
     disk are the same bytes."""
     frame = pd.DataFrame(trades)
     if len(frame):
-        frame = pd.read_csv(io.StringIO(report_io.trades_csv(frame.infer_objects())))
+        frame = pd.read_csv(io.StringIO(report_io.records_csv(frame.infer_objects())))
     return json.loads(report_io.to_json(report)), frame
 
 
 def regime_trade_counts(report: dict[str, Any], trades: pd.DataFrame) -> dict[str, int]:
-    """Closed trades per regime, by the regime span their entry bar falls in (``regime_spans``);
-    they add up to the run's ``n_trades``, which counts closed trades."""
+    """Trades per regime, by the regime span their entry bar falls in (``regime_spans``); they
+    add up to the run's ``n_trades`` (closed and open trades)."""
     spans = report.get("regime_spans") or []
     if not spans or "entry_time" not in trades:
         return {}
-    if "status" in trades:
-        trades = trades[trades["status"] != "open"]
     starts = pd.DatetimeIndex(pd.to_datetime([s["start"] for s in spans], utc=True))
     entries = pd.DatetimeIndex(pd.to_datetime(trades["entry_time"], utc=True))
     where = np.clip(starts.searchsorted(entries, side="right") - 1, 0, len(spans) - 1)
