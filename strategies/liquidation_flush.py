@@ -5,15 +5,16 @@ With an external "liquidations" series (optional; users supply it, see datasets/
 flush is long-liquidation intensity (long liquidations / their mean over the previous
 ``liq_window`` days) >= ``liq_k``, and, when an "open_interest" series is supplied too, open
 interest down by at least ``oi_drop`` over ``oi_n`` days. Both daily series go onto the bar
-clock with :func:`backtest.features.point_in_time` (day D is known at D+1 00:00 UTC).
+clock with :func:`backtest.features.indicators.point_in_time` (day D is known at D+1 00:00 UTC).
 
 Without liquidation data a documented PROXY from bars stands in: the bar falls by at least
 ``proxy_drop`` (close / open - 1), on volume >= ``proxy_volume_k`` x the mean of the previous
 ``proxy_volume_window`` bars, with taker-sell dominance: taker_buy_base_volume / volume <=
 ``proxy_taker_max`` (skipped, and said so, when the bars lack that column). ``Signals.notes``
 names which data was used. An entry fires on the first bar of each flush (a state turning on);
-it is held ``hold_bars`` bars, with a stop at close x (1 - ``stop_pct``) of the signal bar.
-Imports only backtest.types/features/signals and strategies.base.
+it is held ``hold_bars`` bars from its fill (the engine's time exit), with a stop at close x (1 -
+``stop_pct``) of the signal bar.
+Imports only backtest.types, backtest.features and backtest.strategy.contract.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from backtest.features.indicators import liq_intensity, oi_change, point_in_time, rsi, volume_ratio
-from backtest.features.levels import exit_after, state_to_events
+from backtest.features.levels import state_to_events
 from backtest.strategy.contract import FloatRange, IntRange, StrategySpec
 from backtest.types import Bars, Signals
 
@@ -115,7 +116,8 @@ def signals(bars: Bars, feats: pd.DataFrame, params: Params) -> Signals:
     entries = state_to_events(flush & (feats["rsi"] <= params.rsi_max))
     return Signals(
         long_entries=entries.rename("long_entries"),
-        long_exits=exit_after(entries, params.hold_bars).rename("long_exits"),
+        long_exits=pd.Series(False, index=bars.index, name="long_exits"),
+        max_bars_held=params.hold_bars,
         stop_price=(bars["close"] * (1.0 - params.stop_pct)).rename("stop_price"),
         notes=notes,
     )

@@ -1,19 +1,20 @@
 """miner_capitulation: buy when the hash ribbon recovers after a miner capitulation.
 
-Hash ribbons (:func:`backtest.features.hash_ribbons`) on the daily hash rate ("hash_rate",
-bundled, derived from difficulty x blocks mined): a capitulation is the ``fast``-day mean of the
-hash rate below the ``slow``-day mean; a recovery is the first day it is back at or above after
-a capitulation of at least ``min_capitulation_days`` days (shorter dips are noise). The daily
-ribbon goes onto the bar clock with :func:`backtest.features.point_in_time`, so a recovery is
-seen on the first bar whose close is at or after its publication (day D is public at D+1 00:00
-UTC by default: on daily bars that is the bar opening on D itself).
+Hash ribbons (:func:`backtest.features.indicators.hash_ribbons`) on the daily hash rate
+("hash_rate", bundled, derived from difficulty x blocks mined): a capitulation is the ``fast``-day
+mean of the hash rate below the ``slow``-day mean; a recovery is the first day it is back at or
+above after a capitulation of at least ``min_capitulation_days`` days (shorter dips are noise). The
+daily ribbon goes onto the bar clock with :func:`backtest.features.indicators.point_in_time`, so a
+recovery is seen on the first bar whose close is at or after its publication (day D is public at D+1
+00:00 UTC by default: on daily bars that is the bar opening on D itself).
 
 Entry: the first bar of a recovery episode (from the recovery until the next capitulation is
 known) within ``max_wait_bars`` of it on which momentum agrees: ``momentum = "none"`` (the
 recovery bar itself), ``"sma"`` (close > SMA(``momentum_window``)) or ``"rsi_rising"`` (RSI(14)
-above its value ``momentum_window`` bars earlier). Exit: ``hold_bars`` bars later, or when a new
-capitulation becomes known (``exit_on_capitulation``). A trailing stop is an execution setting
-(``[execution] tsl_stop``). Imports only backtest.types/features/signals and strategies.base.
+above its value ``momentum_window`` bars earlier). Exit: ``hold_bars`` bars after the entry fill
+(the engine's time exit), or when a new capitulation becomes known (``exit_on_capitulation``). A
+trailing stop is an execution setting (``[execution] tsl_stop``). Imports only backtest.types,
+backtest.features and backtest.strategy.contract.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from backtest.features.indicators import hash_ribbons, point_in_time, rsi, sma
-from backtest.features.levels import exit_after, state_to_events
+from backtest.features.levels import state_to_events
 from backtest.strategy.contract import Choice, IntRange, StrategySpec
 from backtest.types import Bars, Signals
 
@@ -97,11 +98,12 @@ def signals(bars: Bars, feats: pd.DataFrame, params: Params) -> Signals:
           & (age < params.max_wait_bars)).astype(bool)
     first_ok = ok.groupby(episode).cumsum() == 1
     entries = (ok & first_ok).rename("long_entries")
-    exits = exit_after(entries, params.hold_bars)
+    exits = pd.Series(False, index=bars.index)
     if params.exit_on_capitulation:
-        exits = exits | state_to_events(capitulating)
+        exits = state_to_events(capitulating)
     return Signals(
         long_entries=entries, long_exits=exits.rename("long_exits"),
+        max_bars_held=params.hold_bars,
         notes={"hash_rate": "bundled difficulty x blocks mined -> EH/s; ribbon "
                             f"{params.fast}/{params.slow}-day means, point in time"},
     )

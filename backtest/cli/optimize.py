@@ -9,7 +9,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from backtest.cli.common import EXIT_INTERRUPTED, EXIT_OK, EXIT_USER, add_command, add_set
+from backtest.cli.common import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USER,
+    add_allow_external,
+    add_command,
+    add_set,
+)
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:
@@ -18,7 +25,8 @@ def cmd_optimize(args: argparse.Namespace) -> int:
 
     req = search.request_from_cli(
         args.config, args.set, trials=args.trials, timeout_s=args.timeout, seed=args.seed,
-        storage=args.storage, study=args.study, jobs=args.jobs, out=args.out)
+        storage=args.storage, study=args.study, jobs=args.jobs, out=args.out,
+        allow_external=args.allow_external_strategies)
     with _progress(req.opt.trials) as show:
         outcome = search.run(req, show)
     print("\n".join(summary_lines(outcome.doc, outcome.path, outcome.best_run,
@@ -125,3 +133,4 @@ def register(sub: argparse._SubParsersAction) -> None:
     opt.add_argument("--seed", type=int, help="sampler seed (default: [optimize].seed)")
     opt.add_argument("--out", help="output directory (default: [report].out)")
     add_set(opt)
+    add_allow_external(opt)

@@ -48,10 +48,19 @@ def to_json(data: Any) -> str:
     return json.dumps(data, indent=2, sort_keys=True, allow_nan=False, default=str) + "\n"
 
 
+def current_umask() -> int:
+    """The process umask (read by setting it and restoring it at once)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file in the same directory and an atomic rename."""
+    """Write ``text`` to ``path`` via a temp file in the same directory and an atomic rename.
+    The file gets the mode any new file gets (0644 under umask 022), not mkstemp's 0600."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
             handle.write(text)
             handle.flush()
@@ -89,9 +98,7 @@ def write_dir_atomically(final: Path, fill: Callable[[Path], None]) -> Path:
         parent.mkdir(parents=True, exist_ok=True)
         remove_stale(parent, final.name)
         tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{final.name}.tmp-{os.getpid()}-"))
-        umask = os.umask(0)
-        os.umask(umask)
-        tmp.chmod(0o777 & ~umask)  # mkdtemp makes 0700; a report is as readable as any file
+        tmp.chmod(0o777 & ~current_umask())  # mkdtemp makes 0700; a report is readable
     except OSError as exc:
         raise OutputError(f"{parent}: expected a writable output directory, found "
                           f"{exc.strerror.lower() if exc.strerror else exc}") from None
@@ -110,8 +117,10 @@ def write_dir_atomically(final: Path, fill: Callable[[Path], None]) -> Path:
     return final
 
 
-def trades_csv(trades: pd.DataFrame) -> str:
-    return trades.to_csv(index=False, date_format="%Y-%m-%dT%H:%M:%SZ", float_format="%.10g")
+def records_csv(records: pd.DataFrame) -> str:
+    """Trades or orders as CSV: ISO UTC times, floats to 10 significant digits. An open
+    position is one trade row with status "open", marked to the last close."""
+    return records.to_csv(index=False, date_format="%Y-%m-%dT%H:%M:%SZ", float_format="%.10g")
 
 
 def equity_csv(equity: pd.DataFrame) -> str:
@@ -135,12 +144,15 @@ def equity_csv(equity: pd.DataFrame) -> str:
 
 
 def write_run(out_dir: Path, report: dict[str, Any], trades: pd.DataFrame,
-              equity: pd.DataFrame, html: str | None) -> Path:
-    """Write one run's directory ``out_dir/<run_id>/`` atomically and return its path."""
+              orders: pd.DataFrame, equity: pd.DataFrame, html: str | None) -> Path:
+    """Write one run's directory ``out_dir/<run_id>/`` atomically and return its path:
+    report.json, trades.csv (one row per position), orders.csv (every fill, so each tranche
+    buy shows), equity.csv and report.html."""
     final = confined(out_dir, report["run_id"])
 
     def fill(tmp: Path) -> None:
-        (tmp / "trades.csv").write_text(trades_csv(trades), encoding="utf-8")
+        (tmp / "trades.csv").write_text(records_csv(trades), encoding="utf-8")
+        (tmp / "orders.csv").write_text(records_csv(orders), encoding="utf-8")
         (tmp / "equity.csv").write_text(equity_csv(equity), encoding="utf-8")
         (tmp / "report.json").write_text(to_json(report), encoding="utf-8")
         if html is not None:
