@@ -21,6 +21,25 @@ import optuna
 from backtest import cli, pipeline
 from backtest.optimize import evaluate
 
+#: A small search that trades in both folds (the kill tests and the PostgreSQL tests share it).
+SEARCH_CONFIG = """
+[data]
+dataset = "btcusdt_1d"
+start = 2021-01-01
+end = 2026-03-31
+[strategy]
+name = "reclaim_80k"
+[report]
+html = false
+[optimize]
+seed = 3
+[optimize.validation]
+kind = "walk_forward"
+folds = 2
+[optimize.params]
+level_mode = { fixed = "ath_fraction" }
+"""
+
 
 def die() -> None:
     os.kill(os.getpid(), signal.SIGKILL)

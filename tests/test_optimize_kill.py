@@ -19,28 +19,12 @@ from pathlib import Path
 import pytest
 
 from backtest.optimize import storage
+from tests.killpoint import SEARCH_CONFIG as CONFIG
 
 ROOT = Path(__file__).resolve().parents[1]
 TRIALS = 10
 BOUND_S = 240  # generous: a resume takes seconds alone, this is the hang detector
 
-CONFIG = """
-[data]
-dataset = "btcusdt_1d"
-start = 2021-01-01
-end = 2026-03-31
-[strategy]
-name = "reclaim_80k"
-[report]
-html = false
-[optimize]
-seed = 3
-[optimize.validation]
-kind = "walk_forward"
-folds = 2
-[optimize.params]
-level_mode = { fixed = "ath_fraction" }
-"""
 
 
 @pytest.fixture(scope="module")

@@ -19,32 +19,13 @@ from pathlib import Path
 import pytest
 
 from backtest.optimize import storage
+from tests.killpoint import SEARCH_CONFIG as CONFIG
 
 ROOT = Path(__file__).resolve().parents[1]
 TRIALS = 30
 
 pytestmark = pytest.mark.postgres
 
-CONFIG = """
-[data]
-dataset = "btcusdt_1d"
-start = 2021-01-01
-end = 2026-03-31
-[strategy]
-name = "break_below_74k"
-[report]
-html = false
-[optimize]
-seed = 5
-[optimize.validation]
-kind = "anchored"
-folds = 2
-[optimize.params]
-mode = { fixed = "short" }
-level = { low = 60000.0, high = 80000.0 }
-target = { low = 40000.0, high = 59000.0 }
-stop_level = { low = 81000.0, high = 95000.0 }
-"""
 
 
 def pg_url() -> str:
