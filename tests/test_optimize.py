@@ -124,13 +124,6 @@ def test_narrowing_outside_the_strategy_space_is_refused(tmp_path: Path) -> None
         space.search_space(strategies.get("break_below_74k"), opt, str(path))
 
 
-def test_mask_url() -> None:
-    assert storage.mask_url("postgresql://u:secret@host/db") == "postgresql://u:***@host/db"
-    assert storage.mask_url("postgresql+psycopg://u@host/db") == "postgresql+psycopg://u@host/db"
-    assert storage.mask_url("see postgres://a:b%40c@h:5432/x now") == \
-        "see postgres://a:***@h:5432/x now"
-
-
 def test_unreachable_storage_never_prints_the_password(tmp_path: Path) -> None:
     # Port 9 (discard) on loopback: nothing listens, the connection is refused at once.
     url = "postgresql://u:secret@127.0.0.1:9/db"

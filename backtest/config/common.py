@@ -2,18 +2,63 @@
 
 from __future__ import annotations
 
+import types
+import typing
 from datetime import UTC, date, datetime
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
 SCHEMA_VERSION = 1
+# pandas' nanosecond range, to the day inside it
+FIRST_TIME = datetime(1677, 9, 22, tzinfo=UTC)
+LAST_TIME = datetime(2262, 4, 11, tzinfo=UTC)
 
 
 
 class _Strict(BaseModel):
-    """Frozen model that refuses unknown keys and NaN/inf floats."""
+    """Frozen model that refuses unknown keys, NaN/inf floats, a bool where no bool is expected
+    (pydantic would read ``trials = true`` as 1), an empty text where a name or path may be
+    left out (``window = ""`` would silently mean no window), and datetimes pandas cannot hold.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_silent_coercion(cls, value: Any, info: ValidationInfo) -> Any:
+        field = cls.model_fields.get(info.field_name or "")
+        kinds = _leaf_types(field.annotation) if field is not None else {Any}
+        if Any in kinds:
+            return value
+        if isinstance(value, bool) and bool not in kinds:
+            wanted = "an integer" if int in kinds else "a number" if float in kinds else "a text"
+            raise ValueError(f"{wanted}, found {value}")
+        if value == "" and str in kinds and type(None) in kinds:
+            raise ValueError("a non-empty text (leave the key out for none), found ''")
+        return value
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _pandas_time(cls, value: Any) -> Any:
+        if isinstance(value, datetime) and not FIRST_TIME <= value <= LAST_TIME:
+            raise ValueError(f"a time between {FIRST_TIME:%Y-%m-%d} and {LAST_TIME:%Y-%m-%d} "
+                             f"(what pandas can hold), found {value:%Y-%m-%d}")
+        return value
+
+
+def _leaf_types(annotation: Any) -> set[Any]:
+    """The types an annotation admits at its top level (``int | None`` -> {int, NoneType})."""
+    if annotation is Any:
+        return {Any}
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return set().union(*(_leaf_types(arg) for arg in args))
+    if typing.get_origin(annotation) is typing.Annotated:
+        return _leaf_types(args[0])
+    if typing.get_origin(annotation) is typing.Literal:
+        return {type(arg) for arg in args}
+    return {typing.get_origin(annotation) or annotation}
 
 
 

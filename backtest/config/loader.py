@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import re
+import sys
 import tomllib
 import typing
 from pathlib import Path
@@ -17,12 +20,16 @@ from pydantic import BaseModel, ValidationError
 
 from backtest.config.run import RunConfig
 from backtest.errors import ConfigError, did_you_mean
+from backtest.limits import CONFIG_BYTES, MAX_DEPTH, depth, read_capped
 from backtest.redact import mask_secrets
+
+_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    """A config file's tables: a regular UTF-8 file of at most 1 MiB, nested at most 32 deep."""
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = read_capped(path, CONFIG_BYTES, ConfigError, "a TOML file").decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
     except IsADirectoryError:
@@ -30,11 +37,26 @@ def _read_toml(path: Path) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: expected UTF-8 text, found byte 0x{text_byte(exc)} at "
                           f"offset {exc.start}") from None
+    except OSError as exc:  # a symlink loop (ELOOP), no permission, an I/O error
+        raise ConfigError(f"{path}: expected a readable TOML file, found "
+                          f"{(exc.strerror or str(exc)).lower()}") from None
     try:
-        return tomllib.loads(text)
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except ValueError:  # Python refuses to convert integers of more than 4300 digits
+        raise ConfigError(f"{path}: invalid TOML: expected integers of at most "
+                          f"{sys.get_int_max_str_digits()} digits, found a longer one") from None
+    except RecursionError:
+        raise _too_deep(str(path)) from None
+    if depth(raw) > MAX_DEPTH:
+        raise _too_deep(str(path))
+    return raw
 
+
+def _too_deep(where: str) -> ConfigError:
+    return ConfigError(f"{where}: expected tables and arrays nested at most {MAX_DEPTH} deep, "
+                       f"found deeper")
 
 
 def text_byte(exc: UnicodeDecodeError) -> str:
@@ -54,10 +76,13 @@ def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 def _load_with_extends(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    resolved = path.resolve()
+    resolved = Path(os.path.realpath(path))  # never raises: a symlink loop fails when read
     if resolved in seen:
         chain = " -> ".join(str(p) for p in (*seen, resolved))
         raise ConfigError(f"{seen[0]}: extends: expected no cycle, found {chain}")
+    if len(seen) >= MAX_DEPTH:
+        raise ConfigError(f"{seen[0]}: extends: expected a chain of at most {MAX_DEPTH} files, "
+                          f"found a longer one")
     raw = _read_toml(path)
     parent = raw.pop("extends", None)
     if parent is None:
@@ -69,18 +94,34 @@ def _load_with_extends(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:
-    """Split ``a.b=value``; the value is read as a TOML value, else kept as a string."""
+    """Split ``a.b=value``; the value is read as a TOML value, else kept as a string.
+
+    One override is one line: a line break or another control character is refused (TOML
+    would read ``a=1\nb=2`` as two keys and the second would be silently dropped)."""
     key, sep, text = item.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"--set {item}: expected KEY=VALUE, found no '='")
+    control = next((ch for ch in item if ch < " " or ch == "\x7f"), None)
+    if control is not None:
+        raise ConfigError(f"--set {item}: expected KEY=VALUE on one line, found control "
+                          f"character {control!r}")
+    keys = key.strip().split(".")
+    bad = next((k for k in keys if not _KEY.fullmatch(k)), None)
+    if bad is not None or len(keys) > MAX_DEPTH:
+        raise ConfigError(f"--set {item}: expected a dotted key of at most {MAX_DEPTH} names "
+                          f"made of letters, digits, '_' and '-', found {key.strip()!r}")
     try:
         value = tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
         value = text
+    except (ValueError, RecursionError):  # a 5,000-digit integer, arrays nested 1,000 deep
+        raise ConfigError(f"--set {item}: expected a value nested at most {MAX_DEPTH} deep with "
+                          f"integers of at most {sys.get_int_max_str_digits()} digits") from None
     if isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(f"--set {item}: expected a finite number, found {text}")
-    return key.strip().split("."), value
-
+    if depth(value) + len(keys) > MAX_DEPTH:
+        raise _too_deep(f"--set {item}")
+    return keys, value
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:

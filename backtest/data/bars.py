@@ -23,6 +23,7 @@ import re
 import tomllib
 import warnings
 import zlib
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ import pandas as pd
 
 from backtest.config.data import DataConfig
 from backtest.errors import ConfigError, DataError, did_you_mean
+from backtest.limits import DATA_BYTES, read_capped
 from backtest.redact import mask_secrets
 from backtest.types import OHLCV, Bars
 
@@ -48,6 +50,10 @@ UNIT_SECONDS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 8640
 # Epoch magnitude bands: below 1e11 is seconds (until year 5138), below 1e14 milliseconds, below
 # 1e17 microseconds (Binance spot klines since 2025).
 _EPOCH_UNITS = (("s", 1e11), ("ms", 1e14), ("us", 1e17))
+# what a nanosecond pandas index can hold, to the whole second
+_FIRST_TIME = pd.Timestamp(pd.Timestamp.min.ceil("s"), tz="UTC")
+_LAST_TIME = pd.Timestamp(pd.Timestamp.max.floor("s"), tz="UTC")
+_TIME_RANGE = f"{_FIRST_TIME:%Y-%m-%dT%H:%M:%SZ} and {_LAST_TIME:%Y-%m-%dT%H:%M:%SZ}"
 
 
 class DataWarning(UserWarning):
@@ -131,8 +137,9 @@ def read_user_bytes(path: Path) -> tuple[bytes, str]:
 
 
 def _read_file(path: Path) -> bytes:
+    """A regular file of at most :data:`~backtest.limits.DATA_BYTES` (never a FIFO or device)."""
     try:
-        return path.read_bytes()
+        return read_capped(path, DATA_BYTES, DataError, "a data file")
     except FileNotFoundError:
         raise DataError(mask_secrets(f"{path}: expected an existing data file, found no such "
                                      f"file")) from None
@@ -145,10 +152,16 @@ def _read_file(path: Path) -> bytes:
 
 
 def _gunzip(path: Path, blob: bytes) -> bytes:
+    """Decompressed bytes, at most :data:`~backtest.limits.DATA_BYTES` (no gzip bomb)."""
     try:
-        return gzip.decompress(blob)
+        with gzip.GzipFile(fileobj=io.BytesIO(blob)) as stream:
+            data = stream.read(DATA_BYTES + 1)
     except (OSError, EOFError, zlib.error) as exc:
         raise DataError(f"{path}: expected gzip data, found a corrupt stream ({exc})") from None
+    if len(data) > DATA_BYTES:
+        raise DataError(f"{path}: expected at most {DATA_BYTES >> 30} GiB of data once "
+                        f"decompressed, found more")
+    return data
 
 
 # ---------------------------------------------------------------- generic table reading
@@ -202,6 +215,10 @@ def _check_header(label: str, line: str, header: list[str], required: tuple[str,
         hint = f"; the delimiter looks like {delim!r}, use ','" if delim else ""
         raise DataError(f"{label}: header: expected comma-separated columns "
                         f"({', '.join(required)}), found one column {line[:60]!r}{hint}")
+    repeated = [name for name, count in Counter(header).items() if count > 1]
+    if repeated:
+        raise DataError(f"{label}: header: expected unique column names, found "
+                        f"{repeated[0]!r} {header.count(repeated[0])} times")
     for column in required:
         if column not in header:
             raise DataError(f"{label}: column {column!r}: expected a column named {column!r}, "
@@ -262,7 +279,20 @@ def parse_timestamps(label: str, column: pd.Series) -> pd.DatetimeIndex:
         index = _from_epoch(label, numbers.to_numpy(dtype="float64"))
     else:
         index = _from_iso(label, column)
+    missing = np.flatnonzero(index.isna())
+    if missing.size:
+        raise DataError(f"{label}: row {missing[0] + 1}: column 'timestamp': expected a "
+                        f"timestamp, found a missing value (NaT)")
+    _check_pandas_range(label, index)
     return index.as_unit("ns").rename("timestamp")
+
+
+def _check_pandas_range(label: str, index: pd.DatetimeIndex) -> None:
+    """Pandas holds nanosecond timestamps from 1677-09-21 to 2262-04-11 only."""
+    outside = np.flatnonzero(np.asarray((index < _FIRST_TIME) | (index > _LAST_TIME)))
+    if outside.size:
+        raise DataError(f"{label}: row {outside[0] + 1}: column 'timestamp': expected a time "
+                        f"between {_TIME_RANGE}, found {_iso(index[outside[0]])}")
 
 
 def _from_epoch(label: str, values: np.ndarray) -> pd.DatetimeIndex:
@@ -282,7 +312,15 @@ def _from_epoch(label: str, values: np.ndarray) -> pd.DatetimeIndex:
         first_unit, unit = _EPOCH_UNITS[codes[0]][0], _EPOCH_UNITS[codes[row]][0]
         raise DataError(f"{label}: row {row + 1}: expected epoch {first_unit} like row 1, "
                         f"found {values[row]:.0f} (epoch {unit}); mixed units in one column")
-    return pd.DatetimeIndex(pd.to_datetime(values, unit=_EPOCH_UNITS[codes[0]][0], utc=True))
+    unit = _EPOCH_UNITS[codes[0]][0]
+    seconds = values / {"s": 1, "ms": 1e3, "us": 1e6}[unit]
+    outside = np.flatnonzero((seconds < _FIRST_TIME.timestamp())
+                             | (seconds > _LAST_TIME.timestamp()))
+    if outside.size:
+        row = int(outside[0])
+        raise DataError(f"{label}: row {row + 1}: column 'timestamp': expected a time between "
+                        f"{_TIME_RANGE}, found epoch {unit} {values[row]:.0f}")
+    return pd.DatetimeIndex(pd.to_datetime(values, unit=unit, utc=True))
 
 
 def _from_iso(label: str, column: pd.Series) -> pd.DatetimeIndex:
@@ -346,6 +384,18 @@ def _modal_spacing(label: str, index: pd.DatetimeIndex) -> pd.Timedelta:
     return pd.Timedelta(int(values[np.argmax(counts)]), unit="ns")
 
 
+def _check_declared_timeframe(label: str, index: pd.DatetimeIndex, delta: pd.Timedelta,
+                              where: str) -> None:
+    """A declared timeframe must be the bars' usual spacing (1h declared on daily bars would
+    otherwise pass as daily bars with 23 missing bars between each)."""
+    if len(index) >= 2:
+        spacing = _modal_spacing(label, index)
+        if spacing != delta:
+            raise ConfigError(f"{where}: expected the spacing of the bars in {label} "
+                              f"({describe_delta(spacing)[0]}), found "
+                              f"{describe_delta(delta)[0]!r}")
+
+
 def find_gaps(label: str, index: pd.DatetimeIndex,
               delta: pd.Timedelta) -> list[tuple[pd.Timestamp, pd.Timestamp, int]]:
     """Missing bars as (first missing, last missing, count); off-grid spacing raises."""
@@ -396,6 +446,8 @@ def load_bars(cfg: DataConfig, source: str = "config") -> tuple[Bars, DataInfo]:
     if timeframe is None:
         timeframe = describe_delta(_modal_spacing(label, index))[0]
     delta = timeframe_delta(timeframe, f"{source}: data.timeframe")
+    if cfg.timeframe is not None:
+        _check_declared_timeframe(label, index, delta, f"{source}: data.timeframe")
     gaps = find_gaps(label, index, delta)
     bars = _slice(bars, cfg, source, name)
     first, last = bars.index[0], bars.index[-1]
@@ -429,9 +481,11 @@ def _sniff_csv(raw: bytes) -> str:
 
 
 def _read_parquet(label: str, raw: bytes) -> pd.DataFrame:
+    import pyarrow as pa
+
     try:
         frame = pd.read_parquet(io.BytesIO(raw))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, TypeError, NotImplementedError, pa.ArrowException) as exc:
         raise DataError(f"{label}: expected a Parquet file, found unreadable bytes ({exc})") \
             from None
     if "timestamp" not in frame.columns and frame.index.name == "timestamp":

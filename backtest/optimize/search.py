@@ -23,9 +23,10 @@ from backtest.config.optimize import OptimizeConfig, load
 from backtest.errors import ConfigError
 from backtest.optimize.evaluate import PHASES, Evaluator
 from backtest.optimize.space import grid_values, search_space
-from backtest.optimize.storage import COMPLETE, count_states, mask_url, quiet_optuna, recover_stale
+from backtest.optimize.storage import COMPLETE, count_states, quiet_optuna, recover_stale
 from backtest.optimize.summary import is_feasible, summarize
 from backtest.optimize.workers import Request, run_children, work
+from backtest.redact import mask_secrets
 from backtest.report import files as report
 from backtest.report import html
 
@@ -180,7 +181,10 @@ def request_from_cli(config: str, overrides: Sequence[str], *, trials: int | Non
         raise ConfigError(f"command line: --jobs: expected 1..256 workers, found {jobs}")
     if storage is not None and "://" not in storage:
         raise ConfigError(f"command line: --storage: expected a database URL such as "
-                          f"postgresql://user:password@host/db, found {mask_url(storage)!r}")
+                          f"postgresql://user:password@host/db, found {mask_secrets(storage)!r}")
+    if cfg.strategy is None:
+        raise ConfigError(f"{config}: strategies: expected one [strategy] table to optimize, "
+                          f"found [[strategies]] with {len(cfg.strategies or [])} entries")
     spec = strategies.get(cfg.strategy.name, config)
     name = report.safe_name(study or cfg.name or Path(config).stem)
     return Request(cfg, opt, spec, config, name, Path(out or cfg.report.out), storage, jobs)

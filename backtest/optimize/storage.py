@@ -1,22 +1,21 @@
 """Where a study lives: an Optuna journal file (default; a kernel lock, torn records repaired) or
-a database URL (heartbeats, retries); stale-trial recovery and credential masking of URLs."""
+a database URL (heartbeats, retries); stale-trial recovery."""
 
 from __future__ import annotations
 
 import fcntl
 import importlib.util
 import os
-import re
 import socket
 import time
 import warnings
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import optuna
 
 from backtest.errors import OutputError
+from backtest.redact import mask_secrets
 from backtest.report import files as report
 
 COMPLETE, RUNNING, WAITING = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING,
@@ -25,23 +24,6 @@ COMPLETE, RUNNING, WAITING = (optuna.trial.TrialState.COMPLETE, optuna.trial.Tri
 
 
 HEARTBEAT_S, GRACE_S, MAX_RETRY, OPEN_ATTEMPTS = 5, 20, 3, 4
-
-
-
-_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s]*:)[^@\s]*@")
-
-
-
-def mask_url(url: str) -> str:
-    """``scheme://user:secret@host/db`` -> ``scheme://user:***@host/db`` (anywhere in a text)."""
-    return _PASSWORD.sub(r"\g<head>***@", url)
-
-
-
-def mask_text(text: str, url: str | None) -> str:
-    secret = urlsplit(url).password if url and "://" in url else None
-    masked = mask_url(text)
-    return masked.replace(secret, "***") if secret else masked
 
 
 
@@ -128,8 +110,8 @@ def open_storage(url: str | None, journal: Path) -> optuna.storages.BaseStorage:
                 time.sleep(0.5 * (attempt + 1))
                 continue
             first = text.splitlines()[0] if text else type(exc).__name__
-            raise OutputError(f"--storage {mask_url(url)}: expected a reachable database, "
-                              f"found {mask_text(first, url)}") from None
+            raise OutputError(f"--storage {mask_secrets(url, url)}: expected a reachable "
+                              f"database, found {mask_secrets(first, url)}") from None
     raise AssertionError("unreachable")
 
 
