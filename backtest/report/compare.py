@@ -72,9 +72,5 @@ def compare(paths: list[Path], out: Path | None,
         page = html.render_compare(runs, names)
         if not out.parent.is_dir():
             raise OutputError(f"{out}: --out: expected an existing directory, found none")
-        try:
-            report.atomic_write_text(out, page)
-        except OSError as exc:
-            raise OutputError(f"{out}: --out: expected a writable file, found "
-                              f"{exc.strerror or exc}") from None
+        report.atomic_write_text(out, page)
     return metric_table(runs, names)

@@ -206,19 +206,27 @@ class RunRecords:
     path: Path
 
 
+TRADE_COLUMNS = ("entry_time", "exit_time", "direction", "entry_price", "exit_price",
+                 "exit_reason")
+
+
 def read_run_dir(run_dir: Path) -> RunRecords:
-    """Load ``report.json``, ``trades.csv`` and ``equity.csv`` of a run (or from beside a JSON)."""
+    """Load ``report.json``, ``trades.csv`` and ``equity.csv`` of a run (or from beside a JSON),
+    each checked (:mod:`backtest.report.files`): a tampered file is one line, exit 2."""
     run_dir = Path(run_dir)
     rep = report_io.read_report(run_dir)
     base = run_dir if run_dir.is_dir() else run_dir.parent
-    files = rep.get("files", {})
-    equity_path = base / files.get("equity", "equity.csv")
-    trades_path = base / files.get("trades", "trades.csv")
+    equity_path = report_io.run_file(base, rep, "equity", "equity.csv")
+    trades_path = report_io.run_file(base, rep, "trades", "trades.csv")
     equity = pd.DataFrame()
-    if equity_path.is_file():
-        equity = pd.read_csv(equity_path)
-        equity.index = pd.DatetimeIndex(pd.to_datetime(equity.pop("timestamp"), utc=True))
-    trades = pd.read_csv(trades_path) if trades_path.is_file() else pd.DataFrame()
+    if equity_path.exists():
+        equity = report_io.read_table(equity_path, ("timestamp", "equity"), times=("timestamp",),
+                                      filled=("timestamp", "equity"))
+        equity.index = pd.DatetimeIndex(equity.pop("timestamp"))
+    trades = pd.DataFrame()
+    if trades_path.exists():
+        trades = report_io.read_table(trades_path, TRADE_COLUMNS, times=TRADE_COLUMNS[:2],
+                                      texts=("direction", "exit_reason", "status"))
     return RunRecords(report=rep, trades=trades, equity=equity, path=base)
 
 
