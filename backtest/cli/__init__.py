@@ -60,18 +60,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         return _fail(args.debug, EXIT_USER, "error", str(exc))
     except OSError as exc:  # the machine, not crashbt: name the file and the reason
-        return _fail(args.debug, EXIT_USER, "error", describe_os_error(exc))
+        return _fail(args.debug, EXIT_USER, "error", describe_os_error(exc, args))
     except KeyboardInterrupt:
         _say("crashbt: interrupted")
         return EXIT_INTERRUPTED
-    except Exception as exc:  # a bug: say so in one line, traceback with --debug
+    except Exception as exc:  # a bug, unless a library wrapped the world's failure in its own
+        cause = world_cause(exc)
+        if isinstance(cause, UserError):
+            return _fail(args.debug, EXIT_USER, "error", str(cause))
+        if isinstance(cause, OSError):
+            return _fail(args.debug, EXIT_USER, "error", describe_os_error(cause, args))
         return _fail(args.debug, EXIT_BUG, "internal error",
                      f"{type(exc).__name__}: {exc} (re-run with --debug for the traceback)")
 
 
-def describe_os_error(exc: OSError) -> str:
-    """``<file>: expected a usable file or directory, found <reason>`` for any ``OSError``."""
-    where = exc.filename if exc.filename is not None else "(unnamed file)"
+def world_cause(exc: BaseException) -> BaseException | None:
+    """The ``UserError`` or ``OSError`` an exception was raised while handling, if any (Optuna
+    turns a full disk under its journal into ``AssertionError: Should not reach``)."""
+    from backtest.errors import UserError
+
+    seen: set[int] = set()
+    link: BaseException | None = exc
+    while link is not None and id(link) not in seen:
+        if isinstance(link, (UserError, OSError)):
+            return link
+        seen.add(id(link))
+        link = link.__cause__ or link.__context__
+    return None
+
+
+def describe_os_error(exc: OSError, args: argparse.Namespace) -> str:
+    """``<file>: expected a usable file or directory, found <reason>`` for any ``OSError``;
+    without a file name, the command's output directory is the likely place."""
+    out = getattr(args, "out", None)
+    where = exc.filename or (f"{out} (--out)" if out else "the output directory")
     reason = (exc.strerror or type(exc).__name__).lower()
     return f"{where}: expected a usable file or directory, found {reason}"
 

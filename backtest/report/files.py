@@ -16,6 +16,7 @@ import math
 import os
 import re
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -60,6 +61,10 @@ def atomic_write_text(path: Path, text: str) -> None:
     (disk full, read-only, no permission) is one :class:`OutputError` naming ``path``.
     """
     try:
+        kind = path.lstat().st_mode if os.path.lexists(path) else stat.S_IFREG
+        if not (stat.S_ISREG(kind) or stat.S_ISLNK(kind)):  # never replace /dev/null or a dir
+            raise OutputError(f"{path}: expected a regular file to write, found "
+                              f"{'a directory' if stat.S_ISDIR(kind) else 'a special file'}")
         sweep(path.parent, inside=False)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-{os.getpid()}-")
     except OSError as exc:
@@ -228,9 +233,11 @@ def read_report(run_dir: Path) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise OutputError(f"{path}: expected valid JSON, found an error at line {exc.lineno}") \
             from None
-    except (ValueError, RecursionError) as exc:  # huge integers, NaN, nesting
-        raise OutputError(f"{path}: expected a report.json, found {str(exc)[:120] or 'nesting'}"
-                          f" too deep") from None
+    except RecursionError:
+        raise OutputError(f"{path}: expected JSON nested at most {MAX_DEPTH} deep, found "
+                          f"deeper") from None
+    except ValueError as exc:  # NaN or Infinity, integers of more than 4300 digits
+        raise OutputError(f"{path}: expected JSON numbers, found {str(exc)[:120]}") from None
     if depth(report) > MAX_DEPTH:
         raise OutputError(f"{path}: expected JSON nested at most {MAX_DEPTH} deep, found deeper")
     if not isinstance(report, dict):
@@ -240,6 +247,10 @@ def read_report(run_dir: Path) -> dict[str, Any]:
         raise OutputError(f"{path}: schema_version: expected {SCHEMA_VERSION} (written by this "
                           f"crashbt), found {str(version)[:40]}")
     check_shape(report, REPORT_SHAPE, path)
+    for key in ("by_regime", "by_window"):  # a "strategy" table means the split form
+        block = report.get(key)
+        if isinstance(block, dict) and isinstance(block.get("strategy"), dict):
+            check_shape(block, _SPLIT_TABLES, path, key)
     init_cash = report["config"]["execution"]["init_cash"]
     if not 0 < init_cash < math.inf:
         raise _wrong(path, "config.execution.init_cash", "a positive number", init_cash)
@@ -247,7 +258,7 @@ def read_report(run_dir: Path) -> dict[str, Any]:
 
 
 def _no_constant(name: str) -> None:
-    raise ValueError(f"JSON numbers only, found {name}")
+    raise ValueError(name)
 
 
 class Each:
@@ -258,6 +269,11 @@ class Each:
 
 
 NUMBER = (int, float, type(None))  # metrics may be null (undefined), never text or a bool
+# by_regime / by_window: {"strategy": {segment: metrics}, "buy_and_hold": ...} or, from older
+# reports, {segment: metrics}
+_TABLES = Each(dict, Each(dict, NUMBER))
+_SPLIT_TABLES = {"strategy": _TABLES, "buy_and_hold?": (_TABLES, type(None))}
+SEGMENTS = (_SPLIT_TABLES, _TABLES, type(None))
 # what report.json must hold for ``report`` and ``compare`` to render it; "key?" is optional
 REPORT_SHAPE: dict[str, Any] = {
     "run_id": str, "engine": str, "metrics": Each(dict, NUMBER), "benchmark?": Each(dict, NUMBER),
@@ -267,8 +283,8 @@ REPORT_SHAPE: dict[str, Any] = {
     "config": {"data": dict, "execution": {"init_cash": (int, float)}},
     "files?": {"equity?": str, "trades?": str},
     "regime_spans?": (Each(list, {"regime": str, "start": str, "end": str}), type(None)),
-    "by_regime?": (Each(dict, (dict, type(None))), type(None)),
-    "by_window?": (Each(dict, (dict, type(None))), type(None)),
+    "by_regime?": SEGMENTS,
+    "by_window?": SEGMENTS,
 }
 
 
