@@ -28,13 +28,14 @@ _URL_PASSWORD = re.compile(
 # key=value, key: value, "key": "value" where the key contains a secret word
 _KEY_VALUE = re.compile(
     rf"(?P<head>(?<![\w.-])[\w.-]{{0,40}}?{_SECRET_WORDS}[\w.-]{{0,40}}['\"]?\s*[=:]\s*['\"]?)"
-    r"[^\s&;,'\"]+", re.IGNORECASE)
+    r"(?:[^\s&;,'\":]|:(?![\s'\"]|$))+", re.IGNORECASE)  # a ':' ending the value is text
 _SECRET_KEY = re.compile(_SECRET_WORDS, re.IGNORECASE)
 _MIN_LITERAL = 4  # shorter known secrets are only masked in their URL and key=value places
 
 
 def url_secrets(url: str | None) -> list[str]:
-    """The password and secret-named query values of ``url``, raw and percent-decoded."""
+    """The password and secret-named query values of ``url``, raw, percent-decoded and in
+    pieces split at ``@`` and ``:``."""
     if not url or "://" not in url:
         return []
     try:
@@ -46,7 +47,10 @@ def url_secrets(url: str | None) -> list[str]:
         if "@" in netloc and ":" in netloc[:netloc.rindex("@")] else []
     found += [value for key, value in parse_qsl(parts.query, keep_blank_values=True)
               if _SECRET_KEY.search(key)]
+    # drivers split a password with '@' at the wrong place and print the pieces
+    pieces = [piece for secret in found for piece in re.split(r"[@:]", unquote(secret))]
     forms = {form for secret in found for form in (secret, unquote(secret), quote(secret))}
+    forms.update(pieces)
     return sorted((f for f in forms if len(f) >= _MIN_LITERAL), key=len, reverse=True)
 
 

@@ -58,19 +58,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return _reader_gone()
     except UserError as exc:
-        return _fail(args.debug, EXIT_USER, "error", str(exc))
+        return _fail(args, EXIT_USER, "error", str(exc))
     except OSError as exc:  # the machine, not crashbt: name the file and the reason
-        return _fail(args.debug, EXIT_USER, "error", describe_os_error(exc, args))
+        return _fail(args, EXIT_USER, "error", describe_os_error(exc, args))
     except KeyboardInterrupt:
         _say("crashbt: interrupted")
         return EXIT_INTERRUPTED
     except Exception as exc:  # a bug, unless a library wrapped the world's failure in its own
         cause = world_cause(exc)
         if isinstance(cause, UserError):
-            return _fail(args.debug, EXIT_USER, "error", str(cause))
+            return _fail(args, EXIT_USER, "error", str(cause))
         if isinstance(cause, OSError):
-            return _fail(args.debug, EXIT_USER, "error", describe_os_error(cause, args))
-        return _fail(args.debug, EXIT_BUG, "internal error",
+            return _fail(args, EXIT_USER, "error", describe_os_error(cause, args))
+        return _fail(args, EXIT_BUG, "internal error",
                      f"{type(exc).__name__}: {exc} (re-run with --debug for the traceback)")
 
 
@@ -98,13 +98,16 @@ def describe_os_error(exc: OSError, args: argparse.Namespace) -> str:
     return f"{where}: expected a usable file or directory, found {reason}"
 
 
-def _fail(debug: bool, code: int, kind: str, text: str) -> int:
+def _fail(args: argparse.Namespace, code: int, kind: str, text: str) -> int:
+    """One masked, terminal-safe line (the secrets of ``--storage`` masked wherever they are)."""
     from backtest.redact import mask_secrets, terminal_safe
 
-    if debug:
-        traceback.print_exc()
+    storage = getattr(args, "storage", None)
+    if args.debug:  # the traceback is masked too; its lines stay lines
+        for line in traceback.format_exc().splitlines():
+            _say(terminal_safe(mask_secrets(line[:MASK_WINDOW], storage)))
     # cut before masking too: a hostile megabyte of text must not slow the masker
-    _say(f"crashbt: {kind}: {terminal_safe(mask_secrets(text[:MASK_WINDOW]))}")
+    _say(f"crashbt: {kind}: {terminal_safe(mask_secrets(text[:MASK_WINDOW], storage))}")
     return code
 
 
