@@ -33,7 +33,7 @@ import pandas as pd
 
 from backtest.config.data import DataConfig
 from backtest.errors import ConfigError, DataError, did_you_mean
-from backtest.limits import DATA_BYTES, read_capped
+from backtest.limits import CONFIG_BYTES, DATA_BYTES, read_capped
 from backtest.redact import mask_secrets
 from backtest.types import OHLCV, Bars
 
@@ -93,13 +93,22 @@ def manifest() -> dict[str, dict[str, Any]]:
     """The ``[datasets.*]`` tables of ``datasets/manifest.toml``, keyed by dataset name."""
     path = datasets_dir() / "manifest.toml"
     try:
-        with path.open("rb") as handle:
-            return dict(tomllib.load(handle)["datasets"])
+        text = read_capped(path, CONFIG_BYTES, DataError, "the dataset manifest")
+        entries = dict(tomllib.loads(text.decode("utf-8"))["datasets"])
     except FileNotFoundError:
         raise DataError(f"{path}: expected the dataset manifest, found no file (set "
                         f"CRASHBT_DATASETS to the datasets/ folder)") from None
-    except (tomllib.TOMLDecodeError, KeyError) as exc:
-        raise DataError(f"{path}: expected a [datasets] table in valid TOML, found {exc}") from None
+    except OSError as exc:
+        raise DataError(f"{path}: expected a readable dataset manifest, found "
+                        f"{(exc.strerror or str(exc)).lower()}") from None
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:  # bad TOML or UTF-8
+        raise DataError(f"{path}: expected a [datasets] table in valid TOML, found "
+                        f"{type(exc).__name__}: {str(exc)[:120]}") from None
+    odd = next((name for name, entry in entries.items() if not isinstance(entry, dict)), None)
+    if odd is not None:
+        raise DataError(f"{path}: datasets.{odd}: expected a table, found "
+                        f"{type(entries[odd]).__name__}")
+    return entries
 
 
 def list_datasets() -> list[dict[str, Any]]:
@@ -112,7 +121,7 @@ def list_datasets() -> list[dict[str, Any]]:
 def dataset_entry(name: str, where: str, kinds: tuple[str, ...] | None = None) -> dict[str, Any]:
     """The manifest entry of ``name``; unknown names and wrong kinds raise with a hint."""
     entries = manifest()
-    choices = [n for n, e in entries.items() if kinds is None or e["kind"] in kinds]
+    choices = [n for n, e in entries.items() if kinds is None or e.get("kind") in kinds]
     if name not in choices:
         raise DataError(f"{where}: expected one of {', '.join(choices)}, found {name!r}"
                         f"{did_you_mean(name, choices)}")
@@ -204,6 +213,9 @@ def read_csv_table(label: str, raw: bytes, required: tuple[str, ...],
         kwargs.update(header=None, names=list(names))
     try:
         return pd.read_csv(io.StringIO(body), dtype=dtypes, **kwargs)
+    except pd.errors.ParserError as exc:  # quoting the field counts could not check
+        raise DataError(f"{label}: expected CSV rows, found {str(exc).splitlines()[0][:160]}") \
+            from None
     except ValueError:
         frame = pd.read_csv(io.StringIO(body), dtype=str, **kwargs)
     raise _non_number(label, frame, numeric)
