@@ -163,3 +163,92 @@ def test_listing_commands(capsys: pytest.CaptureFixture[str], tmp_path: Path) ->
     code, out, _ = run_cli(["show-config", str(write_config(tmp_path)), "--set",
                             "execution.fee_rate=0.002"], capsys)
     assert code == 0 and json.loads(out)["execution"]["fee_rate"] == 0.002
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited (a writer killed mid-write)."""
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def test_leftovers_of_killed_writers_are_cleaned_by_the_next_run_of_any_id(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Temp files and directories of dead writers go; a set-aside previous report whose new
+    copy never arrived is put back; anything of a live writer is left alone."""
+    out = tmp_path / "out"
+    study, run_dir, page_dir = out / "study", out / "a-run", out / "another-run"
+    for folder in (study, run_dir, page_dir):
+        folder.mkdir(parents=True)
+    (page_dir / "report.json").write_text("{}")
+    dead, alive = dead_pid(), os.getpid()
+    stale = [study / f".optimization.json.tmp-{dead}-k2j4", run_dir / f".report.html.tmp-{dead}-",
+             out / f".x-1.tmp-{dead}-abc", out / f".compare-x.html.tmp-{dead}-q"]
+    for path in stale:
+        path.write_text("half-written")
+    (out / f".x-2.tmp-{dead}-d").mkdir()
+    aside = out / f".another-run.old-{dead}-"
+    page_dir.rename(aside)  # killed between "old aside" and "new in": no another-run left
+    live = study / f".optimization.json.tmp-{alive}-zz"
+    live.write_text("being written right now")
+    config = write_config(tmp_path, params="confirm_bars = 1")
+    code, _, err = run_cli(["run", str(config), "--out", str(out)], capsys)
+    assert code == 0, err
+    assert not any(p.exists() for p in stale) and not (out / f".x-2.tmp-{dead}-d").exists()
+    assert not aside.exists() and (page_dir / "report.json").read_text() == "{}"
+    assert live.exists()
+
+
+def test_a_failed_replacement_keeps_the_previous_report(tmp_path: Path) -> None:
+    from backtest.errors import OutputError
+    from backtest.report.files import write_dir_atomically
+
+    final = tmp_path / "out" / "run"
+    write_dir_atomically(final, lambda tmp: (tmp / "report.json").write_text("first"))
+
+    def fill_and_fail(tmp: Path) -> None:
+        (tmp / "report.json").write_text("second")
+        raise OSError(28, "No space left on device", str(tmp / "equity.csv"))
+
+    with pytest.raises(OutputError, match=r"equity\.csv: expected a writable output location, "
+                                          "found no space left on device"):
+        write_dir_atomically(final, fill_and_fail)
+    assert (final / "report.json").read_text() == "first"
+    assert sorted(p.name for p in final.parent.iterdir()) == ["run"]
+
+
+def test_reads_are_capped_and_regular_files_only(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """A sparse 5 GiB data file is refused from its size alone (nothing is read)."""
+    bars = tmp_path / "huge.csv"
+    with bars.open("wb") as handle:
+        handle.truncate(5 << 30)
+    config = write_config(tmp_path, source=f'path = "{bars}"')
+    code, _, err = run_cli(["run", str(config), "--out", str(tmp_path / "out")], capsys)
+    assert code == 2
+    assert "huge.csv: expected a data file of at most 4 GiB, found 5 GiB" in err
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
+def test_read_only_output_directory_exits_2(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    out.chmod(0o500)
+    try:
+        code, _, err = run_cli(["run", str(write_config(tmp_path)), "--out", str(out)], capsys)
+    finally:
+        out.chmod(0o700)
+    assert code == 2 and "out: expected a writable output directory, found permission denied" \
+        in err
+
+
+def test_bool_and_empty_text_are_refused_where_they_would_be_coerced(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = write_config(tmp_path)
+    for override, expected in (("execution.leverage=true", "execution.leverage: expected a "
+                                "number, found True"),
+                               ('strategy.label=""', "strategy.label: expected a non-empty text"),
+                               ("report.html=1", "report.html: expected true or false, found 1")):
+        code, _, err = run_cli(["show-config", str(config), "--set", override], capsys)
+        assert code == 2 and expected in err, err

@@ -18,9 +18,9 @@ LAST_TIME = datetime(2262, 4, 11, tzinfo=UTC)
 
 class _Strict(BaseModel):
     """Frozen model that refuses unknown keys, NaN/inf floats, a bool where no bool is expected
-    (pydantic would read ``trials = true`` as 1), an empty text where a name or path may be
-    left out (``window = ""`` would silently mean no window), and datetimes pandas cannot hold.
-    """
+    (pydantic would read ``trials = true`` as 1) and anything else where one is (``1``, ``"on"``),
+    an empty text where a name or path may be left out (``window = ""`` would silently mean no
+    window), and datetimes pandas cannot hold."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
@@ -34,6 +34,8 @@ class _Strict(BaseModel):
         if isinstance(value, bool) and bool not in kinds:
             wanted = "an integer" if int in kinds else "a number" if float in kinds else "a text"
             raise ValueError(f"{wanted}, found {value}")
+        if bool in kinds and not isinstance(value, bool) and not kinds & {int, float, str}:
+            raise ValueError(f"true or false, found {value!r}")  # not 1, "yes" or "on"
         if value == "" and str in kinds and type(None) in kinds:
             raise ValueError("a non-empty text (leave the key out for none), found ''")
         return value
