@@ -133,6 +133,13 @@ def render_doc(cases: list[Case]) -> str:
         "(`crashbt run ... | head`) ends the command quietly with 141, the status of a process",
         "ended by SIGPIPE: the work is done, the rest of the summary is dropped.",
         "",
+        "Every file crashbt reads must be a regular file (never a FIFO, a device or a socket:",
+        "nothing waits) within a size cap: 1 MiB for a config, tier table or manifest, 256 MiB",
+        "for a report.json, 4 GiB for data files and run CSVs (also once decompressed). Configs",
+        "and reports nest at most 32 levels deep; `extends` chains at most 32 files. Messages show",
+        "at most 4,000 characters. Storage URLs are masked in every form (`user:secret@`, an `@`",
+        "inside the password, `?password=`, `&sslpassword=`) on stdout, stderr and in every file.",
+        "",
         "| case | command | input | exit | message contains |",
         "|---|---|---|---|---|",
     ]
