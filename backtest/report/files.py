@@ -276,10 +276,11 @@ _SPLIT_TABLES = {"strategy": _TABLES, "buy_and_hold?": (_TABLES, type(None))}
 SEGMENTS = (_SPLIT_TABLES, _TABLES, type(None))
 # what report.json must hold for ``report`` and ``compare`` to render it; "key?" is optional
 REPORT_SHAPE: dict[str, Any] = {
-    "run_id": str, "engine": str, "metrics": Each(dict, NUMBER), "benchmark?": Each(dict, NUMBER),
+    "run_id": str, "engine": str, "metrics": Each(dict, NUMBER), "benchmark": Each(dict, NUMBER),
     "dataset": {"name": str, "sha256": str, "symbol": str, "timeframe": str, "start": str,
                 "end": str},
-    "strategy": {"name": str, "label": str, "levels?": (dict, type(None))},
+    "strategy": {"name": str, "label": str, "levels?": (dict, type(None)),
+                 "notes?": (dict, type(None))},
     "config": {"data": dict, "execution": {"init_cash": (int, float)}},
     "files?": {"equity?": str, "trades?": str},
     "regime_spans?": (Each(list, {"regime": str, "start": str, "end": str}), type(None)),
