@@ -16,6 +16,7 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
+from typing import NoReturn
 
 from backtest.cli import check, optimize, report, run
 from backtest.cli.common import (
@@ -29,9 +30,18 @@ COMMAND_GROUPS = (run, report, optimize, check)
 MASK_WINDOW = 64_000  # characters of a message masked; terminal_safe shows fewer
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one terminal-safe line, like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        from backtest.redact import terminal_safe
+
+        self.exit(EXIT_USER, f"crashbt: error: {terminal_safe(f'{self.prog}: {message}')} "
+                             f"(see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="crashbt",
-                                     description="Backtest crypto crash strategies.")
+    parser = OneLineParser(prog="crashbt", description="Backtest crypto crash strategies.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for group in COMMAND_GROUPS:

@@ -7,6 +7,7 @@ import argparse
 from backtest.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
+    add_allow_external,
     add_command,
     add_set,
     int_between,
@@ -20,7 +21,8 @@ def cmd_optimize(args: argparse.Namespace) -> int:
 
     req = search.request_from_cli(
         args.config, args.set, trials=args.trials, timeout_s=args.timeout, seed=args.seed,
-        storage=args.storage, study=args.study, jobs=args.jobs, out=args.out)
+        storage=args.storage, study=args.study, jobs=args.jobs, out=args.out,
+        allow_external=args.allow_external_strategies)
     outcome = search.run(req)
     print("\n".join(search.summary_lines(outcome)))
     return EXIT_INTERRUPTED if outcome.interrupted else EXIT_OK
@@ -40,3 +42,4 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="sampler seed (default: [optimize].seed)")
     opt.add_argument("--out", help="output directory (default: [report].out)")
     add_set(opt)
+    add_allow_external(opt)

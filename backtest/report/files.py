@@ -1,10 +1,12 @@
 """Run reports: ``report.json`` (the source of truth), CSV records, and an HTML view of the JSON.
 
 A report directory is written to a temporary sibling and renamed into place, so a run that fails
-or is killed leaves either the previous report or none, never a half-written one. Everything
-that varies between identical runs (wall-clock time, durations) lives in the one ``timing`` field.
+or is killed leaves either the previous report or none, never a half-written one; the next write
+sweeps what killed writers left. Everything that varies between identical runs (wall-clock time,
+durations) lives in the one ``timing`` field. Reading a run back checks ``report.json`` and the
+CSVs: once written they are user input.
 
-Imports from crashbt: errors, types (no engine, no optuna).
+Imports from crashbt: errors, limits, types (no engine, no optuna).
 """
 
 from __future__ import annotations
