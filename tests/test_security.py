@@ -160,22 +160,6 @@ def test_masking_hostile_text_is_linear() -> None:
         assert len(mask_secrets(text)) <= len(text)
 
 
-OPTIMIZE_CONFIG = """
-[data]
-path = "{bars}"
-[strategy]
-name = "break_below_74k"
-[optimize]
-trials = 2
-seed = 3
-[optimize.params]
-mode = { fixed = "short" }
-level = { low = 70000.0, high = 80000.0 }
-target = { low = 55000.0, high = 69500.0 }
-stop_level = { low = 80500.0, high = 90000.0 }
-"""
-
-
 def _pg(userinfo: str, query: str = "") -> str | None:
     """The test server's URL with other credentials, or None without CRASHBT_PG_URL."""
     url = os.environ.get("CRASHBT_PG_URL")
@@ -210,9 +194,7 @@ def test_a_storage_secret_appears_in_no_output(form: str, make_url: Callable[[Pa
     url = make_url(tmp_path)
     if not url or url.startswith("?"):
         pytest.fail("CRASHBT_PG_URL is not set: start PostgreSQL with `bash scripts/test-services`")
-    shutil.copy(CORPUS / "data" / "good.csv", tmp_path / "bars.csv")
-    config = tmp_path / "opt.toml"
-    config.write_text(OPTIMIZE_CONFIG.replace("{bars}", str(tmp_path / "bars.csv")))
+    config = CORPUS / "configs" / "optimize_small.toml"  # two trials on the corpus bars
     out = tmp_path / "out"
     done = subprocess.run(
         [sys.executable, "-m", "backtest", "optimize", str(config), "--storage", url,
