@@ -8,7 +8,8 @@ import typing
 from datetime import UTC, date, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic_core import PydanticCustomError
 
 SCHEMA_VERSION = 1
 #: How crashbt writes a moment: UTC, seconds, a trailing Z (bar open times in reports and CSVs).
@@ -16,6 +17,8 @@ ISO_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 # pandas' nanosecond range, to the day inside it
 FIRST_TIME = datetime(1677, 9, 22, tzinfo=UTC)
 LAST_TIME = datetime(2262, 4, 11, tzinfo=UTC)
+# the error type of a value _Strict refuses; its context names the field (loader formats it)
+REFUSED = "crashbt_refused"
 
 
 
@@ -27,29 +30,42 @@ class _Strict(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    @field_validator("*", mode="before")
+    @model_validator(mode="before")
     @classmethod
-    def _no_silent_coercion(cls, value: Any, info: ValidationInfo) -> Any:
-        field = cls.model_fields.get(info.field_name or "")
-        kinds = _leaf_types(field.annotation) if field is not None else {Any}
-        if Any in kinds:
-            return value
-        if isinstance(value, bool) and bool not in kinds:
-            wanted = "an integer" if int in kinds else "a number" if float in kinds else "a text"
-            raise ValueError(f"{wanted}, found {value}")
-        if bool in kinds and not isinstance(value, bool) and not kinds & {int, float, str}:
-            raise ValueError(f"true or false, found {value!r}")  # not 1, "yes" or "on"
-        if value == "" and str in kinds and type(None) in kinds:
-            raise ValueError("a non-empty text (leave the key out for none), found ''")
-        return value
+    def _no_silent_coercion(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name, value in data.items():
+                field = cls.model_fields.get(name)
+                problem = _coercion(field.annotation, value) if field is not None else None
+                if problem:
+                    raise PydanticCustomError(REFUSED, "{expected}",
+                                              {"field": name, "expected": problem})
+        return data
 
-    @field_validator("*", mode="after")
-    @classmethod
-    def _pandas_time(cls, value: Any) -> Any:
-        if isinstance(value, datetime) and not FIRST_TIME <= value <= LAST_TIME:
-            raise ValueError(f"a time between {FIRST_TIME:%Y-%m-%d} and {LAST_TIME:%Y-%m-%d} "
-                             f"(what pandas can hold), found {value:%Y-%m-%d}")
-        return value
+    @model_validator(mode="after")
+    def _pandas_time(self) -> Any:
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, datetime) and not FIRST_TIME <= value <= LAST_TIME:
+                raise PydanticCustomError(REFUSED, "{expected}", {"field": name, "expected": (
+                    f"a time between {FIRST_TIME:%Y-%m-%d} and {LAST_TIME:%Y-%m-%d} (what "
+                    f"pandas can hold), found {value:%Y-%m-%d}")})
+        return self
+
+
+def _coercion(annotation: Any, value: Any) -> str | None:
+    """What a field of ``annotation`` expects when pydantic would silently coerce ``value``."""
+    kinds = _leaf_types(annotation)
+    if Any in kinds:
+        return None
+    if isinstance(value, bool) and bool not in kinds:
+        wanted = "an integer" if int in kinds else "a number" if float in kinds else "a text"
+        return f"{wanted}, found {value}"
+    if bool in kinds and not isinstance(value, bool) and not kinds & {int, float, str}:
+        return f"true or false, found {value!r}"  # not 1, "yes" or "on"
+    if value == "" and str in kinds and type(None) in kinds:
+        return "a non-empty text (leave the key out for none), found ''"
+    return None
 
 
 def _leaf_types(annotation: Any) -> set[Any]:

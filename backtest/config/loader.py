@@ -31,6 +31,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from backtest.config.common import REFUSED
 from backtest.config.run import RunConfig
 from backtest.errors import ConfigError, did_you_mean
 from backtest.limits import CONFIG_BYTES, MAX_DEPTH, depth, read_capped
@@ -192,6 +193,8 @@ def _format_error(source: str, exc: ValidationError, model: type[BaseModel]) -> 
         known = list(owner.model_fields) if owner is not None else []
         hint = did_you_mean(loc[-1], known) or f" (known keys: {', '.join(known)})"
         return f"{source}: {key}: unknown key{hint}"
+    if err["type"] == REFUSED:  # from _Strict: the model's location plus the field
+        return f"{source}: {'.'.join([*loc, err['ctx']['field']])}: expected {err['msg']}"
     if err["type"] == "missing":
         return f"{source}: {key}: expected a value, found nothing (the key is required)"
     msg = err["msg"].removeprefix("Value error, ").removeprefix("Input should be ")
