@@ -103,8 +103,9 @@ stops start in the bar after the entry, which is our rule for close fills). Ever
 (stops with next_open fills, absolute levels, tranches, sl+tsl, tp with sl/tsl, or
 ``engine="numba"``), perp runs and the sqrt_impact model run in :mod:`backtest.kernels`
 ("crashbt-kernel (numba)").
-JIT: the Rust path still calls a few small numba helpers of vectorbt (record mapping,
-cached on disk); the kernels are ``cache=True`` and compile once per machine.
+JIT: none on the Rust path (its extension is called through :mod:`backtest.engine.vbt_rust`,
+without importing the vectorbt package); the kernels are ``cache=True`` and compile once per
+machine.
 
 vectorbt is imported here and nowhere else; this module must not import features, signals,
 strategies, optimize, metrics or report modules.
@@ -343,7 +344,8 @@ def _vectorbt_from_signals(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.n
     per bar (one kernel pass over the order records; equal to vectorbt's ``value`` and
     ``assets``, tests/test_engine_differential.py).
     """
-    from vectorbt.portfolio import dispatch, enums
+    from backtest.engine import vbt_rust as dispatch  # the Rust kernels, not `import vectorbt`
+    from backtest.engine.vbt_rust import enums
 
     n = len(c)
     shape = (n, 1)
