@@ -165,11 +165,13 @@ def run_range(cfg: RunConfig, source: str) -> tuple[pd.Timestamp | None, pd.Time
 
 def segment_tables(result: SimResult, bench_equity: pd.Series, labels: pd.Series,
                    init_cash: float, freq: str) -> dict[str, Any]:
-    """``by_regime`` and ``by_window`` metric tables for the strategy and buy-and-hold."""
+    """``by_regime`` and ``by_window`` metric tables for the strategy and buy-and-hold.
+
+    ``labels``: :func:`regimes.detect`'s int8 codes on the result's bars."""
     index = result.equity.index
-    by_regime = {name: (labels == name).to_numpy() for name in regimes.LABELS}
-    by_window = {w.name: np.asarray((index >= w.start) & (index <= w.end))
-                 for w in regimes.windows().values()}
+    codes = labels.to_numpy()
+    by_regime = {name: codes == code for code, name in enumerate(regimes.LABELS)}
+    by_window = {w.name: _between(index, w.start, w.end) for w in regimes.windows().values()}
     hold = pd.Series(1.0, index=index)  # buy-and-hold is always invested
 
     def table(segments: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -183,14 +185,21 @@ def segment_tables(result: SimResult, bench_equity: pd.Series, labels: pd.Series
             "regime_spans": regime_spans(labels)}
 
 
+def _between(index: pd.DatetimeIndex, start: pd.Timestamp, end: pd.Timestamp) -> np.ndarray:
+    """Mask of the (ascending) index inside [start, end], by two binary searches."""
+    mask = np.zeros(len(index), dtype=bool)
+    mask[index.searchsorted(start, "left"):index.searchsorted(end, "right")] = True
+    return mask
+
+
 def regime_spans(labels: pd.Series) -> list[dict[str, str]]:
-    """Consecutive runs of one regime label as ``{regime, start, end}`` (for chart shading)."""
+    """Consecutive runs of one regime code as ``{regime, start, end}`` (for chart shading)."""
     if labels.empty:
         return []
-    change = labels.ne(labels.shift()).to_numpy()
-    starts = np.flatnonzero(change)
-    ends = np.append(starts[1:] - 1, len(labels) - 1)
-    return [{"regime": str(labels.iloc[a]), "start": _iso(labels.index[a]),
+    codes = labels.to_numpy()
+    starts = np.flatnonzero(np.diff(codes, prepend=codes[0] - 1))
+    ends = np.append(starts[1:] - 1, len(codes) - 1)
+    return [{"regime": regimes.LABELS[codes[a]], "start": _iso(labels.index[a]),
              "end": _iso(labels.index[b])} for a, b in zip(starts, ends, strict=True)]
 
 

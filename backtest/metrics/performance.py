@@ -117,9 +117,11 @@ def buy_and_hold_equity(bars: Bars, init_cash: float, fee_rate: float) -> pd.Ser
 
 
 def segment_metrics(equity: np.ndarray, position: np.ndarray, init_cash: float, freq: str,
-                    mask: np.ndarray) -> dict[str, float | int | None]:
-    """Metrics over the bars selected by ``mask`` (bar returns compounded across gaps)."""
-    picked = bar_returns(equity, init_cash)[mask]
+                    mask: np.ndarray, returns: np.ndarray | None = None
+                    ) -> dict[str, float | int | None]:
+    """Metrics over the bars selected by ``mask`` (bar returns compounded across gaps);
+    ``returns``: the curve's :func:`bar_returns`, when already at hand."""
+    picked = (bar_returns(equity, init_cash) if returns is None else returns)[mask]
     if picked.size == 0:
         return {"bars": 0, "total_return_pct": None, "sharpe": None, "max_drawdown_pct": None,
                 "exposure_pct": None}
@@ -140,7 +142,8 @@ def by_segment(equity: pd.Series, position: pd.Series, init_cash: float, freq: s
     """:func:`segment_metrics` for each named boolean mask, skipping empty segments."""
     eq = equity.to_numpy(dtype=float)
     pos = position.to_numpy(dtype=float)
-    return {name: segment_metrics(eq, pos, init_cash, freq, mask)
+    returns = bar_returns(eq, init_cash)  # once for every segment (10M bars: 0.1 s each)
+    return {name: segment_metrics(eq, pos, init_cash, freq, mask, returns)
             for name, mask in segments.items() if mask.any()}
 
 

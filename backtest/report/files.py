@@ -9,7 +9,6 @@ Imports from crashbt: errors, types (no engine, no optuna).
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
@@ -114,10 +113,11 @@ def trades_csv(trades: pd.DataFrame) -> str:
     return trades.to_csv(index=False, date_format="%Y-%m-%dT%H:%M:%SZ", float_format="%.10g")
 
 
-def equity_csv(equity: pd.DataFrame) -> str:
+def write_equity_csv(equity: pd.DataFrame, path: Path) -> None:
     """One row per bar: ISO UTC timestamp, then the float columns in shortest round-trip form
-    (NaN as an empty field). Written by Arrow's C++ CSV writer: pandas' ``to_csv`` formats
-    1M bars in about 7 s, this in about 0.5 s."""
+    (NaN as an empty field). Written by Arrow's C++ CSV writer straight to ``path``: pandas'
+    ``to_csv`` formats 1M bars in about 7 s, this in about 0.5 s, and no copy of the text is
+    held in memory (10M bars are ~0.8 GB of text)."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.csv as pa_csv
@@ -126,12 +126,13 @@ def equity_csv(equity: pd.DataFrame) -> str:
     seconds = pa.array(index.tz_convert("UTC").as_unit("s").tz_localize(None).to_numpy())
     text = pc.replace_substring(pc.cast(seconds, pa.string()), " ", "T")  # 2026-02-05 00:00:00
     columns = {"timestamp": pc.binary_join_element_wise(text, "Z", "")}
+    del seconds, text
     columns.update({name: pa.array(equity[name].to_numpy(dtype=np.float64), from_pandas=True)
                     for name in equity.columns})
-    sink = io.BytesIO()
     options = pa_csv.WriteOptions(include_header=False, quoting_style="none")
-    pa_csv.write_csv(pa.table(columns), sink, options)
-    return ",".join(columns) + "\n" + sink.getvalue().decode("utf-8")
+    with path.open("wb") as sink:
+        sink.write((",".join(columns) + "\n").encode("utf-8"))
+        pa_csv.write_csv(pa.table(columns), sink, options)
 
 
 def write_run(out_dir: Path, report: dict[str, Any], trades: pd.DataFrame,
@@ -141,7 +142,7 @@ def write_run(out_dir: Path, report: dict[str, Any], trades: pd.DataFrame,
 
     def fill(tmp: Path) -> None:
         (tmp / "trades.csv").write_text(trades_csv(trades), encoding="utf-8")
-        (tmp / "equity.csv").write_text(equity_csv(equity), encoding="utf-8")
+        write_equity_csv(equity, tmp / "equity.csv")
         (tmp / "report.json").write_text(to_json(report), encoding="utf-8")
         if html is not None:
             (tmp / "report.html").write_text(html, encoding="utf-8")
