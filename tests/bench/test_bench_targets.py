@@ -73,8 +73,20 @@ def test_tpe_search(benchmark, tmp_path_factory: pytest.TempPathFactory) -> None
 GRID = """extends = "{base}"
 name = "grid{size}"
 
+[data]
+start = 2024-03-01
+end = 2026-03-31T23:00:00Z
+
 [optimize]
 sampler = "grid"
+seed = 7
+objectives = [{{ metric = "sharpe", direction = "maximize" }}]
+constraints = [{{ metric = "n_trades", op = ">=", value = 1 }}]
+
+[optimize.validation]
+kind = "walk_forward"
+folds = 4
+train_frac = 0.7
 
 [optimize.params]
 mode = {{ fixed = "short" }}
@@ -85,12 +97,15 @@ stop_level = {{ choices = {stops} }}
 
 
 def grid_config(tmp: Path, levels: int) -> tuple[Path, int]:
-    """A grid search of the shipped example: ``levels`` x 8 targets x 5 stops."""
+    """The shipped example's search (optimize_break_below.toml: its data range, objective,
+    constraint and folds) as a grid of ``levels`` x 8 targets x 5 stops within its ranges. It
+    extends the base config: extending the search config would merge {low, high} into each
+    {choices}."""
     values = {"levels": np.linspace(70000.0, 80000.0, levels),
               "targets": np.linspace(55000.0, 69500.0, 8),
               "stops": np.linspace(80500.0, 90000.0, 5)}
     path = tmp / f"grid{levels}.toml"
-    path.write_text(GRID.format(base=ROOT / SEARCH, size=levels * 40,
+    path.write_text(GRID.format(base=ROOT / BASE, size=levels * 40,
                                 **{k: [round(float(v), 2) for v in a] for k, a in values.items()}))
     return path, levels * 40
 
