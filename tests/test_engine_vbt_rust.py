@@ -1,7 +1,12 @@
 """backtest.engine.vbt_rust (the Rust extension without the vectorbt package) equals vectorbt's
-own ``portfolio.dispatch`` functions record for record, and its enum values are vectorbt's."""
+own ``portfolio.dispatch`` functions record for record, its enum values and record dtypes are
+vectorbt's, and a run on that path in a fresh process imports no vectorbt and equals one in a
+process where vectorbt is loaded."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -61,3 +66,42 @@ def test_refuses_what_only_vectorbt_can_run() -> None:
         vbt_rust.simulate_from_signals(*args, entires=np.ones(3, dtype=bool))
     with pytest.raises(ValueError):
         vbt_rust.simulate_from_signals(*args, reject_prob=np.asarray(0.5))
+
+
+def test_record_dtypes_are_vectorbts() -> None:
+    for name, dtype in vbt_rust.RECORD_DTYPES.items():
+        assert dtype == getattr(enums, name), name
+
+
+FRESH_RUN = """
+import hashlib, sys
+import numpy as np
+import pandas as pd
+from backtest.config.execution import ExecutionConfig
+from backtest.engine.simulate import simulate
+from backtest.types import Signals
+
+rng = np.random.default_rng(5)
+close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, 4000)))
+index = pd.date_range("2024-01-01", periods=close.size, freq="1h", tz="UTC", name="timestamp")
+bars = pd.DataFrame({"open": close, "high": close * 1.01, "low": close * 0.99, "close": close,
+                     "volume": 1.0}, index=index)
+flags = [pd.Series(rng.random(close.size) < 0.02, index=index) for _ in range(4)]
+result = simulate(bars, Signals(*flags), ExecutionConfig(fee_rate=0.001, fill="close",
+                                                          sl_stop=0.03), "1h")
+digest = hashlib.sha256(result.equity.to_numpy().tobytes()
+                        + result.trades.to_csv().encode()).hexdigest()
+print(result.engine, "vectorbt" in sys.modules, digest)
+"""
+
+
+def test_a_fresh_run_on_this_path_imports_no_vectorbt_and_equals_one_with_it() -> None:
+    def run(*preload: str) -> list[str]:
+        code = "".join(f"import {m}\n" for m in preload) + FRESH_RUN
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             check=True, timeout=300)
+        return out.stdout.split()
+
+    bare, loaded = run(), run("vectorbt")
+    assert bare[0].startswith("vectorbt-rust") and bare[-2] == "False"
+    assert loaded[-2] == "True" and bare[-1] == loaded[-1]

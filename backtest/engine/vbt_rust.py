@@ -6,13 +6,21 @@ numba kernels of every module: 1.3-2 s of a cold ``crashbt run``); the compiled 
 are ``vectorbt.portfolio.dispatch``'s functions of the same names for ``engine="rust"``: the
 same keyword arguments and defaults, each flexible argument converted to the exact dtype
 dispatch hands the extension, and the same positional call. ``enums`` holds the integer values
-of the vectorbt enum members crashbt passes. tests/test_engine_vbt_rust.py asserts records
-equal to vectorbt's dispatch and these values equal to vectorbt's enums.
+of the vectorbt enum members crashbt passes.
+
+The extension itself imports ``vectorbt.portfolio.enums`` for its record dtypes, which would run
+the package ``__init__`` after all; unless vectorbt is loaded already, modules holding only
+those three dtypes stand in for it during the call (:func:`_record_dtypes`).
+tests/test_engine_vbt_rust.py asserts records equal to vectorbt's dispatch, the dtypes and enum
+values equal to vectorbt's, and that a run on this path in a fresh process imports no vectorbt.
 """
 
 from __future__ import annotations
 
-from types import SimpleNamespace
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -30,8 +38,54 @@ enums = SimpleNamespace(
 )
 
 _B, _I, _F = np.bool_, np.int64, np.float64
-# (name, default, dtype) of every flexible argument, in the extension's positional order
-# (defaults as in vectorbt.portfolio.dispatch.simulate_from_signals)
+
+
+def _record(fields: str) -> np.dtype:
+    """An aligned record dtype from ``"name:code ..."`` (i int64, f float64, b bool)."""
+    codes = {"i": "<i8", "f": "<f8", "b": "?"}
+    pairs = [field.split(":") for field in fields.split()]
+    return np.dtype({"names": [n for n, _ in pairs], "formats": [codes[c] for _, c in pairs]},
+                    align=True)
+
+
+RECORD_DTYPES = {  # vectorbt.portfolio.enums.order_dt, trade_dt and log_dt
+    "order_dt": _record("id:i col:i idx:i size:f price:f fees:f side:i"),
+    "trade_dt": _record("id:i col:i size:f entry_idx:i entry_price:f entry_fees:f exit_idx:i "
+                        "exit_price:f exit_fees:f pnl:f return:f direction:i status:i "
+                        "parent_id:i"),
+    "log_dt": _record(
+        "id:i group:i col:i idx:i cash:f position:f debt:f free_cash:f val_price:f value:f "
+        "req_size:f req_price:f req_size_type:i req_direction:i req_fees:f req_fixed_fees:f "
+        "req_slippage:f req_min_size:f req_max_size:f req_size_granularity:f "
+        "req_reject_prob:f req_lock_cash:b req_allow_partial:b req_raise_reject:b req_log:b "
+        "new_cash:f new_position:f new_debt:f new_free_cash:f new_val_price:f new_value:f "
+        "res_size:f res_price:f res_fees:f res_side:i res_status:i res_status_info:i "
+        "order_id:i"),
+}
+
+
+@contextmanager
+def _record_dtypes() -> Iterator[None]:
+    """Let the extension import its record dtypes without importing the vectorbt package: it
+    imports ``vectorbt``, ``vectorbt.portfolio`` and reads ``.enums.order_dt`` (and
+    ``trade_dt``, ``log_dt``)."""
+    if "vectorbt" in sys.modules:  # vectorbt is loaded (tests, peers): the real modules
+        yield
+        return
+    chain = {name: ModuleType(name, "record dtypes only (backtest.engine.vbt_rust)")
+             for name in ("vectorbt", "vectorbt.portfolio", "vectorbt.portfolio.enums")}
+    chain["vectorbt"].portfolio = chain["vectorbt.portfolio"]
+    chain["vectorbt.portfolio"].enums = chain["vectorbt.portfolio.enums"]
+    vars(chain["vectorbt.portfolio.enums"]).update(RECORD_DTYPES)
+    sys.modules.update(chain)
+    try:
+        yield
+    finally:
+        for name, module in chain.items():
+            if sys.modules.get(name) is module:
+                del sys.modules[name]
+
+
 _FLEX_ARGS: tuple[tuple[str, Any, Any], ...] = (
     ("entries", False, _B), ("exits", False, _B), ("direction", 0, _I),
     ("long_entries", False, _B), ("long_exits", False, _B), ("short_entries", False, _B),
@@ -71,11 +125,12 @@ def simulate_from_signals(target_shape: tuple[int, int], group_lens: np.ndarray,
               for name, default, dtype in _FLEX_ARGS]
     if np.any(arrays[16] > 0):  # reject_prob
         raise ValueError("simulate_from_signals: reject_prob > 0 needs vectorbt's numba engine")
-    return simulate_from_signals_rs(
-        target_shape, np.asarray(group_lens, dtype=_I), np.asarray(init_cash, dtype=_F),
-        call_seq, *arrays, use_stops=use_stops, auto_call_seq=auto_call_seq,
-        ffill_val_price=ffill_val_price, update_value=update_value, max_orders=max_orders,
-        max_logs=max_logs, init_temp_records=init_temp_records, seed=seed, flex_2d=flex_2d)
+    with _record_dtypes():
+        return simulate_from_signals_rs(
+            target_shape, np.asarray(group_lens, dtype=_I), np.asarray(init_cash, dtype=_F),
+            call_seq, *arrays, use_stops=use_stops, auto_call_seq=auto_call_seq,
+            ffill_val_price=ffill_val_price, update_value=update_value, max_orders=max_orders,
+            max_logs=max_logs, init_temp_records=init_temp_records, seed=seed, flex_2d=flex_2d)
 
 
 def get_exit_trades(order_records: np.ndarray, close: np.ndarray,
@@ -86,5 +141,6 @@ def get_exit_trades(order_records: np.ndarray, close: np.ndarray,
     if engine != "rust":
         raise TypeError(f"get_exit_trades: expected engine='rust', found {engine!r}")
     col_idxs, col_lens = col_map
-    return get_exit_trades_rs(order_records, np.asarray(close, dtype=_F),
-                              np.asarray(col_idxs, dtype=_I), np.asarray(col_lens, dtype=_I))
+    with _record_dtypes():
+        return get_exit_trades_rs(order_records, np.asarray(close, dtype=_F),
+                                  np.asarray(col_idxs, dtype=_I), np.asarray(col_lens, dtype=_I))
