@@ -8,9 +8,10 @@ previous ``volume_window`` bars (``volume_k = 0`` drops the volume condition). T
 (``level``) or, so that the rule means something in any year, ``ath_fraction`` x the running
 all-time high (``level_mode = "ath_fraction"``; 80,000 is 63.4% of the 126,200 ATH of October 2025).
 
-Exits: ``hold_bars`` bars after the entry signal, earlier on a close below level x (1 -
-``buffer_pct``), or by the stop at level x (1 - ``stop_pct``) set when the position opens. A
-trailing stop is an execution setting (``[execution] tsl_stop``), not a strategy parameter.
+Exits: ``hold_bars`` bars after the entry fill (the engine's time exit), earlier on a close
+below level x (1 - ``buffer_pct``), or by the stop at level x (1 - ``stop_pct``) set when the
+position opens. A trailing stop is an execution setting (``[execution] tsl_stop``), not a
+strategy parameter.
 Imports only backtest.types, backtest.features.levels and backtest.strategy.contract.
 """
 
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from backtest.features.levels import AthFraction, Level, cross_above, exit_after, level_series
+from backtest.features.levels import AthFraction, Level, cross_above, level_series
 from backtest.strategy.contract import Choice, FloatRange, IntRange, StrategySpec
 from backtest.types import Bars, Signals
 
@@ -74,11 +75,12 @@ def signals(bars: Bars, feats: pd.DataFrame, params: Params) -> Signals:
                           volume_k=params.volume_k if params.volume_k > 0 else None,
                           volume_window=params.volume_window)
     lost = bars["close"] < level * (1.0 - params.buffer_pct)
-    exits = (exit_after(entries, params.hold_bars) | lost).rename("long_exits")
+    exits = lost.rename("long_exits")
     stop = (level * (1.0 - params.stop_pct)).rename("stop_price")
     last = float(level.iloc[-1]) if len(level) else float("nan")
     return Signals(
         long_entries=entries.rename("long_entries"), long_exits=exits, stop_price=stop,
+        max_bars_held=params.hold_bars,
         levels={"level": last, "exit_below": last * (1.0 - params.buffer_pct),
                 "stop": last * (1.0 - params.stop_pct)},
         notes={"level": "absolute" if params.level_mode == "absolute"
