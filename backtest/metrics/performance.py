@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 
 from backtest.catalogue import METRIC_KEYS, periods_per_year
-from backtest.engine.kernels import bar_returns_nb, curve_stats_nb, max_drawdown_nb
+from backtest.engine.kernels import bar_returns_nb
+from backtest.metrics.kernels import curve_stats_nb, max_drawdown_nb
 from backtest.types import Bars, SimResult
 
 
