@@ -89,7 +89,10 @@ def execute(cfg: RunConfig, spec: StrategySpec, source: str) -> RunOutcome:
                         f"{until}, found data from {info.first:%Y-%m-%d %H:%M} to "
                         f"{info.last:%Y-%m-%d %H:%M}")
     sigs = sigs.restrict(slice(first, None))
-    result = engine.simulate(bars, sigs, cfg.execution, info.freq, load_funding(cfg))
+    funding = load_funding(cfg, info.symbol)
+    derivatives = derivatives_sources(cfg, info.symbol, funding)  # refuses before simulating
+    result = engine.simulate(bars, sigs, cfg.execution, info.freq,
+                             None if funding is None else funding["funding_rate"])
     label = mask_secrets(cfg.strategy.label or cfg.name or spec.name)
     versions = package_versions()
     source_sha = strategy_source_sha256(spec)
@@ -113,6 +116,7 @@ def execute(cfg: RunConfig, spec: StrategySpec, source: str) -> RunOutcome:
                          for kind, frame in context.items()},
         },
         "engine": result.engine,
+        **derivatives,
         "metrics": metrics.compute(result, info.freq)
         | (metrics.perp_metrics(result) if cfg.execution.instrument == "perp" else {}),
         "benchmark": metrics.buy_and_hold(bars, cfg.execution.init_cash,
@@ -144,14 +148,24 @@ def load_context(cfg: RunConfig, spec: StrategySpec, source: str) -> dict[str, p
     return context
 
 
-def load_funding(cfg: RunConfig) -> pd.Series | None:
-    """Funding rates by settlement time for a perp run with funding on (else None)."""
+def load_funding(cfg: RunConfig, symbol: str) -> pd.DataFrame | None:
+    """The funding series of ``symbol`` for a perp run with funding on (else None)."""
     if cfg.execution.instrument != "perp" or not cfg.execution.funding:
         return None
     src = cfg.external.get("funding_8h")
-    frame = external.load_external("funding_8h", lag=src.lag if src else None,
-                                   path=src.path if src else None)
-    return frame["funding_rate"]
+    return external.funding_for(symbol, lag=src.lag if src else None,
+                                path=src.path if src else None)
+
+
+def derivatives_sources(cfg: RunConfig, symbol: str,
+                        funding: pd.DataFrame | None) -> dict[str, Any]:
+    """``{"derivatives": ...}`` naming a perp run's funding and tier sources ({} for spot)."""
+    if cfg.execution.instrument != "perp":
+        return {}
+    tiers = external.tiers_for(symbol, cfg.execution.maintenance_tiers)
+    paid = None if funding is None else {k: funding.attrs.get(k)
+                                         for k in ("name", "sha256", "lag")}
+    return {"derivatives": {"symbol": symbol, "funding": paid, "maintenance_tiers": tiers}}
 
 
 def run_range(cfg: RunConfig, source: str) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:

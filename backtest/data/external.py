@@ -4,7 +4,9 @@ Each loader returns a frame indexed by the series' own UTC timestamp plus ``publ
 moment the value became public (timestamp + the publication lag from the manifest, or a lag given
 in config). :func:`align_to_bars` joins a series onto bars so that bar ``t`` sees only values
 published by its close, never back-filled. Bundled series are checked against the manifest hash;
-user files of the same kinds follow the schemas in ``datasets/README.md``. A series loaded from a
+user files of the same kinds follow the schemas in ``datasets/README.md``. Perp inputs are keyed by
+symbol (:func:`funding_for`, :func:`tiers_for`): a symbol without its own bundled funding series or
+tier table needs the user's, never another symbol's. A series loaded from a
 file that stops publishing more than :data:`STALE_PERIODS` of its own periods before the last
 bar's close is refused rather than forward-filled (its last value would pose as current).
 
@@ -39,6 +41,8 @@ HASHES_PER_DIFFICULTY = 2.0**32
 SECONDS_PER_DAY = 86_400.0
 EH = 1e18
 STALE_PERIODS = 7  # a week for daily series (ETF flows skip <= 4-day holiday weekends)
+#: maintenance-tier tables bundled in datasets/, by perpetual symbol
+BUNDLED_TIERS = {"BTCUSDT": "binance_btcusdt_tiers.toml"}
 _LAG = re.compile(r"^([+-]?)(\d+)(s|m|min|h|d|w)$", re.IGNORECASE)
 
 
@@ -116,6 +120,40 @@ def load_external(name: str, lag: str | None = None, path: str | None = None) ->
     frame["published_at"] = index + delay
     frame.attrs.update(name=dataset, kind=kind, lag=str(delay), sha256=digest, path=label)
     return frame
+
+
+def funding_for(symbol: str, lag: str | None = None, path: str | None = None) -> pd.DataFrame:
+    """The 8-hourly funding of ``symbol``'s perpetual: the user's file (``path``) or the bundled
+    series whose manifest symbol is ``symbol``. A symbol without either is refused: paying
+    another symbol's funding would be silently wrong."""
+    if path is not None:
+        return load_external("funding_8h", lag=lag, path=path)
+    entries = {n: e for n, e in manifest().items() if e["kind"] == "funding_8h"}
+    mine = [n for n, e in entries.items() if e.get("symbol") == symbol]
+    if not mine:
+        have = ", ".join(sorted({str(e.get("symbol")) for e in entries.values()})) or "none"
+        raise ConfigError(f"execution.funding: expected a funding series for {symbol or '?'}, "
+                          f"found bundled funding only for {have}; supply one with "
+                          f"[external.funding_8h] path = \"<file>\", or set execution.funding "
+                          f"= false")
+    return load_external(mine[0], lag=lag)
+
+
+def tiers_for(symbol: str, tiers: str | list | None) -> str:
+    """Where a perp run on ``symbol`` takes its maintenance tiers from (for the report): the
+    user's table (``[execution] maintenance_tiers``: a file or inline rows) or the bundled
+    table of that symbol. A symbol without either is refused."""
+    if isinstance(tiers, str):
+        return tiers
+    if tiers is not None:
+        return "inline [execution] maintenance_tiers"
+    if symbol not in BUNDLED_TIERS:
+        raise ConfigError(f"execution.maintenance_tiers: expected a tier table for "
+                          f"{symbol or '?'}, found bundled tiers only for "
+                          f"{', '.join(BUNDLED_TIERS)}; supply one (a TOML file with [[tier]] "
+                          f"tables, or rows of notional_cap, maintenance_margin_rate, "
+                          f"maintenance_amount, max_leverage)")
+    return f"datasets/{BUNDLED_TIERS[symbol]}"
 
 
 def derive_hash_rate_ehs(difficulty: pd.Series, blocks_mined: pd.Series) -> pd.Series:
