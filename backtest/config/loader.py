@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from backtest.config.data import drop_replaced_source
 from backtest.config.run import RunConfig
 from backtest.errors import ConfigError, did_you_mean
 from backtest.redact import mask_secrets
@@ -64,7 +65,8 @@ def _load_with_extends(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any
         return raw
     if not isinstance(parent, str):
         raise ConfigError(f"{path}: extends: expected a relative file path, found {parent!r}")
-    return _deep_merge(_load_with_extends(path.parent / parent, (*seen, resolved)), raw)
+    base = _load_with_extends(path.parent / parent, (*seen, resolved))
+    return _deep_merge(drop_replaced_source(base, raw), raw)
 
 
 
@@ -88,6 +90,8 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     out = json.loads(json.dumps(raw, default=str))  # deep copy of plain data
     for item in overrides:
         keys, value = parse_override(item)
+        if len(keys) == 2:
+            out = drop_replaced_source(out, {keys[0]: {keys[1]: value}})
         node = out
         for key in keys[:-1]:
             node = node.setdefault(key, {})

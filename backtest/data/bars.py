@@ -1,7 +1,10 @@
 """Bars: find, read, validate and slice OHLCV data (bundled datasets or user files).
 
 A bundled dataset is a gzip CSV in ``datasets/`` whose sha256 is pinned in
-``datasets/manifest.toml``; a user file is a CSV, Parquet or headerless Binance kline CSV. Every
+``datasets/manifest.toml``; a user file is a CSV, Parquet or headerless Binance kline CSV whose
+header is read by :func:`backtest.data.columns.canonical_names` (``[data.columns]``, common
+headers case-insensitively). ``data.resample`` aggregates the bars (:mod:`backtest.data.resample`)
+after validation and before slicing. Every
 problem is one :class:`~backtest.errors.DataError` line naming the file and the row or column.
 Gaps are reported in :class:`DataInfo`, never filled. The table readers here are shared with
 :mod:`backtest.external`.
@@ -31,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from backtest.config.data import DataConfig
+from backtest.data.columns import canonical_names
 from backtest.errors import ConfigError, DataError, did_you_mean
 from backtest.redact import mask_secrets
 from backtest.types import OHLCV, Bars
@@ -42,6 +46,7 @@ BINANCE_COLUMNS = ("timestamp", "open", "high", "low", "close", "volume", "close
                    "ignore")
 BAD_TICK = 0.5  # a close this far (relative) from both neighbours is a bad tick
 _TZ_SUFFIX = re.compile(r"(?:Z|[+-]\d{2}(?::?\d{2})?)$")
+_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")  # a UTC calendar day (yfinance daily files)
 _NUMBER = re.compile(r"[+-]?\d+(?:\.\d*)?(?:[eE][+-]?\d+)?")
 _TIMEFRAME = re.compile(r"^(\d+)(s|m|min|h|d|w)$", re.IGNORECASE)
 UNIT_SECONDS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -293,7 +298,8 @@ def _from_iso(label: str, column: pd.Series) -> pd.DatetimeIndex:
         raise DataError(f"{label}: row {bad[0] + 1}: column 'timestamp': expected an ISO-8601 "
                         f"timestamp or epoch number, found {column.iloc[bad[0]]!r}")
     if not text.str.endswith("Z").all():
-        naive = np.flatnonzero(~text.str.contains(_TZ_SUFFIX).to_numpy())
+        naive = np.flatnonzero(~(text.str.contains(_TZ_SUFFIX) | text.str.match(_DATE_ONLY))
+                               .to_numpy())
         if naive.size:
             raise DataError(f"{label}: row {naive[0] + 1}: column 'timestamp': expected an "
                             f"explicit UTC offset or 'Z' (e.g. 2024-01-01T00:00:00Z), found "
@@ -385,7 +391,7 @@ def load_bars(cfg: DataConfig, source: str = "config") -> tuple[Bars, DataInfo]:
         path = Path(str(cfg.path))
         raw, digest = read_user_bytes(path)
         name, symbol, timeframe = path.name.split(".")[0], cfg.symbol or "", cfg.timeframe
-        frame = _read_user_bars(path, raw, cfg.format)
+        frame = _read_user_bars(path, raw, cfg.format, cfg.columns)
         symbol = symbol or name.split("_")[0].upper()
     label = str(path)
     index = parse_timestamps(label, frame["timestamp"])
@@ -407,19 +413,37 @@ def load_bars(cfg: DataConfig, source: str = "config") -> tuple[Bars, DataInfo]:
     return bars, info
 
 
-def _read_user_bars(path: Path, raw: bytes, fmt: str) -> pd.DataFrame:
+def _read_user_bars(path: Path, raw: bytes, fmt: str, columns: dict[str, str]) -> pd.DataFrame:
     label = str(path)
     if fmt == "auto":
         fmt = "parquet" if path.suffix in (".parquet", ".pq") else _sniff_csv(raw)
     if fmt == "parquet":
-        return _read_parquet(label, raw)
+        return _read_parquet(label, raw, columns)
     if fmt == "binance":
         first = raw.split(b",", 1)[0].strip()[:30].decode(errors="replace")
         if not first.isdigit():
             raise DataError(f"{label}: row 1: expected a headerless Binance kline row starting "
                             f"with the open time in ms, found {first!r}")
         return read_csv_table(label, raw, ("timestamp", *OHLCV), EXTRAS, names=BINANCE_COLUMNS)
-    return read_csv_table(label, raw, ("timestamp", *OHLCV), EXTRAS)
+    return read_csv_table(label, _renamed_header(label, raw, columns), ("timestamp", *OHLCV),
+                          EXTRAS)
+
+
+def _renamed_header(label: str, raw: bytes, columns: dict[str, str]) -> bytes:
+    """``raw`` with its header line in bar column names (undecodable or one-column headers are
+    left for :func:`read_csv_table` to report)."""
+    head, newline, body = raw.partition(b"\n")
+    bom = b"\xef\xbb\xbf" if head.startswith(b"\xef\xbb\xbf") else b""
+    try:
+        line = head[len(bom):].decode("utf-8")
+    except UnicodeDecodeError:
+        return raw
+    ending = "\r" if line.endswith("\r") else ""
+    cells = line.rstrip("\r").split(",")
+    if len(cells) < 2:
+        return raw
+    names = canonical_names(label, cells, columns)
+    return bom + (",".join(names) + ending).encode() + newline + body
 
 
 def _sniff_csv(raw: bytes) -> str:
@@ -428,22 +452,23 @@ def _sniff_csv(raw: bytes) -> str:
     return "binance" if len(fields) == len(BINANCE_COLUMNS) and fields[0].isdigit() else "csv"
 
 
-def _read_parquet(label: str, raw: bytes) -> pd.DataFrame:
+def _read_parquet(label: str, raw: bytes, columns: dict[str, str]) -> pd.DataFrame:
     try:
         frame = pd.read_parquet(io.BytesIO(raw))
     except (OSError, ValueError) as exc:
         raise DataError(f"{label}: expected a Parquet file, found unreadable bytes ({exc})") \
             from None
-    if "timestamp" not in frame.columns and frame.index.name == "timestamp":
+    if frame.index.name is not None and str(frame.index.name).lower() in ("timestamp", "date"):
         frame = frame.reset_index()
     if frame.empty:
         raise DataError(f"{label}: expected at least one data row, found none")
-    columns = [str(c) for c in frame.columns]
+    frame.columns = canonical_names(label, [str(c) for c in frame.columns], columns)
+    names = list(frame.columns)
     for column in ("timestamp", *OHLCV):
-        if column not in columns:
+        if column not in names:
             raise DataError(f"{label}: column {column!r}: expected a column named {column!r}, "
-                            f"found columns {', '.join(columns)}{did_you_mean(column, columns)}")
-    keep = [c for c in ("timestamp", *OHLCV, *EXTRAS) if c in columns]
+                            f"found columns {', '.join(names)}{did_you_mean(column, names)}")
+    keep = [c for c in ("timestamp", *OHLCV, *EXTRAS) if c in names]
     out = frame[keep].copy()
     numeric = keep[1:]
     for column in numeric:
