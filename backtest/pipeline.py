@@ -104,7 +104,7 @@ def execute(cfg: RunConfig, spec: StrategySpec, source: str) -> RunOutcome:
         "config": json.loads(mask_secrets(cfg.canonical_json())),
         "dataset": {
             "name": info.name, "sha256": info.sha256, "symbol": info.symbol,
-            "timeframe": info.timeframe, "freq": info.freq,
+            "timeframe": info.timeframe, "freq": info.freq, "resample": info.resample_report(),
             "start": _iso(bars.index[0]), "end": _iso(bars.index[-1]), "bars": len(bars),
             "gaps": [{"first_missing": _iso(a), "last_missing": _iso(b), "missing_bars": n}
                      for a, b, n in info.gaps if bars.index[0] <= a <= bars.index[-1]],

@@ -35,6 +35,7 @@ import pandas as pd
 
 from backtest.config.data import DataConfig
 from backtest.data.columns import canonical_names
+from backtest.data.resample import Resampled, resample
 from backtest.errors import ConfigError, DataError, did_you_mean
 from backtest.redact import mask_secrets
 from backtest.types import OHLCV, Bars
@@ -74,6 +75,15 @@ class DataInfo:
     rows: int
     gaps: list[tuple[pd.Timestamp, pd.Timestamp, int]]
     zero_volume_bars: int = 0
+    resampled: Resampled | None = None
+
+    def resample_report(self) -> dict[str, Any] | None:
+        """``data.resample`` as the report states it (None when the bars are as stored)."""
+        if self.resampled is None:
+            return None
+        return {"from": self.resampled.source_timeframe, "to": self.timeframe,
+                "partial_buckets_dropped": [_iso(t) for t in self.resampled.dropped_partial],
+                "inner_buckets_with_gaps": self.resampled.inner_incomplete}
 
 
 # ---------------------------------------------------------------- bundled datasets + manifest
@@ -385,7 +395,7 @@ def load_bars(cfg: DataConfig, source: str = "config") -> tuple[Bars, DataInfo]:
                                  ("timeframe", cfg.timeframe, timeframe)):
             if given is not None and given != have:
                 raise ConfigError(f"{source}: data.{key}: expected {have!r} (the {key} of "
-                                  f"{name}; bars are never resampled), found {given!r}")
+                                  f"{name}; data.resample aggregates bars), found {given!r}")
         frame = read_csv_table(str(path), raw, ("timestamp", *OHLCV), EXTRAS)
     else:
         path = Path(str(cfg.path))
@@ -403,13 +413,24 @@ def load_bars(cfg: DataConfig, source: str = "config") -> tuple[Bars, DataInfo]:
         timeframe = describe_delta(_modal_spacing(label, index))[0]
     delta = timeframe_delta(timeframe, f"{source}: data.timeframe")
     gaps = find_gaps(label, index, delta)
+    resampled = None
+    if cfg.resample:
+        target = timeframe_delta(cfg.resample, f"{source}: data.resample")
+        bars, resampled = resample(bars, delta, target, timeframe, cfg.resample,
+                                   f"{source}: data.resample")
+        if bars.empty:
+            raise DataError(f"{label}: expected at least one whole {cfg.resample} bucket of "
+                            f"{timeframe} bars, found none")
+        timeframe, delta = describe_delta(target)[0], target
+        gaps = find_gaps(label, bars.index, delta)
     bars = _slice(bars, cfg, source, name)
     first, last = bars.index[0], bars.index[-1]
     gaps = [g for g in gaps if g[0] - delta >= first and g[1] + delta <= last]
     info = DataInfo(name=name, path=str(path), sha256=digest, symbol=symbol,
                     timeframe=timeframe, freq=describe_delta(delta)[1], first=first,
                     last=last, rows=len(bars), gaps=gaps,
-                    zero_volume_bars=int(np.count_nonzero(bars["volume"].to_numpy() == 0)))
+                    zero_volume_bars=int(np.count_nonzero(bars["volume"].to_numpy() == 0)),
+                    resampled=resampled)
     return bars, info
 
 
