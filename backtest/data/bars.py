@@ -26,6 +26,7 @@ import re
 import tomllib
 import warnings
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -439,7 +440,8 @@ def _read_user_bars(path: Path, raw: bytes, fmt: str, columns: dict[str, str]) -
     if fmt == "auto":
         fmt = "parquet" if path.suffix in (".parquet", ".pq") else _sniff_csv(raw)
     if fmt == "parquet":
-        return _read_parquet(label, raw, columns)
+        return read_parquet_table(label, raw, ("timestamp", *OHLCV), EXTRAS,
+                                  rename=lambda names: canonical_names(label, names, columns))
     if fmt == "binance":
         first = raw.split(b",", 1)[0].strip()[:30].decode(errors="replace")
         if not first.isdigit():
@@ -473,7 +475,11 @@ def _sniff_csv(raw: bytes) -> str:
     return "binance" if len(fields) == len(BINANCE_COLUMNS) and fields[0].isdigit() else "csv"
 
 
-def _read_parquet(label: str, raw: bytes, columns: dict[str, str]) -> pd.DataFrame:
+def read_parquet_table(label: str, raw: bytes, required: tuple[str, ...],
+                       optional: tuple[str, ...] | None = (), text_columns: tuple[str, ...] = (),
+                       rename: Callable[[list[str]], list[str]] | None = None) -> pd.DataFrame:
+    """Parquet bytes -> a frame like :func:`read_csv_table`'s: ``timestamp`` (as stored) and
+    float64 columns (``text_columns`` kept as they are); ``rename`` maps the stored names."""
     try:
         frame = pd.read_parquet(io.BytesIO(raw))
     except (OSError, ValueError) as exc:
@@ -483,15 +489,16 @@ def _read_parquet(label: str, raw: bytes, columns: dict[str, str]) -> pd.DataFra
         frame = frame.reset_index()
     if frame.empty:
         raise DataError(f"{label}: expected at least one data row, found none")
-    frame.columns = canonical_names(label, [str(c) for c in frame.columns], columns)
+    names = [str(c) for c in frame.columns]
+    frame.columns = rename(names) if rename else names
     names = list(frame.columns)
-    for column in ("timestamp", *OHLCV):
+    for column in required:
         if column not in names:
             raise DataError(f"{label}: column {column!r}: expected a column named {column!r}, "
                             f"found columns {', '.join(names)}{did_you_mean(column, names)}")
-    keep = [c for c in ("timestamp", *OHLCV, *EXTRAS) if c in names]
+    keep = [c for c in names if optional is None or c in (*required, *optional)]
     out = frame[keep].copy()
-    numeric = keep[1:]
+    numeric = [c for c in keep if c != "timestamp" and c not in text_columns]
     for column in numeric:
         if not pd.api.types.is_numeric_dtype(out[column].dtype):
             raise _non_number(label, out.astype({column: str}), [column])

@@ -31,6 +31,7 @@ from backtest.data.bars import (
     parse_timestamps,
     read_csv_table,
     read_dataset_bytes,
+    read_parquet_table,
     read_user_bytes,
     timeframe_delta,
 )
@@ -86,7 +87,8 @@ def load_external(name: str, lag: str | None = None, path: str | None = None) ->
     """Load an external series with its ``published_at`` column.
 
     Without ``path``, ``name`` is a bundled dataset (``btc_etf_flows_1d``) or its kind
-    (``etf_flows``). With ``path``, ``name`` is the kind of the user's CSV (see ``KINDS``).
+    (``etf_flows``). With ``path``, ``name`` is the kind of the user's CSV or Parquet file (see
+    ``KINDS``; Parquet: by the ``.parquet`` suffix, as ``crashbt data fetch`` writes it).
     ``lag`` overrides the default publication lag.
     """
     if path is None:
@@ -110,7 +112,8 @@ def load_external(name: str, lag: str | None = None, path: str | None = None) ->
     spec = KINDS[kind]
     delay = parse_lag(default_lag if lag is None else lag, f"external {dataset}: lag")
     label = str(file)
-    frame = read_csv_table(label, raw, ("timestamp", *spec.required), spec.optional, spec.text)
+    read = read_parquet_table if file.suffix in (".parquet", ".pq") else read_csv_table
+    frame = read(label, raw, ("timestamp", *spec.required), spec.optional, spec.text)
     index = parse_timestamps(label, frame.pop("timestamp"))
     check_order(label, index)
     frame.index = index
