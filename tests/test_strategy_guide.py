@@ -62,3 +62,23 @@ def test_the_example_passes_the_lookahead_check(capsys: pytest.CaptureFixture[st
 def test_the_example_needs_the_flag(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", str(EXAMPLES / "my_strategy.toml")]) == 2
     assert ALLOW in capsys.readouterr().err
+
+
+def test_the_example_optimizes(tmp_path: Path) -> None:
+    """Through the optimizer's own request (``optimize --allow-external-strategies`` builds the
+    same Request with the resolved spec)."""
+    from backtest import plugins
+    from backtest.config.optimize import load
+    from backtest.optimize import search
+    from backtest.optimize.workers import Request
+
+    config = EXAMPLES / "my_strategy_optimize.toml"
+    cfg, opt = load(config, ["optimize.trials=6"])
+    spec = plugins.resolve(cfg.strategy.name, str(config), True)
+    outcome = search.run(Request(cfg, opt, spec, str(config), "guide", tmp_path))
+    doc = json.loads(outcome.path.read_text())
+    assert not outcome.interrupted and outcome.best_run is not None
+    assert doc["best"]["params"]["level_mode"] == "ath_fraction"  # fixed by [optimize.params]
+    assert 0.4 <= doc["best"]["params"]["level"] <= 0.7  # narrowed by [optimize.params]
+    best = json.loads((outcome.best_run / "report.json").read_text())
+    assert best["strategy"]["name"] == "my_strategy"
