@@ -9,10 +9,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from backtest.config.data import DataConfig
 from backtest.data.bars import load_bars
 from backtest.data.external import align_to_bars, load_external
+from backtest.data.resample import resample
 from backtest.errors import ConfigError
 
 # hour, open, high, low, close, volume (2026-01-01, UTC); the 09:00 bar is missing (a gap)
@@ -50,7 +53,7 @@ def test_1h_to_4h_matches_the_hand_computed_table(tmp_path: Path) -> None:
     assert info.resample_report() == {
         "from": "1h", "to": "4h",
         "partial_buckets_dropped": ["2026-01-01T00:00:00Z", "2026-01-01T12:00:00Z"],
-        "inner_buckets_with_gaps": 1}
+        "buckets_with_gaps": ["2026-01-01T08:00:00Z"]}
 
 
 def test_real_hourly_bars_summed_into_days_equal_the_daily_bars() -> None:
@@ -91,3 +94,51 @@ def test_a_bucket_that_is_not_a_longer_multiple_is_refused(target: str) -> None:
     with pytest.raises(ConfigError, match=rf"data.resample: expected a whole multiple of the "
                                           rf"bars' 1h longer than it, found '{target}'"):
         load_bars(DataConfig(dataset="btcusdt_1h", resample=target, start="2026-02-01"))
+
+
+def naive_buckets(rows: list[tuple[int, float, float, float, float, float]], size: int,
+                  per: int) -> tuple[list[tuple[int, ...]], list[int], list[int]]:
+    """A plain-Python re-implementation on hour numbers: buckets of ``size`` hours from hour 0
+    (a Monday), kept unless partial at an edge; returns (bars, dropped, with_gaps)."""
+    groups: dict[int, list[tuple[int, float, float, float, float, float]]] = {}
+    for row in rows:
+        groups.setdefault(row[0] // size * size, []).append(row)
+    starts = sorted(groups)
+    kept, dropped, gaps = [], [], []
+    for i, start in enumerate(starts):
+        g = groups[start]
+        if len(g) < per and i in (0, len(starts) - 1):
+            dropped.append(start)
+            continue
+        if len(g) < per:
+            gaps.append(start)
+        kept.append((start, g[0][1], max(r[2] for r in g), min(r[3] for r in g), g[-1][4],
+                     sum(r[5] for r in g)))
+    return kept, dropped, gaps
+
+
+@settings(max_examples=40, deadline=None)
+@given(hours=st.lists(st.booleans(), min_size=10, max_size=120), offset=st.integers(0, 23),
+       size=st.sampled_from([2, 3, 4, 6, 12, 24]), seed=st.integers(0, 2**16))
+def test_resample_equals_a_plain_python_aggregation(hours: list[bool], offset: int, size: int,
+                                                    seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    present = [offset + h for h, keep in enumerate(hours) if keep or h in (0, len(hours) - 1)]
+    rows = []
+    for h in present:
+        o, c = rng.uniform(90, 110, 2).round(2)
+        up, down, volume = rng.uniform(0, 3, 3).round(2)
+        rows.append((h, float(o), float(max(o, c) + up), float(min(o, c) - down), float(c),
+                     float(volume)))
+    monday = pd.Timestamp("2024-01-01", tz="UTC")  # a Monday: hour 0 is a bucket start
+    bars = pd.DataFrame([r[1:] for r in rows], columns=["open", "high", "low", "close", "volume"],
+                        index=pd.DatetimeIndex([monday + pd.Timedelta(hours=r[0]) for r in rows],
+                                               name="timestamp").as_unit("ns"))
+    got, info = resample(bars, pd.Timedelta(hours=1), pd.Timedelta(hours=size), "1h",
+                         f"{size}h", "test")
+    kept, dropped, gaps = naive_buckets(rows, size, size)
+    hour = pd.Timedelta(hours=1)
+    assert [int((t - monday) / hour) for t in got.index] == [k[0] for k in kept]
+    np.testing.assert_allclose(got.to_numpy(), np.array([k[1:] for k in kept]).reshape(-1, 5))
+    assert [int((t - monday) / hour) for t in info.dropped_partial] == dropped
+    assert [int((t - monday) / hour) for t in info.inner_incomplete] == gaps

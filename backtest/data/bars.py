@@ -79,12 +79,14 @@ class DataInfo:
     resampled: Resampled | None = None
 
     def resample_report(self) -> dict[str, Any] | None:
-        """``data.resample`` as the report states it (None when the bars are as stored)."""
+        """``data.resample`` as the report states it (None when the bars are as stored): the
+        file's dropped edge buckets and the loaded buckets that miss source bars."""
         if self.resampled is None:
             return None
+        inner = [t for t in self.resampled.inner_incomplete if self.first <= t <= self.last]
         return {"from": self.resampled.source_timeframe, "to": self.timeframe,
                 "partial_buckets_dropped": [_iso(t) for t in self.resampled.dropped_partial],
-                "inner_buckets_with_gaps": self.resampled.inner_incomplete}
+                "buckets_with_gaps": [_iso(t) for t in inner]}
 
 
 # ---------------------------------------------------------------- bundled datasets + manifest

@@ -32,12 +32,12 @@ SUMMED = ("volume", "quote_volume", "trades", "taker_buy_base_volume", "taker_bu
 @dataclass(frozen=True)
 class Resampled:
     """What resampling did to the whole file (it runs before ``data.start``/``end`` slice it):
-    the source bar length, partial edge buckets dropped (their start times) and inner buckets
-    kept with fewer source bars than a full bucket (exchange gaps)."""
+    the source bar length, the partial edge buckets dropped and the inner buckets kept with fewer
+    source bars than a full bucket (exchange gaps), by bucket start."""
 
     source_timeframe: str
     dropped_partial: tuple[pd.Timestamp, ...]
-    inner_incomplete: int
+    inner_incomplete: tuple[pd.Timestamp, ...]
 
 
 def resample(bars: pd.DataFrame, source: pd.Timedelta, target: pd.Timedelta, source_name: str,
@@ -61,5 +61,5 @@ def resample(bars: pd.DataFrame, source: pd.Timedelta, target: pd.Timedelta, sou
     out.index = pd.DatetimeIndex(out.index).as_unit("ns").rename(bars.index.name)
     info = Resampled(source_timeframe=source_name,
                      dropped_partial=tuple(out.index[edges]),
-                     inner_incomplete=int(np.count_nonzero(partial & ~edges)))
+                     inner_incomplete=tuple(out.index[partial & ~edges]))
     return out.loc[~edges], info
