@@ -21,7 +21,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from backtest.features.levels import LEVEL_MODES, anchored, cross_above, cross_below, level_series
+from backtest.features.levels import (
+    LEVEL_MODES,
+    anchored,
+    cross_above,
+    cross_below,
+    level_series,
+    unreachable_note,
+)
 from backtest.strategy.contract import Choice, FloatRange, IntRange, StrategySpec
 from backtest.types import Bars, Signals
 
@@ -75,8 +82,8 @@ def signals(bars: Bars, feats: pd.DataFrame, params: Params) -> Signals:
     broke = cross_below(bars, level, confirm="close", hold=params.confirm_bars)
     no = pd.Series(False, index=bars.index)
     levels = {"level": _last(level)}
-    notes = {} if params.level_mode == "absolute" else {
-        "level": f"{params.level_mode}: fractions of the anchor (levels shown at the last bar)"}
+    notes = unreachable_note(bars, level) or ({} if params.level_mode == "absolute" else {
+        "level": f"{params.level_mode}: fractions of the anchor (levels shown at the last bar)"})
     if params.mode == "derisk":
         reclaimed = cross_above(bars, level, confirm="close", hold=params.confirm_bars)
         # holding is a state: out from a confirmed break until a confirmed reclaim, in otherwise,

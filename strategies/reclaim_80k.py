@@ -30,6 +30,7 @@ from backtest.features.levels import (
     cross_above,
     exit_after,
     level_series,
+    unreachable_note,
 )
 from backtest.strategy.contract import Choice, FloatRange, IntRange, StrategySpec
 from backtest.types import Bars, Signals
@@ -105,8 +106,9 @@ def signals(bars: Bars, feats: pd.DataFrame, params: Params) -> Signals:
         long_entries=entries.rename("long_entries"), long_exits=exits, stop_price=stop,
         levels={"level": last, "exit_below": last * (1.0 - params.buffer_pct),
                 "stop": last * (1.0 - params.stop_pct)},
-        notes={"level": "absolute" if params.level_mode == "absolute"
-               else f"{params.level_mode}: {the_level(params)} (levels shown at the last bar)"},
+        notes=unreachable_note(bars, level) or {
+            "level": "absolute" if params.level_mode == "absolute"
+            else f"{params.level_mode}: {the_level(params)} (levels shown at the last bar)"},
     )
 
 

@@ -116,3 +116,16 @@ def test_every_level_mode_runs_on_eth(mode: str) -> None:
                   window="feb-2026")
     assert out.report["strategy"]["params"]["level_mode"] == mode
     assert set(out.report["strategy"]["levels"]) == {"level", "target", "stop"}
+
+
+def test_a_btc_level_on_eth_bars_says_it_is_never_reached() -> None:
+    # the silent 0 trades: break_below_74k's BTC default on ETH now says why
+    out = execute("break_below_74k", "ethusdt_1d", {}, window="feb-2026")
+    assert out.report["metrics"]["n_trades"] == 0
+    assert out.report["strategy"]["notes"]["level"] == (
+        "never reached: 74,400 vs prices 81.79..4,956.78; give a level for this asset or a "
+        "relative level_mode")
+    reclaim = execute("reclaim_80k", "ethusdt_1d", {}, window="feb-2026")
+    assert reclaim.report["strategy"]["notes"]["level"].startswith("never reached: 80,000 vs")
+    eth = execute("break_below_74k", "ethusdt_1d", ETH_SEED, window="feb-2026")
+    assert "level" not in eth.report["strategy"]["notes"]

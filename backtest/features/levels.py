@@ -135,6 +135,20 @@ def level_series(bars: Bars, level: Level) -> pd.Series:
     return values.astype("float64").rename("level")
 
 
+def unreachable_note(bars: Bars, level: pd.Series, name: str = "level") -> dict[str, str]:
+    """``{name: warning}`` when ``level`` never lies within a bar's low..high (e.g. BTC's 74,400
+    on ETH bars): such a rule can never fire, which a run would otherwise report as 0 trades
+    without a word. Empty when the level is reached at least once or the bars are empty."""
+    valid = level.notna() & bars["low"].notna()
+    if not valid.any() or ((bars["low"] <= level) & (level <= bars["high"]))[valid].any():
+        return {}
+    low, high = level[valid].min(), level[valid].max()
+    span = f"{low:,.6g}" if low == high else f"{low:,.6g}..{high:,.6g}"
+    return {name: f"never reached: {span} vs prices {bars['low'].min():,.6g}.."
+                  f"{bars['high'].max():,.6g}; give a level for this asset or a relative "
+                  f"level_mode"}
+
+
 @njit(cache=True)
 def _level_events(beyond: np.ndarray, rearm: np.ndarray, valid: np.ndarray,
                   volume_ok: np.ndarray, hold: int) -> np.ndarray:
