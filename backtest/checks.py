@@ -1,10 +1,11 @@
 """Look-ahead and warm-up checks: does a strategy use the future, and how much history does it need?
 
-:func:`lookahead` computes a strategy's features and signals the way :mod:`backtest.pipeline`
-does (bars up to ``data.end``, every external series as loaded for the config), then again on
+:func:`lookahead` computes a strategy's features and signals on the inputs every command uses
+(:func:`backtest.inputs.prepare`: bars up to the run's end, every external series as loaded for
+the config), then again on
 many truncations. A truncation at bar ``k`` keeps ``bars[:k+1]`` and, of every external series,
 only the rows that were TRULY public at that bar's close: row timestamp + the publication lag of
-the manifest (bundled series) or of :data:`backtest.external.KINDS` (user files), never the
+the manifest (bundled series) or of :data:`backtest.data.external.KINDS` (user files), never the
 config's override. A value that changes when the future is removed is look-ahead, so this also
 catches a config that sets ``lag = "0s"`` and a strategy that reads a series on its own timestamp.
 Cut points: evenly spread over the run range, a few seeded random ones, and a few just after the
@@ -19,7 +20,7 @@ full history gives something else there (the signature of ``ta``'s ``fillna`` or
 ATR; an honest indicator without enough data is NaN).
 
 ``crashbt check lookahead`` exits 0 when clean and 3 when look-ahead was found (2 stays a user
-error). Sits at the pipeline's layer: imports backtest.pipeline, data, external; never optuna,
+error). Sits at the pipeline's layer: imports backtest.inputs, data, external; never optuna,
 vectorbt, ta or ``strategies`` (the spec is passed in).
 """
 
@@ -32,10 +33,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from backtest import pipeline
 from backtest.config.run import RunConfig
 from backtest.data import bars as data
 from backtest.data import external
+from backtest.inputs import RunInputs, prepare
 from backtest.strategy.contract import StrategySpec
 from backtest.types import Bars, Signals
 
@@ -47,19 +48,6 @@ EARLY_CUTS = (20, 50, 100, 200)
 WARMUP_DAYS = (0, 30, 90, 365)
 SIGNAL_FIELDS = ("long_entries", "long_exits", "short_entries", "short_exits", "stop_price",
                  "target_price", "entry_fraction")
-
-
-@dataclass(frozen=True)
-class Inputs:
-    """What the pipeline hands a strategy: full history, external context, run range, params."""
-
-    bars: Bars
-    context: dict[str, pd.DataFrame]
-    params: Any
-    run_start: pd.Timestamp
-    run_end: pd.Timestamp
-    bar_duration: pd.Timedelta
-    true_lags: dict[str, pd.Timedelta]
 
 
 @dataclass(frozen=True)
@@ -115,20 +103,9 @@ class WarmupReport:
 
 # --- inputs and one evaluation ---------------------------------------------------------------
 
-def load_inputs(cfg: RunConfig, spec: StrategySpec, source: str) -> Inputs:
-    """Full history up to ``data.end``, external context and params, as the pipeline has them."""
-    params = spec.make_params(cfg.strategy.params, source)
-    start, end = pipeline.run_range(cfg, source)
-    history_cfg = cfg.data.model_copy(update={"start": None, "end": end, "window": None})
-    bars, info = data.load_bars(history_cfg, source)
-    context = pipeline.load_context(cfg, spec, source)
-    return Inputs(
-        bars=bars, context=context, params=params,
-        run_start=bars.index[0] if start is None else max(start, bars.index[0]),
-        run_end=bars.index[-1],
-        bar_duration=data.timeframe_delta(info.timeframe, f"{source}: data.timeframe"),
-        true_lags={kind: true_lag(cfg, kind, frame) for kind, frame in context.items()},
-    )
+def true_lags(inp: RunInputs) -> dict[str, pd.Timedelta]:
+    """The true publication lag of every external series of ``inp`` (see :func:`true_lag`)."""
+    return {kind: true_lag(inp.cfg, kind, frame) for kind, frame in inp.context.items()}
 
 
 def true_lag(cfg: RunConfig, kind: str, frame: pd.DataFrame) -> pd.Timedelta:
@@ -227,17 +204,18 @@ def truncate_context(context: Mapping[str, pd.DataFrame], lags: Mapping[str, pd.
 
 
 def lookahead(cfg: RunConfig, spec: StrategySpec, source: str, cuts: int = 30,
-              seed: int = 0, inputs: Inputs | None = None) -> LookaheadReport:
+              seed: int = 0, inputs: RunInputs | None = None) -> LookaheadReport:
     """Compare features and signals on the full history with ``cuts`` truncations of it."""
-    inp = inputs or load_inputs(cfg, spec, source)
-    index = inp.bars.index
-    full = evaluate(spec, inp.params, inp.bars, inp.context)
+    inp = inputs or prepare(cfg, spec, source)
+    index = inp.history.index
+    lags = true_lags(inp)
+    full = evaluate(spec, inp.params, inp.history, inp.context)
     offences: list[Offence] = []
     positions = cut_positions(index, inp.run_start, cuts, seed)
     for k in positions:
         cut = index[k]
-        part = evaluate(spec, inp.params, inp.bars.iloc[:k + 1],
-                        truncate_context(inp.context, inp.true_lags, cut + inp.bar_duration))
+        part = evaluate(spec, inp.params, inp.history.iloc[:k + 1],
+                        truncate_context(inp.context, lags, cut + inp.bar_duration))
         offences.extend(_diff(full, part, index, k + 1, cut))
     return LookaheadReport(strategy=spec.name, cuts=tuple(index[positions]),
                            columns=tuple(sorted(full)), offences=_dedupe(offences))
@@ -274,18 +252,18 @@ def trim_context(context: Mapping[str, pd.DataFrame],
 
 
 def warmup(cfg: RunConfig, spec: StrategySpec, source: str, extra: Sequence[int] = (),
-           inputs: Inputs | None = None) -> WarmupReport:
+           inputs: RunInputs | None = None) -> WarmupReport:
     """Signals on the run range with history starting ``days`` before it vs the full history."""
-    inp = inputs or load_inputs(cfg, spec, source)
-    index = inp.bars.index
-    run = slice(int(index.searchsorted(inp.run_start)), len(index))
-    full = evaluate(spec, inp.params, inp.bars, inp.context)
+    inp = inputs or prepare(cfg, spec, source)
+    index = inp.history.index
+    run = slice(inp.first, len(index))
+    full = evaluate(spec, inp.params, inp.history, inp.context)
     signal_cols = [c for c in full if c.startswith("signal:")]
     rows = []
     for days in sorted({*WARMUP_DAYS, *extra}):
         begin = max(inp.run_start - pd.Timedelta(days=days), index[0])
         offset = int(index.searchsorted(begin))
-        short = evaluate(spec, inp.params, inp.bars.iloc[offset:],
+        short = evaluate(spec, inp.params, inp.history.iloc[offset:],
                          trim_context(inp.context, begin))
         differs = np.zeros(run.stop - run.start, dtype=bool)
         for column in signal_cols:

@@ -1,8 +1,9 @@
-"""One backtest run, end to end: config -> data -> features -> signals -> engine -> metrics.
+"""One backtest run, end to end: inputs -> features -> signals -> engine -> metrics -> report.
 
-The strategy spec is passed in (the CLI resolves it from the registry), so this module never
-imports ``strategies``. Features see all history before ``data.start`` (warm-up) and nothing
-after ``data.end``; the simulation runs on ``[start, end]`` only.
+The inputs come from :func:`backtest.inputs.prepare` (the one builder every command uses), so
+features see all history before the run start (warm-up) and nothing after its end; the
+simulation runs on the run range only. The strategy spec is passed in (the CLI resolves it),
+so this module never imports ``strategies``.
 """
 
 from __future__ import annotations
@@ -20,12 +21,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from backtest.config.common import parse_utc_now
+from backtest.config.common import iso, parse_utc_now
 from backtest.config.run import RunConfig
-from backtest.data import bars as data
-from backtest.data import external, regimes
-from backtest.engine import simulate as engine
-from backtest.errors import ConfigError, DataError, did_you_mean
+from backtest.data import regimes
+from backtest.inputs import RunInputs, prepare
 from backtest.metrics import performance as metrics
 from backtest.redact import mask_secrets
 from backtest.report import files as report
@@ -62,66 +61,56 @@ def strategy_source_sha256(spec: StrategySpec) -> str:
     return hashlib.sha256(Path(inspect.getfile(spec.signals)).read_bytes()).hexdigest()
 
 
-def make_run_id(cfg: RunConfig, label: str, data_sha256: str, source_sha256: str,
+def make_run_id(cfg: RunConfig, label: str, input_hashes: dict[str, str], source_sha256: str,
                 versions: dict[str, str]) -> str:
-    """``<label>-<12 hex>``: a hash of config, data, strategy source and package versions."""
-    blob = "\n".join([cfg.canonical_json(), data_sha256, source_sha256,
+    """``<label>-<12 hex>``: a hash of the config (without its ``[optimize]`` search, which
+    changes no result), every input file (bars, external series, funding, tiers: see
+    :attr:`RunInputs.input_hashes`), the strategy source and the package versions."""
+    run_cfg = cfg.model_copy(update={"optimize": None})
+    blob = "\n".join([run_cfg.canonical_json(), report.to_json(input_hashes), source_sha256,
                       report.to_json(versions)])
     return f"{report.safe_name(label)}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
 
 
-def execute(cfg: RunConfig, spec: StrategySpec, source: str) -> RunOutcome:
-    """Run one backtest in memory; nothing is written."""
+def execute(cfg: RunConfig, spec: StrategySpec, source: str,
+            inputs: RunInputs | None = None) -> RunOutcome:
+    """Run one backtest in memory; nothing is written. ``inputs`` (from
+    :func:`backtest.inputs.prepare`) skips loading when the caller already has them."""
     started = time.perf_counter()
-    params = spec.make_params(cfg.strategy.params, source)
-    start, end = run_range(cfg, source)
-    history_cfg = cfg.data.model_copy(update={"start": None, "end": end, "window": None})
-    history, info = data.load_bars(history_cfg, source)
-    context = load_context(cfg, spec, source)
-    feats = spec.features(history, params, context)
-    sigs = spec.signals(history, feats, params)
-    regime_labels = regimes.detect(history)
-    first = int(history.index.searchsorted(start)) if start is not None else 0
-    bars = history.iloc[first:]
-    if bars.empty:
-        until = f"{end:%Y-%m-%d %H:%M}" if end is not None else "the end of the data"
-        raise DataError(f"{source}: data: expected bars between {start:%Y-%m-%d %H:%M} and "
-                        f"{until}, found data from {info.first:%Y-%m-%d %H:%M} to "
-                        f"{info.last:%Y-%m-%d %H:%M}")
-    sigs = sigs.restrict(slice(first, None))
-    funding = load_funding(cfg, info.symbol)
-    derivatives = derivatives_sources(cfg, info.symbol, funding)  # refuses before simulating
-    result = engine.simulate(bars, sigs, cfg.execution, info.freq,
-                             None if funding is None else funding["funding_rate"])
+    inp = inputs or prepare(cfg, spec, source)
+    info, bars, params = inp.info, inp.bars, inp.params
+    sigs = inp.signals()
+    regime_labels = regimes.detect(inp.history)
+    result = inp.simulate(sigs)
+    sigs = sigs.restrict(slice(inp.first, None))
     label = mask_secrets(cfg.strategy.label or cfg.name or spec.name)
     versions = package_versions()
     source_sha = strategy_source_sha256(spec)
-    bench_equity = metrics.buy_and_hold_equity(bars, cfg.execution.init_cash,
-                                               cfg.execution.fee_rate)
+    fee = cfg.execution.market_fee_rate  # buy-and-hold buys at market like every engine fill
+    bench_equity = metrics.buy_and_hold_equity(bars, cfg.execution.init_cash, fee)
     rep: dict[str, Any] = {
         "schema_version": report.SCHEMA_VERSION,
-        "run_id": make_run_id(cfg, label, info.sha256, source_sha, versions),
+        "run_id": make_run_id(cfg, label, inp.input_hashes, source_sha, versions),
         "config": json.loads(mask_secrets(cfg.canonical_json())),
         "dataset": {
             "name": info.name, "sha256": info.sha256, "symbol": info.symbol,
             "timeframe": info.timeframe, "freq": info.freq, "resample": info.resample_report(),
-            "start": _iso(bars.index[0]), "end": _iso(bars.index[-1]), "bars": len(bars),
-            "gaps": [{"first_missing": _iso(a), "last_missing": _iso(b), "missing_bars": n}
+            "start": iso(bars.index[0]), "end": iso(bars.index[-1]), "bars": len(bars),
+            "gaps": [{"first_missing": iso(a), "last_missing": iso(b), "missing_bars": n}
                      for a, b, n in info.gaps if bars.index[0] <= a <= bars.index[-1]],
         },
         "strategy": {
             "name": spec.name, "label": label, "params": params_dict(params),
             "source_sha256": source_sha, "levels": sigs.levels, "notes": sigs.notes,
             "external": {kind: {k: frame.attrs.get(k) for k in ("name", "lag", "sha256")}
-                         for kind, frame in context.items()},
+                         for kind, frame in inp.context.items()},
         },
         "engine": result.engine,
-        **derivatives,
+        **derivatives_sources(inp),
         "metrics": metrics.compute(result, info.freq)
         | (metrics.perp_metrics(result) if cfg.execution.instrument == "perp" else {}),
-        "benchmark": metrics.buy_and_hold(bars, cfg.execution.init_cash,
-                                          cfg.execution.fee_rate, info.freq),
-        **segment_tables(result, bench_equity, regime_labels.iloc[first:],
+        "benchmark": metrics.buy_and_hold(bars, cfg.execution.init_cash, fee, info.freq),
+        **segment_tables(result, bench_equity, regime_labels.iloc[inp.first:],
                          cfg.execution.init_cash, info.freq),
         "files": {"trades": "trades.csv", "equity": "equity.csv"},
         "versions": versions,
@@ -131,50 +120,14 @@ def execute(cfg: RunConfig, spec: StrategySpec, source: str) -> RunOutcome:
     return RunOutcome(report=rep, result=result, bars=bars, benchmark_equity=bench_equity)
 
 
-def load_context(cfg: RunConfig, spec: StrategySpec, source: str) -> dict[str, pd.DataFrame]:
-    """The external series a strategy reads: every required kind (bundled unless the config
-    names a file), and each optional kind the config supplies under ``[external.<kind>]``."""
-    for kind in cfg.external:
-        if kind not in external.KINDS:
-            raise ConfigError(f"{source}: external.{kind}: unknown series kind"
-                              f"{did_you_mean(kind, external.KINDS)}")
-    wanted = [*spec.requires, *(k for k in spec.optional if k in cfg.external)]
-    context = {}
-    for kind in wanted:
-        override = cfg.external.get(kind)
-        context[kind] = external.load_external(
-            kind, lag=override.lag if override else None,
-            path=override.path if override else None)
-    return context
-
-
-def load_funding(cfg: RunConfig, symbol: str) -> pd.DataFrame | None:
-    """The funding series of ``symbol`` for a perp run with funding on (else None)."""
-    if cfg.execution.instrument != "perp" or not cfg.execution.funding:
-        return None
-    src = cfg.external.get("funding_8h")
-    return external.funding_for(symbol, lag=src.lag if src else None,
-                                path=src.path if src else None)
-
-
-def derivatives_sources(cfg: RunConfig, symbol: str,
-                        funding: pd.DataFrame | None) -> dict[str, Any]:
+def derivatives_sources(inp: RunInputs) -> dict[str, Any]:
     """``{"derivatives": ...}`` naming a perp run's funding and tier sources ({} for spot)."""
-    if cfg.execution.instrument != "perp":
+    if inp.cfg.execution.instrument != "perp":
         return {}
-    tiers = external.tiers_for(symbol, cfg.execution.maintenance_tiers)
-    paid = None if funding is None else {k: funding.attrs.get(k)
-                                         for k in ("name", "sha256", "lag")}
-    return {"derivatives": {"symbol": symbol, "funding": paid, "maintenance_tiers": tiers}}
-
-
-def run_range(cfg: RunConfig, source: str) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
-    """The run's [start, end] from ``data.window`` or ``data.start`` / ``data.end``."""
-    if cfg.data.window:
-        win = regimes.window(cfg.data.window, source)
-        return win.start, win.end
-    as_ts = [pd.Timestamp(t) if t is not None else None for t in (cfg.data.start, cfg.data.end)]
-    return as_ts[0], as_ts[1]
+    paid = None if inp.funding is None else {k: inp.funding.attrs.get(k)
+                                             for k in ("name", "sha256", "lag")}
+    return {"derivatives": {"symbol": inp.info.symbol, "funding": paid,
+                            "maintenance_tiers": inp.tiers_source}}
 
 
 def segment_tables(result: SimResult, bench_equity: pd.Series, labels: pd.Series,
@@ -204,21 +157,22 @@ def regime_spans(labels: pd.Series) -> list[dict[str, str]]:
     change = labels.ne(labels.shift()).to_numpy()
     starts = np.flatnonzero(change)
     ends = np.append(starts[1:] - 1, len(labels) - 1)
-    return [{"regime": str(labels.iloc[a]), "start": _iso(labels.index[a]),
-             "end": _iso(labels.index[b])} for a, b in zip(starts, ends, strict=True)]
+    return [{"regime": str(labels.iloc[a]), "start": iso(labels.index[a]),
+             "end": iso(labels.index[b])} for a, b in zip(starts, ends, strict=True)]
 
 
-def _iso(ts: pd.Timestamp) -> str:
-    return ts.strftime("%Y-%m-%dT%H:%M:%SZ")
+def equity_frame(outcome: RunOutcome) -> pd.DataFrame:
+    """The ``equity.csv`` table: equity, position, buy-and-hold equity and close per bar."""
+    result = outcome.result
+    return pd.DataFrame({"equity": result.equity, "position": result.position,
+                         "buy_and_hold": outcome.benchmark_equity,
+                         "close": outcome.bars["close"]})
 
 
 def write(outcome: RunOutcome, out_dir: Path, with_html: bool = True) -> Path:
     """Write the outcome's report directory atomically; return its path."""
-    result = outcome.result
-    equity = pd.DataFrame({"equity": result.equity, "position": result.position,
-                           "buy_and_hold": outcome.benchmark_equity,
-                           "close": outcome.bars["close"]})
-    trades = result.trades
+    equity = equity_frame(outcome)
+    trades = outcome.result.trades
     page = None
     if with_html:
         rows = report.trades_records(trades)

@@ -4,10 +4,11 @@ A config is data: a registered name is looked up in :data:`strategies.REGISTRY`,
 evaluated. A name of the form ``package.module:SPEC`` (or ``path/to/file.py:SPEC``) imports
 user code, so it is refused unless the user passed ``--allow-external-strategies``; the
 reference must match a strict pattern (dotted identifiers, or a ``.py`` path, then an
-identifier), and the attribute must be a :class:`~strategies.base.StrategySpec`. A relative
-``.py`` path is read from the config file's folder, like data paths.
+identifier), and the attribute must be a :class:`~backtest.strategy.contract.StrategySpec`. A
+relative ``.py`` path is read from the config file's folder, like data paths.
 
-Imports from crashbt only errors, ``strategies`` and ``strategies.base``; never the engine.
+Imports from crashbt only errors, ``strategies`` and ``backtest.strategy.contract``; never the
+engine.
 """
 
 from __future__ import annotations

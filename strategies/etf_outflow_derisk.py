@@ -2,16 +2,16 @@
 
 The rolling sum of US spot-ETF net flows over the last ``days`` trading days ("etf_flows",
 bundled from Farside; a trading day is public at D+1 00:00 UTC) goes onto the bar clock with
-:func:`backtest.features.point_in_time`. Hysteresis: the strategy is out (cash) from the first
-bar on which the sum is below ``exit_below_bn`` (USD billions) until the first bar on which it is
-back at or above ``reenter_above_bn``; otherwise it is invested. Before the first published sum
+:func:`backtest.features.indicators.point_in_time`. Hysteresis: the strategy is out (cash) from the
+first bar on which the sum is below ``exit_below_bn`` (USD billions) until the first bar on which it
+is back at or above ``reenter_above_bn``; otherwise it is invested. Before the first published sum
 (the US ETFs started in January 2024) there is no evidence of outflows and it holds.
 
 The long entry is the invested STATE, not an event: the engine ignores a long entry while long,
 so the asset is bought on the first bar of any run (whatever window the run starts in) and again
 on the first invested bar after each step to cash. With an execution stop that fires while
 invested, the position is re-bought at the next open. Imports only backtest.types/features and
-strategies.base.
+backtest.strategy.contract.
 """
 
 from __future__ import annotations

@@ -1,12 +1,12 @@
 """fear_greed_contrarian: scale in at extreme fear, scale out at greed.
 
 The Crypto Fear & Greed index ("fear_greed", bundled from Alternative.me; day D is public at D+1
-00:00 UTC) goes onto the bar clock with :func:`backtest.features.point_in_time`. While the index
-is at or below ``fear_max`` the strategy buys a tranche of ``tranche_fraction`` x initial cash on
-the first bar of the fear spell and again every ``spacing_bars`` bars while it lasts (the engine
-caps each tranche by the cash left). Every bar with the index at or above ``greed_min`` exits
+00:00 UTC) goes onto the bar clock with :func:`backtest.features.indicators.point_in_time`. While
+the index is at or below ``fear_max`` the strategy buys a tranche of ``tranche_fraction`` x initial
+cash on the first bar of the fear spell and again every ``spacing_bars`` bars while it lasts (the
+engine caps each tranche by the cash left). Every bar with the index at or above ``greed_min`` exits
 the whole position. No index (before February 2018): no signal. Imports only
-backtest.types/features and strategies.base.
+backtest.types/features and backtest.strategy.contract.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ With an external "liquidations" series (optional; users supply it, see datasets/
 flush is long-liquidation intensity (long liquidations / their mean over the previous
 ``liq_window`` days) >= ``liq_k``, and, when an "open_interest" series is supplied too, open
 interest down by at least ``oi_drop`` over ``oi_n`` days. Both daily series go onto the bar
-clock with :func:`backtest.features.point_in_time` (day D is known at D+1 00:00 UTC).
+clock with :func:`backtest.features.indicators.point_in_time` (day D is known at D+1 00:00 UTC).
 
 Without liquidation data a documented PROXY from bars stands in: the bar falls by at least
 ``proxy_drop`` (close / open - 1), on volume >= ``proxy_volume_k`` x the mean of the previous
@@ -13,7 +13,8 @@ Without liquidation data a documented PROXY from bars stands in: the bar falls b
 ``proxy_taker_max`` (skipped, and said so, when the bars lack that column). ``Signals.notes``
 names which data was used. An entry fires on the first bar of each flush (a state turning on);
 it is held ``hold_bars`` bars, with a stop at close x (1 - ``stop_pct``) of the signal bar.
-Imports only backtest.types/features/signals and strategies.base.
+Imports only backtest.types, backtest.features and
+backtest.strategy.contract.
 """
 
 from __future__ import annotations

@@ -1,19 +1,20 @@
 """miner_capitulation: buy when the hash ribbon recovers after a miner capitulation.
 
-Hash ribbons (:func:`backtest.features.hash_ribbons`) on the daily hash rate ("hash_rate",
-bundled, derived from difficulty x blocks mined): a capitulation is the ``fast``-day mean of the
-hash rate below the ``slow``-day mean; a recovery is the first day it is back at or above after
-a capitulation of at least ``min_capitulation_days`` days (shorter dips are noise). The daily
-ribbon goes onto the bar clock with :func:`backtest.features.point_in_time`, so a recovery is
-seen on the first bar whose close is at or after its publication (day D is public at D+1 00:00
-UTC by default: on daily bars that is the bar opening on D itself).
+Hash ribbons (:func:`backtest.features.indicators.hash_ribbons`) on the daily hash rate
+("hash_rate", bundled, derived from difficulty x blocks mined): a capitulation is the ``fast``-day
+mean of the hash rate below the ``slow``-day mean; a recovery is the first day it is back at or
+above after a capitulation of at least ``min_capitulation_days`` days (shorter dips are noise). The
+daily ribbon goes onto the bar clock with :func:`backtest.features.indicators.point_in_time`, so a
+recovery is seen on the first bar whose close is at or after its publication (day D is public at D+1
+00:00 UTC by default: on daily bars that is the bar opening on D itself).
 
 Entry: the first bar of a recovery episode (from the recovery until the next capitulation is
 known) within ``max_wait_bars`` of it on which momentum agrees: ``momentum = "none"`` (the
 recovery bar itself), ``"sma"`` (close > SMA(``momentum_window``)) or ``"rsi_rising"`` (RSI(14)
 above its value ``momentum_window`` bars earlier). Exit: ``hold_bars`` bars later, or when a new
 capitulation becomes known (``exit_on_capitulation``). A trailing stop is an execution setting
-(``[execution] tsl_stop``). Imports only backtest.types/features/signals and strategies.base.
+(``[execution] tsl_stop``). Imports only backtest.types, backtest.features and
+backtest.strategy.contract.
 """
 
 from __future__ import annotations

@@ -1,19 +1,20 @@
 """reclaim_80k: go long only after a confirmed, volume-backed reclaim of a resistance level.
 
 From the February 2026 crash: "until BTC can reclaim and hold 80,000 on high volume, the path of
-least resistance is down". The entry is a level event (:func:`backtest.signals.cross_above`): a
-fresh crossing confirmed by ``confirm`` (close or wick), ``hold`` consecutive bars beyond the
-level, and volume >= ``volume_k`` x its mean over the previous ``volume_window`` bars
-(``volume_k = 0`` drops the volume condition). The level is absolute (``level``) or, so that the
-rule means something for any asset and year, ``ath_fraction`` x the running all-time high
-(``level_mode = "ath_fraction"``; 80,000 is 63.4% of the 126,200 ATH of October 2025) or
-``ema_fraction`` x the ``ema_weeks``-week EMA of weekly closes (``level_mode = "ema_200w"``).
-The search space holds BTC prices: a default for ``optimize``, not a limit on ``run``.
+least resistance is down". The entry is a level event
+(:func:`backtest.features.levels.cross_above`): a fresh crossing confirmed by ``confirm`` (close or
+wick), ``hold`` consecutive bars beyond the level, and volume >= ``volume_k`` x its mean over the
+previous ``volume_window`` bars (``volume_k = 0`` drops the volume condition). The level is absolute
+(``level``) or, so that the rule means something for any asset and year, ``ath_fraction`` x the
+running all-time high (``level_mode = "ath_fraction"``; 80,000 is 63.4% of the 126,200 ATH of
+October 2025) or ``ema_fraction`` x the ``ema_weeks``-week EMA of weekly closes
+(``level_mode = "ema_200w"``). The search space holds BTC prices: a default for ``optimize``, not a
+limit on ``run``.
 
 Exits: ``hold_bars`` bars after the entry signal, earlier on a close below level x (1 -
 ``buffer_pct``), or by the stop at level x (1 - ``stop_pct``) set when the position opens. A
 trailing stop is an execution setting (``[execution] tsl_stop``), not a strategy parameter.
-Imports only backtest.types, backtest.signals and strategies.base.
+Imports only backtest.types, backtest.features.levels and backtest.strategy.contract.
 """
 
 from __future__ import annotations

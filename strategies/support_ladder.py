@@ -17,7 +17,7 @@ rungs reached on the same bar are bought together with their summed budget. Ther
 
 :func:`benchmarks` computes lump-sum and dollar-cost-averaging equity over the same active bars
 with the same total budget; their summary goes into Signals.notes. Imports only
-backtest.types/features and strategies.base.
+backtest.types/features and backtest.strategy.contract.
 """
 
 from __future__ import annotations

@@ -117,3 +117,58 @@ def test_hash_is_stable_and_sensitive() -> None:
     b = RunConfig.model_validate(MINIMAL)
     c = parse_config({**MINIMAL, "execution": {"fee_rate": 0.002}}, "x")
     assert a.config_hash() == b.config_hash() != c.config_hash()
+
+
+# ---------------------------------------------------------------- extends rules (loader docstring)
+
+PARENT = ('[data]\ndataset = "btcusdt_1d"\nstart = 2024-01-01\nend = 2024-06-30\n'
+          '[strategy]\nname = "break_below_74k"\nlabel = "parent"\n'
+          '[strategy.params]\nlevel = 70000.0\n')
+
+
+def test_a_child_window_replaces_the_parent_start_and_end(tmp_path: Path) -> None:
+    write(tmp_path, PARENT, "parent.toml")
+    cfg = load_config(write(tmp_path, 'extends = "parent.toml"\n[data]\nwindow = "feb-2026"\n'))
+    assert (cfg.data.window, cfg.data.start, cfg.data.end) == ("feb-2026", None, None)
+    assert cfg.strategy.params == {"level": 70000.0}  # the rest of the parent stays
+
+
+def test_a_child_start_replaces_the_parent_window(tmp_path: Path) -> None:
+    write(tmp_path, '[data]\ndataset = "btcusdt_1d"\nwindow = "feb-2026"\n'
+                    '[strategy]\nname = "break_below_74k"\n', "parent.toml")
+    cfg = load_config(write(tmp_path, 'extends = "parent.toml"\n[data]\nstart = 2025-01-01\n'))
+    assert cfg.data.window is None and cfg.data.start.year == 2025
+
+
+def test_a_child_with_another_strategy_drops_the_parent_params(tmp_path: Path) -> None:
+    write(tmp_path, PARENT, "parent.toml")
+    cfg = load_config(write(tmp_path, 'extends = "parent.toml"\n'
+                                      '[strategy]\nname = "reclaim_80k"\n'))
+    assert (cfg.strategy.name, cfg.strategy.params, cfg.strategy.label) == (
+        "reclaim_80k", {}, None)
+    same = load_config(write(tmp_path, 'extends = "parent.toml"\n[strategy]\n'
+                                       'name = "break_below_74k"\n', "same.toml"))
+    assert same.strategy.params == {"level": 70000.0} and same.strategy.label == "parent"
+
+
+def test_set_follows_the_extends_rules(tmp_path: Path) -> None:
+    path = write(tmp_path, PARENT)
+    cfg = load_config(path, ["data.window=feb-2026", "strategy.name=reclaim_80k"])
+    assert (cfg.data.start, cfg.data.window, cfg.strategy.params) == (None, "feb-2026", {})
+
+
+def test_strategies_replace_the_parent_strategy(tmp_path: Path) -> None:
+    write(tmp_path, PARENT, "parent.toml")
+    cfg = load_config(write(tmp_path, 'extends = "parent.toml"\n[[strategies]]\n'
+                                      'name = "reclaim_80k"\n[[strategies]]\n'
+                                      'name = "break_below_74k"\n'))
+    assert cfg.strategy is None and [r.strategy.name for r in cfg.runs()] == [
+        "reclaim_80k", "break_below_74k"]
+
+
+def test_an_optimize_table_is_part_of_the_config(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, PARENT + '[optimize]\ntrials = 7\n'))
+    assert cfg.optimize is not None and cfg.optimize.trials == 7
+    with pytest.raises(ConfigError, match=r"optimize\.trails: unknown key; did you mean "
+                                          r"'trials'"):
+        load_config(write(tmp_path, PARENT + '[optimize]\ntrails = 7\n', "bad.toml"))

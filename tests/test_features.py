@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import ta
 
+from backtest.data.external import derive_hash_rate_ehs
 from backtest.errors import StrategyError
 from backtest.features import indicators as F
 from scripts.bundle_datasets import shared_data_dir
@@ -245,7 +246,7 @@ def test_hash_ribbon_dates_from_the_file() -> None:
 
 def test_hash_ribbon_dates_from_blocks_and_difficulty() -> None:
     frame = load("btc_hashrate_1d.csv")
-    derived = F.hash_rate_from_blocks(frame["difficulty"], frame["blocks_mined"])
+    derived = derive_hash_rate_ehs(frame["difficulty"], frame["blocks_mined"])
     # SOURCES.md: 2026-04-09 with 144 blocks gives 994.76 EH/s
     assert derived.loc["2026-04-09"] == pytest.approx(994.76, abs=0.01)
     assert ribbon_dates(derived) == (["2026-01-06"], "2026-02-26")

@@ -5,6 +5,7 @@ optimizer."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,9 @@ LAYERS: list[set[str]] = [
     {"backtest.engine"},
     {"backtest.metrics"},
     {"backtest.report"},
-    {"backtest.pipeline", "backtest.checks", "backtest.optimize", "backtest.plugins"},
+    {"backtest.inputs", "backtest.pipeline", "backtest.checks", "backtest.optimize",
+     "backtest.plugins"},
+    {"backtest.api"},
     {"backtest.cli", "backtest.warmup", "backtest.__main__"},
 ]
 
@@ -104,3 +107,86 @@ def test_the_rule_catches_a_violation(tmp_path: Path) -> None:
     bad.write_text("from backtest.engine import simulate\nimport vectorbt\n")
     assert layer_of("backtest.engine") > layer_of("backtest.features")
     assert "backtest.engine" in imports(bad) and "vectorbt" in imports(bad)
+
+
+# ---------------------------------------------------------------- docstrings agree with the code
+
+DOTTED = re.compile(r"\b(?:backtest|strategies)(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
+ONLY = re.compile(r"[Ii]mports?\s+(?:from crashbt\s+)?only\s+(.*?)(?:;|\.\s|\.$)|"
+                  r"[Ii]mports from crashbt:\s+(.*?)(?:;|\.\s|\.$)", re.S)
+
+
+def docstring(path: Path) -> str:
+    return ast.get_docstring(ast.parse(path.read_text())) or ""
+
+
+def top_level_names(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names = set()
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(t.id for t in targets if isinstance(t, ast.Name))
+    return names
+
+
+def names_something(dotted: str) -> bool:
+    """``a.b.c`` is a module or package, or a module plus one of its top-level names."""
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        base = ROOT.joinpath(*parts[:cut])
+        module = base.with_suffix(".py") if base.name else base
+        for candidate in (module, base / "__init__.py"):
+            if candidate.is_file():
+                rest = parts[cut:]
+                return not rest or (len(rest) == 1 and rest[0] in top_level_names(candidate))
+    return False
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: module_name(p))
+def test_docstrings_name_modules_that_exist(path: Path) -> None:
+    stale = [name for name in DOTTED.findall(docstring(path)) if not names_something(name)]
+    assert not stale, f"{module_name(path)}'s docstring names {stale}, which do not exist"
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: module_name(p))
+def test_imports_only_sentences_cover_the_imports(path: Path) -> None:
+    """A docstring saying "imports only X, Y" names every crashbt module the file imports (by
+    full name, by package, or by last component: ``errors``, ``data``, ``backtest.types``)."""
+    for match in ONLY.finditer(docstring(path)):
+        sentence = match.group(1) or match.group(2)
+        said = set()
+        for token in re.findall(r"[A-Za-z_][A-Za-z0-9_.]*", sentence.replace("/", " ")):
+            said.update({token, token.split(".")[-1]})
+        me = unit_of(module_name(path))
+        for target in imports(path):
+            if not target.startswith(("backtest.", "strategies")) or unit_of(target) == me:
+                continue
+            if not names_something(target):  # ``from backtest.x import name``: the name itself
+                continue
+            parts = target.split(".")
+            spelled = {".".join(parts[i:j]) for i in range(len(parts))
+                       for j in range(i + 1, len(parts) + 1)}
+            assert spelled & said, (f"{module_name(path)} says it imports only {sentence!r} "
+                                    f"but imports {target}")
+
+
+def test_the_docstring_rules_can_fail() -> None:
+    assert not names_something("strategies.base") and names_something("backtest.inputs.prepare")
+    assert names_something("backtest.engine") and not names_something("backtest.signals")
+
+
+def test_readme_layout_and_architecture_name_every_package_and_only_real_paths() -> None:
+    for doc in ("README.md", "docs/architecture.md"):
+        text = (ROOT / doc).read_text(encoding="utf-8")
+        if doc == "README.md":
+            text = text.split("## Layout", 1)[1]
+        paths = set(re.findall(r"`((?:backtest|strategies)/[A-Za-z0-9_/.<>]*)`", text))
+        missing = [p for p in paths if "<" not in p and not (ROOT / p).exists()]
+        assert not missing, f"{doc} names paths that do not exist: {missing}"
+        packages = [p.name for p in (ROOT / "backtest").iterdir()
+                    if (p / "__init__.py").is_file()]
+        unnamed = [p for p in packages if f"backtest/{p}/" not in text]
+        assert not unnamed, f"{doc} does not describe the packages {unnamed}"

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from backtest.config import optimize as optimize_config
+from backtest.config.loader import load_config
 from backtest.errors import ConfigError
 from backtest.optimize import search, space, storage, summary, workers
 from backtest.strategy.contract import FloatRange, IntRange, StrategySpec
@@ -94,7 +94,7 @@ def wait_for_complete(proc: subprocess.Popen[str], out: Path, n: int) -> None:
 def test_unknown_optimize_key_names_file_and_key(tmp_path: Path) -> None:
     path = write_config(tmp_path, "trails = 5")
     with pytest.raises(ConfigError) as err:
-        optimize_config.load(path)
+        load_config(path)
     assert str(err.value) == f"{path}: optimize.trails: unknown key; did you mean 'trials'?"
 
 
@@ -102,13 +102,13 @@ def test_unknown_metric_gets_a_hint(tmp_path: Path) -> None:
     path = write_config(tmp_path, 'objectives = [{ metric = "sharp" }]')
     with pytest.raises(ConfigError, match=r"optimize\.objectives\.0\.metric: .*did you mean "
                                           r"'sharpe'"):
-        optimize_config.load(path)
+        load_config(path)
 
 
 def test_directions_are_inferred(tmp_path: Path) -> None:
     path = write_config(tmp_path, 'objectives = [{ metric = "sharpe" }, '
                                   '{ metric = "max_drawdown_pct" }]')
-    _, opt = optimize_config.load(path)
+    opt = load_config(path).optimize
     assert [o.resolved_direction for o in opt.objectives] == ["maximize", "minimize"]
 
 
@@ -116,7 +116,7 @@ def test_narrowing_outside_the_strategy_space_is_refused(tmp_path: Path) -> None
     path = write_config(tmp_path)
     text = path.read_text().replace("high = 95000.0", "high = 99000.0")
     path.write_text(text)
-    _cfg, opt = optimize_config.load(path)
+    opt = load_config(path).optimize
     import strategies
 
     with pytest.raises(ConfigError, match=r"optimize\.params\.stop_level: expected low/high "
@@ -264,8 +264,9 @@ def run_in_process(tmp_path: Path, spec: StrategySpec, extra: str, trials_: int,
     path = tmp_path / "noise.toml"
     head = CONFIG.split("[optimize.params]")[0].format(extra=extra)
     path.write_text(head + params, encoding="utf-8")
-    cfg, opt = optimize_config.load(path)
-    opt = opt.model_copy(update={"trials": trials_})
+    cfg = load_config(path)
+    opt = cfg.optimize.model_copy(update={"trials": trials_})
+    cfg = cfg.model_copy(update={"optimize": None})
     req = workers.Request(cfg, opt, spec, str(path), STUDY, tmp_path / "out")
     return search.run(req)
 

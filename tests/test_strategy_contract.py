@@ -33,6 +33,7 @@ from backtest.config.run import RunConfig
 from backtest.data import external
 from backtest.data.bars import manifest
 from backtest.errors import StrategyError
+from backtest.inputs import RunInputs, prepare
 from backtest.strategy.contract import Choice, Dimension, FloatRange, IntRange, StrategySpec
 from scripts.bundle_datasets import shared_data_dir
 
@@ -66,7 +67,7 @@ def contract_config(spec: StrategySpec) -> RunConfig:
 class Run:
     spec: StrategySpec
     cfg: RunConfig
-    inputs: checks.Inputs
+    inputs: RunInputs
     first: dict[str, np.ndarray]
     second: dict[str, np.ndarray]
     lookahead: checks.LookaheadReport
@@ -78,16 +79,16 @@ def run(request: pytest.FixtureRequest) -> Run:
     """Everything computed once per strategy and shared by the tests below."""
     spec = SPECS[request.param]
     cfg = contract_config(spec)
-    inputs = checks.load_inputs(cfg, spec, "contract")
-    first = checks.evaluate(spec, inputs.params, inputs.bars, inputs.context)
-    second = checks.evaluate(spec, inputs.params, inputs.bars, inputs.context)
+    inputs = prepare(cfg, spec, "contract")
+    first = checks.evaluate(spec, inputs.params, inputs.history, inputs.context)
+    second = checks.evaluate(spec, inputs.params, inputs.history, inputs.context)
     return Run(spec, cfg, inputs, first, second,
                checks.lookahead(cfg, spec, "contract", inputs=inputs),
                checks.warmup(cfg, spec, "contract", inputs=inputs))
 
 
 def test_signals_are_boolean_series_on_the_bars_index(run: Run) -> None:
-    bars = run.inputs.bars
+    bars = run.inputs.history
     feats = run.spec.features(bars, run.inputs.params, run.inputs.context)
     sigs = run.spec.signals(bars, feats, run.inputs.params)
     assert feats.index.equals(bars.index)
@@ -157,6 +158,6 @@ def test_a_random_draw_from_the_space_gives_params_that_run(run: Run, data: st.D
         assert str(exc).startswith("draw: strategy.params") and "\n" not in str(exc)
         return
     assert {k: getattr(params, k) for k in values} == values
-    bars = run.inputs.bars.iloc[-400:]
+    bars = run.inputs.history.iloc[-400:]
     sigs = run.spec.signals(bars, run.spec.features(bars, params, run.inputs.context), params)
     assert sigs.long_entries.index.equals(bars.index)

@@ -1,6 +1,6 @@
 """The strategy guide's example (docs/strategies.md, docs/examples/my_strategy.py) as a user
-meets it: ``crashbt new-strategy`` writes it, ``run`` and ``check lookahead`` accept it with
---allow-external-strategies, ``optimize`` searches it. The contract suite runs it too
+meets it: ``crashbt new-strategy`` writes it, ``run``, ``check lookahead`` and ``optimize``
+accept it with --allow-external-strategies. The contract suite runs it too
 (tests/test_strategy_contract.py lists it beside the registered strategies)."""
 
 from __future__ import annotations
@@ -64,21 +64,13 @@ def test_the_example_needs_the_flag(capsys: pytest.CaptureFixture[str]) -> None:
     assert ALLOW in capsys.readouterr().err
 
 
-def test_the_example_optimizes(tmp_path: Path) -> None:
-    """Through the optimizer's own request (``optimize --allow-external-strategies`` builds the
-    same Request with the resolved spec)."""
-    from backtest import plugins
-    from backtest.config.optimize import load
-    from backtest.optimize import search
-    from backtest.optimize.workers import Request
-
+def test_the_example_optimizes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = EXAMPLES / "my_strategy_optimize.toml"
-    cfg, opt = load(config, ["optimize.trials=6"])
-    spec = plugins.resolve(cfg.strategy.name, str(config), True)
-    outcome = search.run(Request(cfg, opt, spec, str(config), "guide", tmp_path))
-    doc = json.loads(outcome.path.read_text())
-    assert not outcome.interrupted and outcome.best_run is not None
+    assert main(["optimize", str(config), ALLOW, "--trials", "6", "--out", str(tmp_path)]) == 0
+    capsys.readouterr()
+    (study,) = tmp_path.iterdir()
+    doc = json.loads((study / "optimization.json").read_text())
     assert doc["best"]["params"]["level_mode"] == "ath_fraction"  # fixed by [optimize.params]
     assert 0.4 <= doc["best"]["params"]["level"] <= 0.7  # narrowed by [optimize.params]
-    best = json.loads((outcome.best_run / "report.json").read_text())
+    best = json.loads((study / doc["best_run"] / "report.json").read_text())
     assert best["strategy"]["name"] == "my_strategy"

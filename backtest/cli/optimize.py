@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from backtest.cli.common import EXIT_INTERRUPTED, EXIT_OK, add_command, add_set
+from backtest.cli.common import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    add_allow_external,
+    add_command,
+    add_set,
+)
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:
@@ -13,7 +19,8 @@ def cmd_optimize(args: argparse.Namespace) -> int:
 
     req = search.request_from_cli(
         args.config, args.set, trials=args.trials, timeout_s=args.timeout, seed=args.seed,
-        storage=args.storage, study=args.study, jobs=args.jobs, out=args.out)
+        storage=args.storage, study=args.study, jobs=args.jobs, out=args.out,
+        allow_external=args.allow_external_strategies)
     outcome = search.run(req)
     print("\n".join(search.summary_lines(outcome)))
     return EXIT_INTERRUPTED if outcome.interrupted else EXIT_OK
@@ -31,3 +38,4 @@ def register(sub: argparse._SubParsersAction) -> None:
     opt.add_argument("--seed", type=int, help="sampler seed (default: [optimize].seed)")
     opt.add_argument("--out", help="output directory (default: [report].out)")
     add_set(opt)
+    add_allow_external(opt)

@@ -16,6 +16,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from backtest.config.loader import load_config
 
     cfg = load_config(args.config, args.set)
+    if cfg.optimize is not None:
+        print("note: this config has an [optimize] table; run uses its base [strategy.params] "
+              "(crashbt optimize runs the search)")
     runs = [(run, plugins.resolve(run.strategy.name, args.config, args.allow_external_strategies))
             for run in cfg.runs()]
     # every run completes in memory before anything is written: a failing one leaves no report

@@ -1,7 +1,8 @@
 """``crashbt new-strategy NAME``: start a strategy of your own from the guide's example.
 
 Writes ``NAME.py`` (docs/examples/my_strategy.py renamed) and ``NAME.toml`` (a config that runs
-it) into ``--dir``; existing files are never overwritten. docs/strategies.md explains the file.
+it) into ``--dir``; existing files are never overwritten. The strategy guide in docs/ explains
+the file line by line.
 """
 
 from __future__ import annotations

@@ -1,12 +1,16 @@
-"""What every config table shares: strict frozen models, UTC parsing, the schema version."""
+"""What every config table shares: strict frozen models, UTC parsing and the one ISO-8601
+format every report, CSV and message writes, the schema version."""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 SCHEMA_VERSION = 1
+#: How crashbt writes a moment: UTC, seconds, a trailing Z (bar open times in reports and CSVs).
+ISO_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
 
@@ -33,3 +37,8 @@ def parse_utc_now() -> str:
     """The current UTC time as ISO-8601 (for the one field of a report that may vary)."""
     return datetime.now(UTC).isoformat(timespec="seconds")
 
+
+
+def iso(moment: Any) -> str:
+    """``moment`` (a pandas Timestamp or datetime, UTC) as :data:`ISO_FORMAT`."""
+    return moment.strftime(ISO_FORMAT)

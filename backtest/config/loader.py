@@ -1,11 +1,27 @@
 """TOML file -> :class:`RunConfig`: ``extends`` (no cycles), ``--set key=value`` overrides, and
 errors that name the file, the dotted key, what was expected and what was found.
 
-Unknown keys are refused with a "did you mean" hint. Relative file paths resolve against the
-config file's folder."""
+Unknown keys are refused with a "did you mean" hint. Relative file paths (``data.path``,
+``external.<kind>.path``, a ``execution.maintenance_tiers`` file found there) resolve against the
+config file's folder, the same for every command.
+
+``extends = "parent.toml"`` merge rules (a child, or a ``--set``, over its parent):
+
+* tables merge key by key, recursively; any other value (list, string, number) of the child
+  replaces the parent's;
+* the run range is one choice: a child's ``data.window`` drops the parent's ``data.start`` and
+  ``data.end``, and a child's ``data.start`` or ``data.end`` drops the parent's ``data.window``;
+* the bars' source is one choice: a child's ``data.path`` drops the parent's ``data.dataset`` and
+  the other way round (``data.dataset = "none"`` removes it;
+  :func:`backtest.config.data.drop_replaced_source`);
+* a child's ``strategy.name`` that differs from the parent's starts a fresh ``[strategy]``: the
+  parent's ``params`` and ``label`` are dropped (they belong to the other strategy);
+* ``[strategy]`` and ``[[strategies]]`` replace each other (a child names one or the other).
+"""
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import tomllib
@@ -53,6 +69,27 @@ def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def merge_child(parent: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
+    """``child`` over ``parent`` by the ``extends`` rules of this module's docstring."""
+    parent = drop_replaced_source(copy.deepcopy(parent), child)
+    data, parent_data = child.get("data", {}), parent.get("data")
+    if isinstance(data, dict) and isinstance(parent_data, dict):
+        if "window" in data:
+            parent_data.pop("start", None)
+            parent_data.pop("end", None)
+        if "start" in data or "end" in data:
+            parent_data.pop("window", None)
+    strategy, parent_strategy = child.get("strategy"), parent.get("strategy")
+    if (isinstance(strategy, dict) and isinstance(parent_strategy, dict)
+            and "name" in strategy and strategy["name"] != parent_strategy.get("name")):
+        parent_strategy.pop("params", None)
+        parent_strategy.pop("label", None)
+    if "strategy" in child:
+        parent.pop("strategies", None)
+    if "strategies" in child:
+        parent.pop("strategy", None)
+    return _deep_merge(parent, child)
+
 
 def _load_with_extends(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     resolved = path.resolve()
@@ -65,8 +102,7 @@ def _load_with_extends(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any
         return raw
     if not isinstance(parent, str):
         raise ConfigError(f"{path}: extends: expected a relative file path, found {parent!r}")
-    base = _load_with_extends(path.parent / parent, (*seen, resolved))
-    return _deep_merge(drop_replaced_source(base, raw), raw)
+    return merge_child(_load_with_extends(path.parent / parent, (*seen, resolved)), raw)
 
 
 
@@ -86,20 +122,24 @@ def parse_override(item: str) -> tuple[list[str], Any]:
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Return ``raw`` with each ``--set KEY=VALUE`` applied."""
+    """Return ``raw`` with each ``--set KEY=VALUE`` applied (the ``extends`` rules hold: a
+    ``--set data.window=...`` replaces ``start``/``end``, a new ``strategy.name`` drops the
+    params)."""
     out = json.loads(json.dumps(raw, default=str))  # deep copy of plain data
     for item in overrides:
         keys, value = parse_override(item)
-        if len(keys) == 2:
-            out = drop_replaced_source(out, {keys[0]: {keys[1]: value}})
-        node = out
+        child: dict[str, Any] = {}
+        node = child
         for key in keys[:-1]:
             node = node.setdefault(key, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"--set {item}: '{key}' is not a table")
         node[keys[-1]] = value
+        probe = out
+        for key in keys[:-1]:
+            probe = probe.get(key, {}) if isinstance(probe, dict) else probe
+            if not isinstance(probe, dict):
+                raise ConfigError(f"--set {item}: '{key}' is not a table")
+        out = merge_child(out, child)
     return out
-
 
 
 def _format_error(source: str, exc: ValidationError, model: type[BaseModel]) -> str:
@@ -157,12 +197,18 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConf
 
 
 def relative_to(cfg: RunConfig, folder: Path) -> RunConfig:
-    """Resolve relative data and external file paths against the config file's folder."""
+    """Resolve relative data and external file paths against the config file's folder; a
+    relative ``maintenance_tiers`` file too when it exists there (else it names a file in
+    ``datasets/``)."""
     def resolve(value: str | None) -> str | None:
         return value if value is None or Path(value).is_absolute() else str(folder / value)
 
     data = cfg.data.model_copy(update={"path": resolve(cfg.data.path)})
     external = {kind: src.model_copy(update={"path": resolve(src.path)})
                 for kind, src in cfg.external.items()}
-    return cfg.model_copy(update={"data": data, "external": external})
+    tiers = cfg.execution.maintenance_tiers
+    if isinstance(tiers, str) and (folder / tiers).is_file():
+        tiers = resolve(tiers)
+    execution = cfg.execution.model_copy(update={"maintenance_tiers": tiers})
+    return cfg.model_copy(update={"data": data, "external": external, "execution": execution})
 

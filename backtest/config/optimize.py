@@ -1,21 +1,18 @@
 """``[optimize]``: the search a config asks for (objectives, constraints, space narrowing,
-validation folds), validated like the rest of the config."""
+validation folds). It is the ``optimize`` field of :class:`backtest.config.run.RunConfig`, so an
+optimize config is validated, shown, checked and run like any other."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from datetime import date, datetime
-from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from backtest import catalogue
 from backtest.config.common import _Strict
-from backtest.config.loader import _format_error, _load_with_extends, apply_overrides, parse_config
-from backtest.config.run import RunConfig
-from backtest.errors import ConfigError, did_you_mean
+from backtest.errors import did_you_mean
 
 
 def _metric_name(value: str) -> str:
@@ -118,25 +115,3 @@ class OptimizeConfig(_Strict):
         """What defines the search (not how long it runs): a resumed study must match it."""
         fixed = self.model_dump(mode="json", exclude={"trials", "timeout_s", "seed"})
         return json.dumps(fixed, sort_keys=True, separators=(",", ":"))
-
-
-
-class _OptimizeFile(_Strict):
-    optimize: OptimizeConfig = OptimizeConfig()
-
-
-
-def load(path: str | Path, overrides: Sequence[str] = ()) -> tuple[RunConfig, OptimizeConfig]:
-    """Read a config with an ``[optimize]`` table; errors name the file and the dotted key."""
-    source = str(path)
-    raw = _load_with_extends(Path(path))
-    if overrides:
-        raw = apply_overrides(raw, list(overrides))
-    table = {"optimize": raw.pop("optimize")} if "optimize" in raw else {}
-    cfg = parse_config(raw, source)
-    try:
-        opt = _OptimizeFile.model_validate(table).optimize
-    except ValidationError as exc:
-        raise ConfigError(_format_error(source, exc, _OptimizeFile)) from None
-    return cfg, opt
-

@@ -1,5 +1,6 @@
-"""A whole run: ``[strategy]`` or ``[[strategies]]``, ``[external.<kind>]``, ``[report]``, and
-the sections above, as one frozen, validated object (saved with the report)."""
+"""A whole run: ``[strategy]`` or ``[[strategies]]``, ``[external.<kind>]``, ``[report]``, an
+optional ``[optimize]`` search, and the data and execution sections, as one frozen, validated
+object (saved with the report)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pydantic import Field, model_validator
 from backtest.config.common import _Strict
 from backtest.config.data import DataConfig
 from backtest.config.execution import ExecutionConfig
+from backtest.config.optimize import OptimizeConfig
 
 
 class StrategyConfig(_Strict):
@@ -49,7 +51,8 @@ class RunConfig(_Strict):
 
     A config names one ``[strategy]`` or several ``[[strategies]]`` (different strategies, or one
     strategy with several parameter sets); :meth:`runs` splits the latter into single runs on the
-    same data.
+    same data. An ``[optimize]`` table (the search ``crashbt optimize`` runs) is part of the same
+    model: ``run`` and ``check`` use the base ``[strategy.params]`` and ignore it.
     """
 
     name: str | None = None
@@ -59,6 +62,7 @@ class RunConfig(_Strict):
     execution: ExecutionConfig = ExecutionConfig()
     external: dict[str, ExternalSource] = Field(default_factory=dict)
     report: ReportConfig = ReportConfig()
+    optimize: OptimizeConfig | None = None
 
     @model_validator(mode="after")
     def _one_strategy_section(self) -> RunConfig:
@@ -80,8 +84,10 @@ class RunConfig(_Strict):
                 for entry in self.strategies]
 
     def canonical_json(self) -> str:
-        """Stable JSON of the resolved config: the input to run ids and hashes."""
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        """Stable JSON of the resolved config: the input to run ids and hashes (a config
+        without ``[optimize]`` hashes as it did before that table joined the model)."""
+        dump = self.model_dump(mode="json", exclude={"optimize"} if self.optimize is None else None)
+        return json.dumps(dump, sort_keys=True, separators=(",", ":"))
 
     def config_hash(self) -> str:
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()

@@ -7,7 +7,7 @@ headers case-insensitively). ``data.resample`` aggregates the bars (:mod:`backte
 after validation and before slicing. Every
 problem is one :class:`~backtest.errors.DataError` line naming the file and the row or column.
 Gaps are reported in :class:`DataInfo`, never filled. The table readers here are shared with
-:mod:`backtest.external`.
+:mod:`backtest.data.external`.
 
 Zero-volume bars (exchange halts, e.g. Binance 2023-03-24) are valid data: they are kept and
 counted in :attr:`DataInfo.zero_volume_bars`, never dropped or refused.
@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from backtest.config.common import iso
 from backtest.config.data import DataConfig
 from backtest.data.columns import canonical_names
 from backtest.data.resample import Resampled, resample
@@ -85,8 +86,8 @@ class DataInfo:
             return None
         inner = [t for t in self.resampled.inner_incomplete if self.first <= t <= self.last]
         return {"from": self.resampled.source_timeframe, "to": self.timeframe,
-                "partial_buckets_dropped": [_iso(t) for t in self.resampled.dropped_partial],
-                "buckets_with_gaps": [_iso(t) for t in inner]}
+                "partial_buckets_dropped": [iso(t) for t in self.resampled.dropped_partial],
+                "buckets_with_gaps": [iso(t) for t in inner]}
 
 
 # ---------------------------------------------------------------- bundled datasets + manifest
@@ -327,12 +328,8 @@ def check_order(label: str, index: pd.DatetimeIndex) -> None:
         rows = np.flatnonzero(bad)
         if rows.size:
             i = int(rows[0]) + 1
-            raise DataError(f"{label}: row {i + 1} ({_iso(index[i])}): expected {what}, found "
-                            f"{_iso(index[i])} after {_iso(index[i - 1])} (row {i})")
-
-
-def _iso(moment: pd.Timestamp) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+            raise DataError(f"{label}: row {i + 1} ({iso(index[i])}): expected {what}, found "
+                            f"{iso(index[i])} after {iso(index[i - 1])} (row {i})")
 
 
 # ---------------------------------------------------------------- timeframes + gaps
@@ -373,7 +370,7 @@ def find_gaps(label: str, index: pd.DatetimeIndex,
     off = np.flatnonzero((steps % step) != 0)
     if off.size:
         i = int(off[0]) + 1
-        raise DataError(f"{label}: row {i + 1} ({_iso(index[i])}): expected bars every "
+        raise DataError(f"{label}: row {i + 1} ({iso(index[i])}): expected bars every "
                         f"{describe_delta(delta)[0]}, found "
                         f"{describe_delta(pd.Timedelta(int(steps[i - 1])))[0]} "
                         f"after the previous bar")
@@ -512,7 +509,7 @@ def _first_bad(label: str, bars: pd.DataFrame, bad: np.ndarray, what: str, found
     if rows.size:
         i = int(rows[0])
         more = f" (and {rows.size - 1} more rows)" if rows.size > 1 else ""
-        raise DataError(f"{label}: row {i + 1} ({_iso(bars.index[i])}): expected {what}, found "
+        raise DataError(f"{label}: row {i + 1} ({iso(bars.index[i])}): expected {what}, found "
                         f"{found.format(**bars.iloc[i].to_dict())}{more}")
 
 
@@ -546,7 +543,7 @@ def _check_bad_ticks(label: str, bars: pd.DataFrame, mode: str) -> None:
         return
     i = int(rows[0])
     more = f" (and {rows.size - 1} more)" if rows.size > 1 else ""
-    message = (f"{label}: row {i + 1} ({_iso(bars.index[i])}): expected a close within 50% of "
+    message = (f"{label}: row {i + 1} ({iso(bars.index[i])}): expected a close within 50% of "
                f"a neighbour, found bad tick close {close[i]} between {close[i - 1]} and "
                f"{close[i + 1]}{more}")
     if mode == "reject":
@@ -561,6 +558,6 @@ def _slice(bars: pd.DataFrame, cfg: DataConfig, source: str, name: str) -> pd.Da
     out = bars.loc[start:end]
     if out.empty:
         raise DataError(f"{source}: data.start..data.end: expected a range with bars of {name} "
-                        f"({_iso(bars.index[0])} .. {_iso(bars.index[-1])}), found "
-                        f"{_iso(start)} .. {_iso(end)} with no bars")
+                        f"({iso(bars.index[0])} .. {iso(bars.index[-1])}), found "
+                        f"{iso(start)} .. {iso(end)} with no bars")
     return out

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from backtest.data.bars import datasets_dir
-from backtest.errors import ConfigError, did_you_mean
+from backtest.errors import ConfigError, DataError, did_you_mean
 
 LABELS = ("calm", "correction", "bear", "crash", "capitulation", "recovery")
 
@@ -42,20 +42,27 @@ class Window:
 
 @cache
 def windows() -> dict[str, Window]:
-    """All named windows from ``datasets/regimes.toml``."""
+    """All named windows from ``datasets/regimes.toml`` (the one reader of that file)."""
     path = datasets_dir() / "regimes.toml"
-    raw = tomllib.loads(path.read_text(encoding="utf-8"))["windows"]
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))["windows"]
+    except FileNotFoundError:
+        raise DataError(f"{path}: expected the named crash windows, found no file (set "
+                        "CRASHBT_DATASETS to the datasets/ folder)") from None
+    except (tomllib.TOMLDecodeError, KeyError) as exc:
+        raise DataError(f"{path}: expected a [windows] table in valid TOML, found {exc}") from None
     return {name: Window(name, pd.Timestamp(w["start"]).tz_convert("UTC"),
                          pd.Timestamp(w["end"]).tz_convert("UTC"), w.get("summary", ""))
             for name, w in raw.items()}
 
 
-def window(name: str, source: str = "config") -> Window:
-    """The window called ``name``; a typo gets a "did you mean" hint."""
+def window(name: str, where: str) -> Window:
+    """The window called ``name``; ``where`` (file and key) starts the error of an unknown
+    name, which gets a "did you mean" hint."""
     known = windows()
     if name not in known:
         hint = did_you_mean(name, known) or f" (known: {', '.join(known)})"
-        raise ConfigError(f"{source}: data.window: unknown window '{name}'{hint}")
+        raise ConfigError(f"{where}: unknown window '{name}'{hint}")
     return known[name]
 
 

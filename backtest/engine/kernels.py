@@ -13,10 +13,11 @@ by ``mkt[i, 0] + mkt[i, 1] x sqrt(size)`` and is clipped to ``[mkt[i, 2], mkt[i,
 inf for the fixed model: no clipping).
 
 Beside the simulation: :func:`equity_from_orders_nb` (equity and position from vectorbt's order
-records) and the one-pass statistics that :mod:`backtest.metrics` and :mod:`backtest.overfit`
-read (:func:`curve_stats_nb`, :func:`max_drawdown_nb`, :func:`return_moments_nb`).
+records) and the one-pass statistics that :mod:`backtest.metrics` and
+:mod:`backtest.metrics.overfit` read (:func:`curve_stats_nb`, :func:`max_drawdown_nb`,
+:func:`return_moments_nb`).
 
-Imports numpy, numba and :mod:`backtest.margin` (scalar formulas compiled here) only; never
+Imports numpy, numba and :mod:`backtest.engine.margin` (scalar formulas compiled here) only; never
 vectorbt, pandas or the rest of crashbt.
 """
 

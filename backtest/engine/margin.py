@@ -3,7 +3,8 @@
 A tier table is a float array of shape (k, 4): ``notional_cap, maintenance_margin_rate,
 maintenance_amount, max_leverage`` with increasing caps. The bundled table is Binance's BTCUSDT
 one (``datasets/binance_btcusdt_tiers.toml``). :func:`liquidation_price` and :func:`tier_index`
-are plain scalar arithmetic so that :mod:`backtest.kernels` compiles them with numba unchanged.
+are plain scalar arithmetic so that :mod:`backtest.engine.kernels` compiles them with numba
+unchanged.
 
 Imports numpy, tomllib and from crashbt only :mod:`backtest.errors` and :mod:`backtest.data`
 (for the datasets folder); never pandas, vectorbt or the engine.

@@ -101,7 +101,7 @@ array-level ``portfolio.dispatch`` functions, what ``Portfolio.from_signals`` ru
 what it can express exactly: no stops, or ``fill="close"`` with one of sl/tsl or tp alone (its
 stops start in the bar after the entry, which is our rule for close fills). Everything else
 (stops with next_open fills, absolute levels, tranches, sl+tsl, tp with sl/tsl, or
-``engine="numba"``), perp runs and the sqrt_impact model run in :mod:`backtest.kernels`
+``engine="numba"``), perp runs and the sqrt_impact model run in :mod:`backtest.engine.kernels`
 ("crashbt-kernel (numba)").
 JIT: the Rust path still calls a few small numba helpers of vectorbt (record mapping,
 cached on disk); the kernels are ``cache=True`` and compile once per machine.

@@ -14,7 +14,7 @@ Two ways to run it, both without a per-bar Python loop and without pandas in the
   Returns every headline metric of :data:`backtest.catalogue.METRIC_KEYS` per window.
 * :func:`sma_cross_columns`: 2-D signals from one cumulative sum (:func:`sma_cross_signals`),
   chunked over windows so no chunk exceeds ``max_bytes``, simulated by the engine's
-  :func:`backtest.kernels.simulate_columns_nb`. Slower; kept as the generic array path and as
+  :func:`backtest.engine.kernels.simulate_columns_nb`. Slower; kept as the generic array path and as
   a cross-check of the fused kernel.
 
 Floating-point note: the moving average is a running (fused) or cumulative (columns) sum, the

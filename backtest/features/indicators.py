@@ -9,14 +9,15 @@ Every function takes pandas Series on a UTC DatetimeIndex and returns a float64 
 * "Current vs baseline" features (volume ratio and z-score, liquidation intensity, funding
   z-score) compare row ``t`` with the rolling statistics of the PREVIOUS ``window`` rows
   (``t-window .. t-1``): a spike is not diluted by itself, and the same baseline is used by
-  :mod:`backtest.signals` for volume confirmation. Their warm-up is ``window`` rows. A baseline
-  with zero mean (ratio) or zero spread (z-score) has no defined value: NaN.
+  :mod:`backtest.features.levels` for volume confirmation. Their warm-up is ``window`` rows. A
+  baseline with zero mean (ratio) or zero spread (z-score) has no defined value: NaN.
 * Daily on-chain / ETF / derivatives series are computed on their own daily index (e.g. ETF
   sums over trading-day rows); publication lag and alignment onto bars happen elsewhere.
 
 :data:`FEATURES` lists every feature with its input and warm-up length, for contract tests.
-This is the ONLY crashbt module that imports ``ta``. It imports nothing from crashbt but
-:mod:`backtest.errors`; never vectorbt, optuna, signals, engine or strategies.
+This is the ONLY crashbt module that imports ``ta``. It imports from crashbt only
+:mod:`backtest.errors` and :mod:`backtest.data.external` (bar alignment, the hash-rate formula);
+never vectorbt, optuna, signals, engine or strategies.
 """
 
 from __future__ import annotations
@@ -30,12 +31,8 @@ import pandas as pd
 import ta
 from pandas.api.typing import Rolling
 
-from backtest.data.external import align_to_bars
+from backtest.data.external import align_to_bars, derive_hash_rate_ehs
 from backtest.errors import StrategyError
-
-#: Seconds per day and 2**32 hashes per unit of difficulty, for hash rate from blocks.
-_SECONDS_PER_DAY = 86_400.0
-_HASHES_PER_DIFFICULTY = 2.0**32
 
 
 def _check_window(name: str, window: int) -> None:
@@ -193,12 +190,6 @@ def _ema_weekly_warmup(index: pd.DatetimeIndex, weeks: int) -> int:
 
 # --- daily on-chain, ETF and derivatives series ----------------------------------------------
 
-def hash_rate_from_blocks(difficulty: pd.Series, blocks_mined: pd.Series) -> pd.Series:
-    """Daily hash rate in EH/s: blocks x difficulty x 2^32 hashes / 86,400 s / 1e18."""
-    hashes = blocks_mined * difficulty * _HASHES_PER_DIFFICULTY
-    return _named(hashes / _SECONDS_PER_DAY / 1e18, "hash_rate_ehs")
-
-
 def hash_ribbons(hash_rate: pd.Series, fast: int = 30, slow: int = 60) -> pd.DataFrame:
     """Hash ribbons on a daily hash-rate series: ``hash_sma_{fast}``, ``hash_sma_{slow}``,
     ``capitulation`` (state: fast SMA < slow SMA) and ``recovery`` (event: the first day the fast
@@ -300,7 +291,8 @@ FEATURES: dict[str, Feature] = {
     "ema_weekly": Feature(lambda f, weeks: ema_weekly(f["close"], weeks),
                           lambda f, weeks: _ema_weekly_warmup(f.index, weeks), "bars",
                           {"weeks": 200}),
-    "hash_rate": Feature(lambda f: hash_rate_from_blocks(f["difficulty"], f["blocks_mined"]),
+    "hash_rate": Feature(lambda f: _named(derive_hash_rate_ehs(f["difficulty"], f["blocks_mined"]),
+                                          "hash_rate_ehs"),
                          lambda f: 0, "hashrate"),
     "hash_ribbons": Feature(lambda f, fast, slow: hash_ribbons(f["hash_rate_ehs"], fast, slow),
                             lambda f, fast, slow: max(fast, slow) - 1, "hashrate",

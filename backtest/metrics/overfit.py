@@ -11,7 +11,7 @@
 
 Sharpe ratios here are per observation (not annualized). Pure numpy and the standard library
 (``statistics.NormalDist`` for the normal CDF and its inverse); imports from crashbt only the
-return-moments kernel of :mod:`backtest.kernels`.
+return-moments kernel of :mod:`backtest.engine.kernels`.
 """
 
 from __future__ import annotations

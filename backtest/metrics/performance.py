@@ -5,8 +5,8 @@ currency. Annualization uses a 365-day year (crypto trades 24/7) and the real ba
 Undefined values (a ratio with a zero denominator) are ``None``, never NaN or inf, so that
 ``report.json`` stays valid JSON.
 
-Imports from crashbt only :mod:`backtest.types` and two numba kernels of :mod:`backtest.kernels`
-(one-pass curve statistics and drawdown); never imports the engine.
+Imports from crashbt only :mod:`backtest.catalogue`, :mod:`backtest.types` and two numba kernels
+of :mod:`backtest.engine.kernels` (one-pass curve statistics and drawdown); never the simulation.
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """Scoring one parameter set: features (cached), signals, the engine on every fold range, and the
-in-sample / out-of-sample metrics and return statistics a trial stores."""
+in-sample / out-of-sample metrics and return statistics a trial stores. The inputs (run range,
+history, external series, funding) come from :func:`backtest.inputs.prepare`, as for a run."""
 
 from __future__ import annotations
 
 import dataclasses
 import time
-import tomllib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -13,17 +13,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from backtest import catalogue, pipeline
-from backtest.config.common import parse_utc
+from backtest import catalogue
+from backtest.config.common import iso, parse_utc
 from backtest.config.optimize import OptimizeConfig, ValidationSpec
 from backtest.config.run import RunConfig
-from backtest.data import bars as data
-from backtest.engine import simulate as engine
-from backtest.errors import ConfigError, UserError, did_you_mean
+from backtest.data import regimes
+from backtest.errors import ConfigError, UserError
+from backtest.inputs import RunInputs, prepare
 from backtest.metrics import overfit
 from backtest.metrics import performance as metrics
 from backtest.optimize import splits
 from backtest.strategy.contract import StrategySpec
+from backtest.types import Signals
 
 # where a search's time goes (Evaluator.clock): the strategy's features and signals, the
 # engine, crashbt's metrics and fold statistics; "search" is the whole loop of one worker, so
@@ -90,13 +91,12 @@ class Evaluator:
     """Loads the bars once and scores parameter sets on every fold (one per process)."""
 
     def __init__(self, cfg: RunConfig, opt: OptimizeConfig, spec: StrategySpec,
-                 source: str) -> None:
+                 source: str, inputs: RunInputs | None = None) -> None:
         self.cfg, self.opt, self.spec, self.source = cfg, opt, spec, source
-        self.history, info = data.load_bars(cfg.data.model_copy(update={"start": None}), source)
-        self.first = (int(self.history.index.searchsorted(pd.Timestamp(cfg.data.start)))
-                      if cfg.data.start else 0)
-        self.bars = self.history.iloc[self.first:]
-        self.freq = info.freq
+        # the inputs every command builds: run range (data.window too), warm-up history,
+        # config-relative paths, external series, funding of a perp run
+        self.inputs = inputs or prepare(cfg, spec, source)
+        self.bars = self.inputs.bars
         n = len(self.bars)
         try:
             self.folds = build_folds(opt.validation, self.bars.index, source)
@@ -106,7 +106,6 @@ class Evaluator:
         self.scored = set(splits.distinct_ranges(self.folds))  # ranges whose metrics count
         self.ranges = sorted({*self.scored, (0, n)})  # (0, n): the returns for the DSR/PBO
         self.features = FeatureCache(spec)
-        self.context = pipeline.load_context(cfg, spec, source)
         self.clock = dict.fromkeys(PHASES, 0.0)
 
     @contextmanager
@@ -118,23 +117,26 @@ class Evaluator:
         finally:
             self.clock[phase] += time.perf_counter() - start
 
-    def evaluate(self, values: Mapping[str, Any]) -> dict[str, Any]:
-        """Fold metrics, objective and constraint values, and return statistics of one set."""
+    def signals(self, values: Mapping[str, Any]) -> Signals:
+        """Signals of one parameter set on the whole history (features from the cache)."""
+        inp = self.inputs
         params = self.spec.make_params(values, self.source)
         with self.timed("features"):
-            feats = self.features.get(self.history, params, self.context)
+            feats = self.features.get(inp.history, params, inp.context)
         with self.timed("signals"):
-            sigs = self.spec.signals(self.history, feats, params)
+            return inp.signals(params, feats)
+
+    def evaluate(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Fold metrics, objective and constraint values, and return statistics of one set."""
+        sigs = self.signals(values)
         by_range, full_returns = {}, np.empty(0)
-        for a, b in self.ranges:
-            rows = slice(self.first + a, self.first + b)
+        for rows in self.ranges:
             with self.timed("simulation"):
-                result = engine.simulate(self.history.iloc[rows], sigs.restrict(rows),
-                                         self.cfg.execution, self.freq)
-            if (a, b) in self.scored:
+                result = self.inputs.simulate(sigs, rows)
+            if rows in self.scored:
                 with self.timed("metrics"):
-                    by_range[(a, b)] = metrics.compute(result, self.freq)
-            if (a, b) == (0, len(self.bars)):
+                    by_range[rows] = metrics.compute(result, self.inputs.freq)
+            if rows == (0, len(self.bars)):
                 full_returns = result.returns.to_numpy(dtype=float)
         with self.timed("metrics"):
             return self._summarize(by_range, full_returns)
@@ -162,7 +164,7 @@ class Evaluator:
         idx = self.bars.index
 
         def dated(ranges: Sequence[splits.Range]) -> list[list[str]]:
-            return [[_iso(idx[a]), _iso(idx[b - 1])] for a, b in ranges]
+            return [[iso(idx[a]), iso(idx[b - 1])] for a, b in ranges]
 
         return [{"name": f.name, "train": dated(f.train), "test": dated(f.test)}
                 for f in self.folds]
@@ -187,11 +189,8 @@ def _windows(items: Sequence[Any], source: str) -> list[tuple[str, pd.Timestamp,
     for i, item in enumerate(items):
         where = f"{source}: optimize.validation.windows.{i}"
         if isinstance(item, str):
-            named = _named_windows(where)
-            if item not in named:
-                hint = did_you_mean(item, named) or f" (known: {', '.join(named)})"
-                raise ConfigError(f"{where}: unknown window '{item}'{hint}")
-            out.append((item, *named[item]))
+            named = regimes.window(item, where)
+            out.append((item, named.start, named.end))
             continue
         if len(item) != 2:
             raise ConfigError(f"{where}: expected a window name or [start, end], found {item!r}")
@@ -201,21 +200,3 @@ def _windows(items: Sequence[Any], source: str) -> list[tuple[str, pd.Timestamp,
             raise ConfigError(f"{where}: expected ISO-8601 dates, found {item!r}") from None
         out.append((f"{start:%Y-%m-%d}", start, end))
     return out
-
-
-
-def _named_windows(where: str) -> dict[str, tuple[pd.Timestamp, pd.Timestamp]]:
-    path = data.datasets_dir() / "regimes.toml"
-    try:
-        table = tomllib.loads(path.read_text(encoding="utf-8")).get("windows", {})
-    except FileNotFoundError:
-        raise ConfigError(f"{where}: expected a window named in {path}, found no such file "
-                          "(give [start, end] instead)") from None
-    return {name: (pd.Timestamp(parse_utc(w["start"])), pd.Timestamp(parse_utc(w["end"])))
-            for name, w in table.items()}
-
-
-
-def _iso(ts: pd.Timestamp) -> str:
-    return ts.strftime("%Y-%m-%dT%H:%M:%SZ")
-

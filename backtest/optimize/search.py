@@ -18,8 +18,8 @@ from pydantic import ValidationError
 
 from backtest import pipeline
 from backtest.config.common import parse_utc_now
-from backtest.config.loader import _format_error
-from backtest.config.optimize import OptimizeConfig, load
+from backtest.config.loader import _format_error, load_config
+from backtest.config.optimize import OptimizeConfig
 from backtest.errors import ConfigError
 from backtest.optimize.evaluate import PHASES, Evaluator
 from backtest.optimize.space import grid_values, search_space
@@ -165,11 +165,19 @@ def _progress(total: int) -> Iterator[Callable[[int, float | None], None]]:
 def request_from_cli(config: str, overrides: Sequence[str], *, trials: int | None = None,
                      timeout_s: float | None = None, seed: int | None = None,
                      storage: str | None = None, study: str | None = None, jobs: int = 1,
-                     out: str | None = None) -> Request:
-    """Build a :class:`Request` from ``crashbt optimize`` arguments (flags beat the config)."""
-    import strategies
+                     out: str | None = None, allow_external: bool = False) -> Request:
+    """Build a :class:`Request` from ``crashbt optimize`` arguments (flags beat the config).
 
-    cfg, opt = load(config, overrides)
+    The config is loaded as for ``run`` (extends, --set, paths relative to its folder) and the
+    strategy resolved as for ``run`` (``module:SPEC`` only with ``allow_external``)."""
+    from backtest import plugins
+
+    cfg = load_config(config, list(overrides))
+    if cfg.strategy is None:
+        raise ConfigError(f"{config}: strategy: expected one [strategy] to optimize, found "
+                          f"[[strategies]] with {len(cfg.strategies or [])} entries")
+    opt = cfg.optimize or OptimizeConfig()
+    cfg = cfg.model_copy(update={"optimize": None})  # the search is in opt (and its hash)
     flags = {k: v for k, v in (("trials", trials), ("timeout_s", timeout_s), ("seed", seed))
              if v is not None}
     try:
@@ -181,7 +189,12 @@ def request_from_cli(config: str, overrides: Sequence[str], *, trials: int | Non
     if storage is not None and "://" not in storage:
         raise ConfigError(f"command line: --storage: expected a database URL such as "
                           f"postgresql://user:password@host/db, found {mask_url(storage)!r}")
-    spec = strategies.get(cfg.strategy.name, config)
+    spec = plugins.resolve(cfg.strategy.name, config, allow_external)
+    if jobs > 1 and plugins.is_external(cfg.strategy.name) and ".py:" in cfg.strategy.name:
+        # a worker process imports the spec by module name; a file imported by path has none
+        raise ConfigError(f"{config}: strategy.name: expected 'package.module:SPEC' (on "
+                          f"PYTHONPATH) with --jobs {jobs}, found the file "
+                          f"{cfg.strategy.name!r}; use --jobs 1 or make it a module")
     name = report.safe_name(study or cfg.name or Path(config).stem)
     return Request(cfg, opt, spec, config, name, Path(out or cfg.report.out), storage, jobs)
 

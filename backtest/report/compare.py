@@ -4,7 +4,7 @@ Runs are comparable only when they saw the same bars: same dataset (name, sha256
 timeframe) and the same first and last bar. Anything else is refused with one line unless the
 caller allows a mismatch. Nothing is re-run; the HTML is a rendering of the reports.
 
-Imports from crashbt: errors, report, html. Never the engine, vectorbt or optuna.
+Imports from crashbt: catalogue, errors, report, html. Never the engine, vectorbt or optuna.
 """
 
 from __future__ import annotations

@@ -6,9 +6,9 @@ page, chart data travels as JSON in a ``<script type="application/json">`` block
 and ``&`` escaped so no value can close the script), and Jinja2 autoescapes everything else.
 Names drawn inside charts are HTML-escaped too, because plotly renders a subset of HTML in text.
 
-Imports from crashbt: :mod:`backtest.report` (reading run directories) and, only to redraw the
-price chart of a run whose ``equity.csv`` has no ``close`` column, :mod:`backtest.data`.
-Never imports the engine, vectorbt or optuna.
+Imports from crashbt: :mod:`backtest.catalogue`, :mod:`backtest.errors`, :mod:`backtest.report`
+(reading run directories) and, only to redraw the price chart of a run whose ``equity.csv`` has no
+``close`` column, :mod:`backtest.data`. Never imports the engine, vectorbt or optuna.
 """
 
 from __future__ import annotations

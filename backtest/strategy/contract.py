@@ -6,8 +6,8 @@ index; ``signals(bars, features, params)`` returns :class:`backtest.types.Signal
 each bar's close. ``context`` maps an external-series kind (``"etf_flows"``, ``"hash_rate"``...)
 to its raw frame with a ``published_at`` column: every kind in ``requires`` is present, kinds in
 ``optional`` only when the config supplies them. Strategies put such a series on the bar clock
-with :func:`backtest.features.point_in_time` and nothing else. Neither function may shift data
-backwards in time, mutate its inputs, or read the clock.
+with :func:`backtest.features.indicators.point_in_time` and nothing else. Neither function may shift
+data backwards in time, mutate its inputs, or read the clock.
 
 Search-space dimensions are plain data here; only :mod:`backtest.optimize` turns them into Optuna
 distributions, so importing a strategy never imports Optuna.
