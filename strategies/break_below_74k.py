@@ -9,8 +9,10 @@ above ``stop_level``. Confirmation is ``confirm_bars`` consecutive closes beyond
 (:data:`backtest.features.levels.LEVEL_MODES`): prices (``"absolute"``, the default: 74,400 /
 66,000 / 76,000 on BTC, 2,200 / 1,800 / 2,400 on ETH), or fractions of the running all-time high
 (``"ath_fraction"``: 0.59 / 0.523 / 0.602 of the 126,200 ATH of October 2025) or of the
-``ema_weeks``-week EMA of weekly closes (``"ema_200w"``). The search space holds BTC prices: a
-default for ``optimize``, not a limit on ``run``.
+``ema_weeks``-week EMA of weekly closes (``"ema_200w"``). ``level_mode`` and ``ema_weeks`` are
+fixed (not searched): the scale of the three levels depends on them, so a search over one range of
+levels across modes would mostly sample levels that mean nothing. The search space holds BTC
+prices: a default for ``optimize``, not a limit on ``run``.
 """
 
 from __future__ import annotations
@@ -44,6 +46,9 @@ class Params:
     ema_weeks: int = 200
 
     def __post_init__(self) -> None:
+        if self.level_mode not in LEVEL_MODES:
+            raise ValueError(f"level_mode: expected one of {', '.join(LEVEL_MODES)}, found "
+                             f"{self.level_mode!r}")
         for name in ("level", "target", "stop_level"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name}: expected a price (or fraction) > 0, found "
@@ -62,8 +67,6 @@ SPACE = {
     "target": FloatRange(40_000.0, 74_000.0),
     "stop_level": FloatRange(70_000.0, 95_000.0),
     "mode": Choice(("derisk", "short")),
-    "level_mode": Choice(LEVEL_MODES),
-    "ema_weeks": IntRange(50, 250),
 }
 
 

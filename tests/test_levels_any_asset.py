@@ -68,7 +68,7 @@ def test_the_space_is_not_a_limit_on_run_but_physics_is() -> None:
     with pytest.raises(StrategyError, match=r"strategy.params.confirm_bars: expected an "
                                             r"integer, found 1.5"):
         spec.make_params({"confirm_bars": 1.5}, "eth")
-    with pytest.raises(StrategyError, match=r"level_mode: expected one of 'absolute', "):
+    with pytest.raises(StrategyError, match=r"strategy.params: level_mode: expected one of absolute, "):
         spec.make_params({"level_mode": "ath"}, "eth")
     reclaim = strategies.REGISTRY["reclaim_80k"]
     with pytest.raises(StrategyError, match=r"stop_pct: expected a fraction in \[0, 1\)"):

@@ -10,7 +10,8 @@ The support is ``level`` x the running all-time high (``level_mode = "ath_fracti
 default: 0.555 x 126,200 = 70,000 for BTC in February 2026), x the ``ema_weeks``-week EMA
 (``"ema_200w"``), or a price (``"absolute"``: ``level = 70000`` for BTC, ``2000`` for ETH; a value
 outside the search space is fine for a run). One parameter makes the rule work on any asset and
-in any year.
+in any year. ``level_mode`` and ``ema_weeks`` are fixed (not searched): the scale of ``level``
+depends on them, and the space's ``level`` range is a fraction of the ATH.
 
 Run it:  crashbt run docs/examples/my_strategy.toml --allow-external-strategies
 """
@@ -24,7 +25,7 @@ import pandas as pd
 
 from backtest.features.indicators import point_in_time, rsi
 from backtest.features.levels import LEVEL_MODES, anchored, exit_after, level_series
-from backtest.strategy.contract import Choice, FloatRange, IntRange, StrategySpec
+from backtest.strategy.contract import FloatRange, IntRange, StrategySpec
 from backtest.types import Bars, Signals
 
 
@@ -45,6 +46,9 @@ class Params:
     stop_pct: float = 0.05
 
     def __post_init__(self) -> None:
+        if self.level_mode not in LEVEL_MODES:
+            raise ValueError(f"level_mode: expected one of {', '.join(LEVEL_MODES)}, found "
+                             f"{self.level_mode!r}")
         if not self.level > 0:
             raise ValueError(f"level: expected a price (or fraction) > 0, found {self.level:g}")
         if not 0 < self.stop_pct < 1:
@@ -56,9 +60,7 @@ class Params:
 
 #: the default search space of `crashbt optimize` (a config's [optimize.params] narrows it)
 SPACE = {
-    "level_mode": Choice(LEVEL_MODES),
     "level": FloatRange(0.3, 0.9),  # a fraction of the ATH, the default level_mode
-    "ema_weeks": IntRange(50, 250),
     "band_pct": FloatRange(0.0, 0.1),
     "rsi_window": IntRange(7, 28),
     "rsi_max": FloatRange(15.0, 50.0),
