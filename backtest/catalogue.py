@@ -35,6 +35,8 @@ CATALOGUE: dict[str, Metric] = {m.key: m for m in (
     Metric("calmar", "Calmar ratio", "ratio", 1, 2),
     Metric("max_drawdown_pct", "Max drawdown", "%", -1, 2),
     Metric("n_trades", "Trades", "count", 0, 0),
+    Metric("n_closed_trades", "Closed trades", "count", 0, 0),
+    Metric("n_open_trades", "Open trades", "count", 0, 0),
     Metric("win_rate_pct", "Win rate", "%", 1, 1),
     Metric("exposure_pct", "Exposure", "%", 0, 1),
     Metric("profit_factor", "Profit factor", "ratio", 1, 2),
@@ -47,7 +49,8 @@ CATALOGUE: dict[str, Metric] = {m.key: m for m in (
 #: Metrics every run reports (perp runs add funding and liquidation metrics).
 METRIC_KEYS: tuple[str, ...] = (
     "total_return_pct", "cagr_pct", "sharpe", "sortino", "calmar", "max_drawdown_pct",
-    "n_trades", "win_rate_pct", "exposure_pct", "profit_factor", "fees_paid",
+    "n_trades", "n_closed_trades", "n_open_trades", "win_rate_pct", "exposure_pct",
+    "profit_factor", "fees_paid",
 )
 
 

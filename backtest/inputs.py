@@ -108,9 +108,10 @@ def prepare(cfg: RunConfig, spec: StrategySpec, source: str,
     context = load_context(cfg, spec, source)
     funding = load_funding(cfg, info.symbol)
     perp = cfg.execution.instrument == "perp"
-    tiers_source = external.tiers_for(info.symbol, cfg.execution.maintenance_tiers) if perp \
-        else None
+    if perp:
+        external.check_tiers_for(info.symbol, cfg.execution.maintenance_tiers)
     tiers = margin.load_tiers(cfg.execution.maintenance_tiers) if perp else None
+    tiers_source = margin.tiers_source(cfg.execution.maintenance_tiers) if perp else None
     hashes = {"data": info.sha256}
     hashes |= {f"external.{kind}": frame.attrs["sha256"] for kind, frame in context.items()}
     if funding is not None:
@@ -120,8 +121,8 @@ def prepare(cfg: RunConfig, spec: StrategySpec, source: str,
     return RunInputs(
         cfg=cfg, spec=spec, source=source, params=params, start=start, end=end,
         history=history, first=first, info=info, context=context, funding=funding,
-        tiers=tiers, tiers_source=tiers_source, bar_duration=data.timeframe_delta(info.timeframe,
-                                                       f"{source}: data.timeframe"),
+        tiers=tiers, tiers_source=tiers_source,
+        bar_duration=data.timeframe_delta(info.timeframe, f"{source}: data.timeframe"),
         input_hashes=hashes)
 
 

@@ -112,7 +112,7 @@ def execute(cfg: RunConfig, spec: StrategySpec, source: str,
         "benchmark": metrics.buy_and_hold(bars, cfg.execution.init_cash, fee, info.freq),
         **segment_tables(result, bench_equity, regime_labels.iloc[inp.first:],
                          cfg.execution.init_cash, info.freq),
-        "files": {"trades": "trades.csv", "equity": "equity.csv"},
+        "files": {"trades": "trades.csv", "orders": "orders.csv", "equity": "equity.csv"},
         "versions": versions,
         "timing": {"created_at": parse_utc_now(),
                    "duration_s": round(time.perf_counter() - started, 3)},
@@ -177,4 +177,4 @@ def write(outcome: RunOutcome, out_dir: Path, with_html: bool = True) -> Path:
     if with_html:
         rows = report.trades_records(trades)
         page = html.render_run(outcome.report, rows, equity, outcome.bars["close"])
-    return report.write_run(out_dir, outcome.report, trades, equity, page)
+    return report.write_run(out_dir, outcome.report, trades, outcome.result.orders, equity, page)

@@ -32,7 +32,9 @@ class Signals:
     Boolean Series aligned with the bars. ``stop_price`` / ``target_price`` are optional absolute
     price levels for a position opened on that bar's signal (NaN = none); ``entry_fraction`` is an
     optional fraction of *initial* cash to spend on each long entry (tranche buying; the engine
-    then accumulates). ``levels`` are price levels worth drawing on a chart.
+    then accumulates). ``max_bars_held`` asks the engine to close every position that many
+    bars after its entry FILL (a time exit owned by the engine, so that it never comes from an
+    entry signal the engine ignored). ``levels`` are price levels worth drawing on a chart.
     """
 
     long_entries: pd.Series
@@ -42,6 +44,7 @@ class Signals:
     stop_price: pd.Series | None = None
     target_price: pd.Series | None = None
     entry_fraction: pd.Series | None = None
+    max_bars_held: int | None = None
     levels: dict[str, float] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
 
@@ -58,6 +61,11 @@ class Signals:
             series = getattr(self, name)
             if series is not None:
                 _check_index(name, series, index)
+        held = self.max_bars_held
+        if held is not None and (isinstance(held, bool) or not isinstance(held, int | np.integer)
+                                 or held < 1):
+            raise StrategyError(f"signals: max_bars_held: expected an integer >= 1 or None, "
+                                f"found {held!r}")
 
     def restrict(self, rows: slice) -> Signals:
         """The same signals on a contiguous range of rows (positions, as with ``.iloc``): views,
@@ -87,15 +95,13 @@ def _check_index(name: str, series: pd.Series, index: pd.Index) -> None:
                             f"index ({len(series)} rows vs {len(index)})")
 
 
-EXIT_REASONS = ("signal", "stop", "target", "trailing", "liquidation", "end")
-
-
 @dataclass(frozen=True)
 class SimResult:
     """What a simulation returns: plain records, never an engine object.
 
     ``trades`` columns: ``entry_time, exit_time, direction ('long'|'short'), size, entry_price,
-    exit_price, pnl, return_pct, fees, funding_paid, exit_reason, status ('closed'|'open')``.
+    exit_price, pnl, return_pct, fees, funding_paid, exit_reason, status ('closed'|'open')``;
+    an open position is marked to the last close.
     ``orders`` columns: ``time, side ('buy'|'sell'), size, price, fees, reason``.
     ``equity`` and ``position`` are Series on the bar index (equity marked at each close).
     """

@@ -12,9 +12,9 @@ Without liquidation data a documented PROXY from bars stands in: the bar falls b
 ``proxy_volume_window`` bars, with taker-sell dominance: taker_buy_base_volume / volume <=
 ``proxy_taker_max`` (skipped, and said so, when the bars lack that column). ``Signals.notes``
 names which data was used. An entry fires on the first bar of each flush (a state turning on);
-it is held ``hold_bars`` bars, with a stop at close x (1 - ``stop_pct``) of the signal bar.
-Imports only backtest.types, backtest.features and
-backtest.strategy.contract.
+it is held ``hold_bars`` bars from its fill (the engine's time exit), with a stop at close x (1 -
+``stop_pct``) of the signal bar.
+Imports only backtest.types, backtest.features and backtest.strategy.contract.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from backtest.features.indicators import liq_intensity, oi_change, point_in_time, rsi, volume_ratio
-from backtest.features.levels import exit_after, state_to_events
+from backtest.features.levels import state_to_events
 from backtest.strategy.contract import FloatRange, IntRange, StrategySpec
 from backtest.types import Bars, Signals
 
@@ -116,7 +116,8 @@ def signals(bars: Bars, feats: pd.DataFrame, params: Params) -> Signals:
     entries = state_to_events(flush & (feats["rsi"] <= params.rsi_max))
     return Signals(
         long_entries=entries.rename("long_entries"),
-        long_exits=exit_after(entries, params.hold_bars).rename("long_exits"),
+        long_exits=pd.Series(False, index=bars.index, name="long_exits"),
+        max_bars_held=params.hold_bars,
         stop_price=(bars["close"] * (1.0 - params.stop_pct)).rename("stop_price"),
         notes=notes,
     )

@@ -11,10 +11,10 @@ recovery is seen on the first bar whose close is at or after its publication (da
 Entry: the first bar of a recovery episode (from the recovery until the next capitulation is
 known) within ``max_wait_bars`` of it on which momentum agrees: ``momentum = "none"`` (the
 recovery bar itself), ``"sma"`` (close > SMA(``momentum_window``)) or ``"rsi_rising"`` (RSI(14)
-above its value ``momentum_window`` bars earlier). Exit: ``hold_bars`` bars later, or when a new
-capitulation becomes known (``exit_on_capitulation``). A trailing stop is an execution setting
-(``[execution] tsl_stop``). Imports only backtest.types, backtest.features and
-backtest.strategy.contract.
+above its value ``momentum_window`` bars earlier). Exit: ``hold_bars`` bars after the entry fill
+(the engine's time exit), or when a new capitulation becomes known (``exit_on_capitulation``). A
+trailing stop is an execution setting (``[execution] tsl_stop``). Imports only backtest.types,
+backtest.features and backtest.strategy.contract.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from backtest.features.indicators import hash_ribbons, point_in_time, rsi, sma
-from backtest.features.levels import exit_after, state_to_events
+from backtest.features.levels import state_to_events
 from backtest.strategy.contract import Choice, IntRange, StrategySpec
 from backtest.types import Bars, Signals
 
@@ -98,11 +98,12 @@ def signals(bars: Bars, feats: pd.DataFrame, params: Params) -> Signals:
           & (age < params.max_wait_bars)).astype(bool)
     first_ok = ok.groupby(episode).cumsum() == 1
     entries = (ok & first_ok).rename("long_entries")
-    exits = exit_after(entries, params.hold_bars)
+    exits = pd.Series(False, index=bars.index)
     if params.exit_on_capitulation:
-        exits = exits | state_to_events(capitulating)
+        exits = state_to_events(capitulating)
     return Signals(
         long_entries=entries, long_exits=exits.rename("long_exits"),
+        max_bars_held=params.hold_bars,
         notes={"hash_rate": "bundled difficulty x blocks mined -> EH/s; ribbon "
                             f"{params.fast}/{params.slow}-day means, point in time"},
     )

@@ -11,9 +11,10 @@ October 2025) or ``ema_fraction`` x the ``ema_weeks``-week EMA of weekly closes
 (``level_mode = "ema_200w"``). The search space holds BTC prices: a default for ``optimize``, not a
 limit on ``run``.
 
-Exits: ``hold_bars`` bars after the entry signal, earlier on a close below level x (1 -
-``buffer_pct``), or by the stop at level x (1 - ``stop_pct``) set when the position opens. A
-trailing stop is an execution setting (``[execution] tsl_stop``), not a strategy parameter.
+Exits: ``hold_bars`` bars after the entry fill (the engine's time exit), earlier on a close
+below level x (1 - ``buffer_pct``), or by the stop at level x (1 - ``stop_pct``) set when the
+position opens. A trailing stop is an execution setting (``[execution] tsl_stop``), not a
+strategy parameter.
 Imports only backtest.types, backtest.features.levels and backtest.strategy.contract.
 """
 
@@ -29,7 +30,6 @@ from backtest.features.levels import (
     Level,
     anchored,
     cross_above,
-    exit_after,
     level_series,
     unreachable_note,
 )
@@ -100,11 +100,12 @@ def signals(bars: Bars, feats: pd.DataFrame, params: Params) -> Signals:
                           volume_k=params.volume_k if params.volume_k > 0 else None,
                           volume_window=params.volume_window)
     lost = bars["close"] < level * (1.0 - params.buffer_pct)
-    exits = (exit_after(entries, params.hold_bars) | lost).rename("long_exits")
+    exits = lost.rename("long_exits")
     stop = (level * (1.0 - params.stop_pct)).rename("stop_price")
     last = float(level.iloc[-1]) if len(level) else float("nan")
     return Signals(
         long_entries=entries.rename("long_entries"), long_exits=exits, stop_price=stop,
+        max_bars_held=params.hold_bars,
         levels={"level": last, "exit_below": last * (1.0 - params.buffer_pct),
                 "stop": last * (1.0 - params.stop_pct)},
         notes=unreachable_note(bars, level) or {

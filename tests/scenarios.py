@@ -23,7 +23,8 @@ def signals(bars: Bars, long_entries: Iterable[int] = (), long_exits: Iterable[i
             short_entries: Iterable[int] = (), short_exits: Iterable[int] = (),
             stop_price: Mapping[int, float] | None = None,
             target_price: Mapping[int, float] | None = None,
-            entry_fraction: Mapping[int, float] | None = None) -> Signals:
+            entry_fraction: Mapping[int, float] | None = None,
+            max_bars_held: int | None = None) -> Signals:
     """Signals with True at the given bar positions and levels at the given positions."""
 
     def flags(positions: Iterable[int]) -> pd.Series:
@@ -41,7 +42,13 @@ def signals(bars: Bars, long_entries: Iterable[int] = (), long_exits: Iterable[i
     return Signals(long_entries=flags(long_entries), long_exits=flags(long_exits),
                    short_entries=flags(short_entries), short_exits=flags(short_exits),
                    stop_price=levels(stop_price), target_price=levels(target_price),
-                   entry_fraction=levels(entry_fraction))
+                   entry_fraction=levels(entry_fraction), max_bars_held=max_bars_held)
+
+
+def ramp(n: int) -> Bars:
+    """``n`` candles whose open is 100 + i (bar i), close open + 0.5, high/low open -+ 1: every
+    fill price names the bar it happened in."""
+    return candles((100.0 + i, 101.0 + i, 99.0 + i, 100.5 + i) for i in range(n))
 
 
 def random_candles(rng: np.random.Generator, n: int, vol: float, gap: float,

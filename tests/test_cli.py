@@ -61,7 +61,7 @@ def test_run_writes_a_report(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert code == 0, err
     run_dir = Path(out.splitlines()[0].removeprefix("report: "))
     assert sorted(p.name for p in run_dir.iterdir()) == [
-        "equity.csv", "report.html", "report.json", "trades.csv"]
+        "equity.csv", "orders.csv", "report.html", "report.json", "trades.csv"]
     report = json.loads((run_dir / "report.json").read_text())
     assert report["dataset"]["start"] == "2025-12-01T00:00:00Z"
     assert report["config"]["strategy"]["name"] == "break_below_74k"

@@ -88,14 +88,22 @@ def test_fees_never_increase_equity(case):
         assert res_paid.equity.iloc[-1] <= res_free.equity.iloc[-1] * (1 + 1e-12)
 
 
+SIZES = st.sampled_from([{"kind": "all_in"}, {"kind": "fraction", "fraction": 0.4},
+                         {"kind": "notional", "notional": 300.0}, {"kind": "risk", "risk": 0.02},
+                         {"kind": "vol_target", "target": 0.5, "lookback": 5}])
+
+
 @SETTINGS
-@given(market(), st.permutations(range(5)))
-def test_simulate_many_order_of_columns_does_not_matter(case, order):
+@given(market(), st.permutations(range(5)), SIZES, st.lists(st.none() | st.integers(1, 6),
+                                                             min_size=5, max_size=5))
+def test_simulate_many_order_of_columns_does_not_matter(case, order, size, holds):
     bars, sig, execution = case
     rng = np.random.default_rng(len(bars))
     sigs = [Signals(*(pd.Series(f, index=bars.index) for f in rng.random((4, len(bars))) < 0.2),
-                    stop_price=sig.stop_price, target_price=sig.target_price) for _ in range(5)]
-    execs = [execution.model_copy(update={"sl_stop": sl}) for sl in (None, .01, .03, .05, .1)]
+                    stop_price=sig.stop_price, target_price=sig.target_price,
+                    max_bars_held=hold) for hold in holds]
+    sized = ExecutionConfig.model_validate(execution.model_dump() | {"size": size})
+    execs = [sized.model_copy(update={"sl_stop": sl}) for sl in (None, .01, .03, .05, .1)]
     base = simulate_many(bars, sigs, execs)
     shuffled = simulate_many(bars, [sigs[i] for i in order], [execs[i] for i in order])
     pd.testing.assert_frame_equal(shuffled, base.iloc[list(order)].reset_index(drop=True))

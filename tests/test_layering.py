@@ -25,7 +25,7 @@ LAYERS: list[set[str]] = [
     {"backtest.metrics"},
     {"backtest.report"},
     {"backtest.inputs", "backtest.pipeline", "backtest.checks", "backtest.optimize",
-     "backtest.plugins"},
+     "backtest.plugins", "backtest.lab"},
     {"backtest.api"},
     {"backtest.cli", "backtest.warmup", "backtest.__main__"},
 ]

@@ -212,10 +212,8 @@ def test_crossed_helpers_with_nan() -> None:
     assert fired(S.crossed_above(a, 2.0)) == [1, 5]
 
 
-def test_exit_after_and_state_to_events() -> None:
+def test_state_to_events() -> None:
     idx = pd.date_range("2026-01-01", periods=6, freq="D", tz="UTC")
-    entries = pd.Series([True, False, False, True, False, False], index=idx)
-    assert fired(S.exit_after(entries, 2)) == [2, 5]
     state = pd.Series([True, True, False, True, True, False], index=idx)
     assert fired(S.state_to_events(state)) == [3]  # on at row 0 was not seen turning on
 

@@ -24,7 +24,9 @@ from backtest.optimize.evaluate import Evaluator
 from backtest.strategy.contract import params_dict
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = sorted((ROOT / "configs").glob("*.toml"))
+# run configs only: the crash lab's events_*/stress_* configs belong to `crashbt events/stress`
+CONFIGS = sorted(p for p in (ROOT / "configs").glob("*.toml")
+                 if not p.stem.startswith(("events_", "stress_")))
 
 
 def single_runs() -> list[tuple[Path, int]]:

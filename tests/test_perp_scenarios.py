@@ -199,6 +199,22 @@ def test_funding_on_without_a_series_is_refused_and_tiers_are_checked():
     assert res.trades["exit_price"].iloc[0] == pytest.approx(84.2105263)
 
 
+def test_max_leverage_comes_from_the_tier_table():
+    sig = signals(CRASH, long_entries=[0])
+    # the bundled BTCUSDT table: tier 1 allows 150x (since August 2025), no more
+    assert run(CRASH, sig, leverage=150).trades["exit_reason"].tolist() == ["liquidation"]
+    with pytest.raises(ConfigError, match=r"execution\.leverage: expected at most 150 \(the "
+                       r"highest max_leverage of the maintenance tiers in .*binance_btcusdt_"
+                       r"tiers\.toml\), found 151"):
+        run(CRASH, sig, leverage=151)
+    # a user's table overrides it, both ways
+    res = run(CRASH, sig, leverage=200, maintenance_tiers=[[1e9, 0.001, 0, 200]])
+    assert res.orders["size"].iloc[0] == pytest.approx(2000.0)  # 1000 x 200 / 100
+    with pytest.raises(ConfigError, match=r"at most 20 \(.* in the inline "
+                       r"execution\.maintenance_tiers\), found 25"):
+        run(CRASH, sig, leverage=25, maintenance_tiers=[[1e9, 0.01, 0, 20]])
+
+
 def test_simulate_many_sweeps_leverage_in_one_call():
     sig = signals(CRASH, long_entries=[0])
     execs = [ExecutionConfig(init_cash=1000.0, fee_rate=0.0, instrument="perp", funding=False,
@@ -219,7 +235,7 @@ def perp_market(draw):
     flags = rng.random((4, n)) < 0.2
     sig = Signals(*(pd.Series(f, index=bars.index) for f in flags))
     funding = pd.Series(rng.normal(0, 0.01, n), index=bars.index)
-    return bars, sig, funding, draw(st.floats(1, 125)), draw(st.sampled_from([0.0, 0.001])), \
+    return bars, sig, funding, draw(st.floats(1, 150)), draw(st.sampled_from([0.0, 0.001])), \
         draw(st.sampled_from([0.0, 0.01]))
 
 

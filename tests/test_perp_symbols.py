@@ -55,7 +55,7 @@ def test_eth_perp_with_user_funding_and_tiers_names_them(tmp_path: Path) -> None
     derivatives = report["derivatives"]
     assert derivatives["symbol"] == "ETHUSDT"
     assert derivatives["funding"]["name"] == "eth_funding_8h"
-    assert derivatives["maintenance_tiers"] == "inline [execution] maintenance_tiers"
+    assert derivatives["maintenance_tiers"] == "the inline execution.maintenance_tiers"
     assert report["metrics"]["n_trades"] >= 1
     assert report["metrics"]["funding_paid"] < 0  # received on the short
 
@@ -63,9 +63,8 @@ def test_eth_perp_with_user_funding_and_tiers_names_them(tmp_path: Path) -> None
 def test_btc_perp_names_the_bundled_sources(tmp_path: Path) -> None:
     code, report = run(tmp_path)
     assert code == 0
-    assert report["derivatives"] == {
-        "symbol": "BTCUSDT",
-        "funding": {"name": "btc_funding_8h", "lag": "0 days 00:00:00",
-                    "sha256": report["derivatives"]["funding"]["sha256"]},
-        "maintenance_tiers": "datasets/binance_btcusdt_tiers.toml"}
-    assert len(report["derivatives"]["funding"]["sha256"]) == 64
+    derivatives = report["derivatives"]
+    assert (derivatives["symbol"], derivatives["funding"]["name"], derivatives["funding"]["lag"]) \
+        == ("BTCUSDT", "btc_funding_8h", "0 days 00:00:00")
+    assert len(derivatives["funding"]["sha256"]) == 64
+    assert derivatives["maintenance_tiers"].endswith("datasets/binance_btcusdt_tiers.toml")

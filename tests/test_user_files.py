@@ -59,7 +59,7 @@ def test_a_yfinance_csv_runs_unchanged_and_trades_like_the_bundled_data(
     assert from_file["config"]["data"]["dataset"] is None
     assert from_file["dataset"]["name"] == "ETH-USD"
     assert from_file["metrics"] == bundled["metrics"]
-    assert from_file["metrics"]["n_trades"] == 1
+    assert from_file["metrics"]["n_closed_trades"] == 1
 
 
 @pytest.mark.parametrize("style", ["yfinance", "binance_header", "ccxt", "mapped", "parquet"])

@@ -4,9 +4,9 @@ Each loader returns a frame indexed by the series' own UTC timestamp plus ``publ
 moment the value became public (timestamp + the publication lag from the manifest, or a lag given
 in config). :func:`align_to_bars` joins a series onto bars so that bar ``t`` sees only values
 published by its close, never back-filled. Bundled series are checked against the manifest hash;
-user files of the same kinds follow the schemas in ``datasets/README.md``. Perp inputs are keyed by
-symbol (:func:`funding_for`, :func:`tiers_for`): a symbol without its own bundled funding series or
-tier table needs the user's, never another symbol's. A series loaded from a
+user files of the same kinds follow the schemas in ``datasets/README.md``. Perp inputs are keyed
+by symbol (:func:`funding_for`, :func:`check_tiers_for`): a symbol without its own bundled
+funding series or tier table needs the user's, never another symbol's. A series loaded from a
 file that stops publishing more than :data:`STALE_PERIODS` of its own periods before the last
 bar's close is refused rather than forward-filled (its last value would pose as current).
 
@@ -142,21 +142,16 @@ def funding_for(symbol: str, lag: str | None = None, path: str | None = None) ->
     return load_external(mine[0], lag=lag)
 
 
-def tiers_for(symbol: str, tiers: str | list | None) -> str:
-    """Where a perp run on ``symbol`` takes its maintenance tiers from (for the report): the
-    user's table (``[execution] maintenance_tiers``: a file or inline rows) or the bundled
-    table of that symbol. A symbol without either is refused."""
-    if isinstance(tiers, str):
-        return tiers
-    if tiers is not None:
-        return "inline [execution] maintenance_tiers"
-    if symbol not in BUNDLED_TIERS:
+def check_tiers_for(symbol: str, tiers: str | list | None) -> None:
+    """Refuse a perp run on ``symbol`` that would fall back to another symbol's bundled tier
+    table: without ``[execution] maintenance_tiers`` (a file or inline rows), only a symbol in
+    :data:`BUNDLED_TIERS` has a table."""
+    if tiers is None and symbol not in BUNDLED_TIERS:
         raise ConfigError(f"execution.maintenance_tiers: expected a tier table for "
                           f"{symbol or '?'}, found bundled tiers only for "
                           f"{', '.join(BUNDLED_TIERS)}; supply one (a TOML file with [[tier]] "
                           f"tables, or rows of notional_cap, maintenance_margin_rate, "
                           f"maintenance_amount, max_leverage)")
-    return f"datasets/{BUNDLED_TIERS[symbol]}"
 
 
 def derive_hash_rate_ehs(difficulty: pd.Series, blocks_mined: pd.Series) -> pd.Series:

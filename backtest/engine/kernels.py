@@ -3,25 +3,37 @@
 The execution convention they implement is documented once, in :mod:`backtest.engine`.
 :func:`simulate_column_nb` runs one parameter set over one column of signals and can record
 every order and trade; :func:`simulate_columns_nb` runs many columns (one per parameter set)
-and returns only per-column summaries, without materializing any pandas object. Both are thin
-wrappers of :func:`simulate_perp_column_nb` / :func:`simulate_perp_columns_nb`, which add
-leverage, isolated margin, liquidation, funding and per-bar slippage (``leverage`` 0 = spot).
+and returns only per-column summaries, without materializing any pandas object. Both cover spot
+and perpetual futures (leverage, isolated margin, liquidation, funding; ``leverage`` 0 = spot).
 
-Market context ``mkt`` (n, 4) per bar, or (1, 4) for the same in every bar: base slippage,
+Inputs come grouped, not as a long positional list:
+
+* :class:`Market` - per-bar arrays of one run: OHLC, the slippage context ``slip``, funding
+  settled at each bar's open and inside it, and ``vol`` (annualized realized volatility known
+  at each bar's close, read by vol-target sizing; empty when unused).
+* :class:`SignalArrays` - one column of signals: four bool arrays and the per-bar stop, target
+  and entry-fraction levels (NaN = none).
+* ``terms`` - one record of :data:`TERMS` (``terms_record``): the scalar settings of a run.
+* :class:`Records` - the output arrays (equity, position, orders, trades), empty when a
+  column is run without recording.
+
+Slippage context ``slip`` (n, 4) per bar, or (1, 4) for the same in every bar: base slippage,
 impact coefficient, lowest and highest allowed fill. A fill of ``size`` units at ``base`` slips
-by ``mkt[i, 0] + mkt[i, 1] x sqrt(size)`` and is clipped to ``[mkt[i, 2], mkt[i, 3]]`` (0 and
-inf for the fixed model: no clipping).
+by ``slip[i, 0] + slip[i, 1] x sqrt(size)`` and is clipped to ``[slip[i, 2], slip[i, 3]]`` (0
+and inf for the fixed model: no clipping).
 
 Beside the simulation: :func:`equity_from_orders_nb` (equity and position from vectorbt's order
-records) and the one-pass statistics that :mod:`backtest.metrics` and
-:mod:`backtest.metrics.overfit` read (:func:`curve_stats_nb`, :func:`max_drawdown_nb`,
-:func:`return_moments_nb`).
+records), :func:`bar_returns_nb` (the one definition of a bar return) and the one-pass
+statistics that :mod:`backtest.metrics` and :mod:`backtest.metrics.overfit` read
+(:func:`curve_stats_nb`, :func:`max_drawdown_nb`, :func:`return_moments_nb`).
 
-Imports numpy, numba and :mod:`backtest.engine.margin` (scalar formulas compiled here) only; never
-vectorbt, pandas or the rest of crashbt.
+Imports numpy, numba and :mod:`backtest.engine.margin` (scalar formulas compiled here) only;
+never vectorbt, pandas or the rest of crashbt.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
@@ -31,27 +43,86 @@ from backtest.engine import margin
 # direction filter (ExecutionConfig.direction)
 DIR_BOTH, DIR_LONG, DIR_SHORT = 0, 1, 2
 # order / trade reasons (index into REASONS)
-R_SIGNAL, R_STOP, R_TARGET, R_TRAILING, R_END, R_LIQUIDATION = 0, 1, 2, 3, 4, 5
-REASONS = ("signal", "stop", "target", "trailing", "end", "liquidation")
+R_SIGNAL, R_STOP, R_TARGET, R_TRAILING, R_END, R_LIQUIDATION, R_TIME = range(7)
+REASONS = ("signal", "stop", "target", "trailing", "end", "liquidation", "time")
+# sizing kinds (ExecutionConfig.size.kind, index into SIZE_KINDS)
+SIZE_KINDS = ("all_in", "fraction", "notional", "risk", "vol_target")
+SIZE_ALL_IN, SIZE_FRACTION, SIZE_NOTIONAL, SIZE_RISK, SIZE_VOL_TARGET = range(5)
 # columns of the order records: bar, side (+1 buy / -1 sell), size, price, fees, reason
 ORDER_FIELDS = 6
 # columns of the trade records: entry_bar, exit_bar, direction (+1/-1), size, entry_price,
-# exit_price, pnl, fees, reason, open (1.0 while still open at the end); perp runs add funding
-TRADE_FIELDS = 10
-PERP_TRADE_FIELDS = 11
+# exit_price, pnl, fees, reason, open (1.0 while still open at the end), funding paid
+TRADE_FIELDS = 11
+#: a flat account whose cash is below this fraction of init_cash is wiped out: cash 0 exactly
+DUST = 1e-9
 # actions decided from one bar's signals
 _NONE, _OPEN_LONG, _OPEN_SHORT, _CLOSE, _ADD_LONG = 0, 1, 2, 3, 4
 # slots of the per-column state vector
 (S_CASH, S_POS, S_ENTRY_BAR, S_ENTRY_COST, S_ENTRY_FEES, S_STOP, S_TARGET, S_EXTREME,
  S_ORDERS, S_TRADES, S_FEES) = range(11)
-# perp slots: leverage (0 = spot), liquidation fee rate, notional cap at that leverage; the open
-# position's isolated margin balance, liquidation price, tier rate and amount, funding paid;
-# run totals of funding and liquidations
-(S_LEV, S_LIQ_FEE, S_NCAP, S_MARGIN, S_LIQ, S_MMR, S_CUM, S_FUNDING, S_FUND_TOTAL,
- S_LIQS) = range(11, 21)
-N_STATE = 21
+# perp slots: the open position's isolated margin balance, liquidation price, tier rate and
+# amount, funding paid; run totals of funding and liquidations
+S_MARGIN, S_LIQ, S_MMR, S_CUM, S_FUNDING, S_FUND_TOTAL, S_LIQS = range(11, 18)
+N_STATE = 18
 # S_CASH is "virtual cash": equity = S_CASH + S_POS x price for spot and perp alike (a perp
 # entry books -size x price like a spot buy; the margin is tracked in S_MARGIN)
+
+#: the scalar settings of one run (one record per column in :func:`simulate_columns_nb`):
+#: fractions sl/tp/tsl (NaN = off), ``max_bars`` (0 = no time exit), ``leverage`` (0 = spot
+#: accounting), ``notional_cap`` (the largest notional the tiers allow at that leverage),
+#: ``size_kind`` (index into SIZE_KINDS) and its ``size_value``
+TERMS = np.dtype([
+    ("init_cash", "f8"), ("fee", "f8"), ("sl", "f8"), ("tp", "f8"), ("tsl", "f8"),
+    ("direction", "i8"), ("fill_close", "?"), ("use_frac", "?"), ("max_bars", "i8"),
+    ("leverage", "f8"), ("liq_fee", "f8"), ("notional_cap", "f8"), ("size_kind", "i8"),
+    ("size_value", "f8"),
+], align=True)
+
+
+class Market(NamedTuple):
+    """Per-bar market arrays of one run (module docstring)."""
+
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    slip: np.ndarray
+    fund_open: np.ndarray
+    fund_inside: np.ndarray
+    vol: np.ndarray
+
+
+class SignalArrays(NamedTuple):
+    """One column of signals: bool entries/exits, float levels (NaN = none)."""
+
+    long_entries: np.ndarray
+    long_exits: np.ndarray
+    short_entries: np.ndarray
+    short_exits: np.ndarray
+    stop_price: np.ndarray
+    target_price: np.ndarray
+    entry_fraction: np.ndarray
+
+
+class Records(NamedTuple):
+    """Output arrays of a recorded run: equity and position (n,), orders (3n+1, ORDER_FIELDS),
+    trades (2n+1, TRADE_FIELDS)."""
+
+    equity: np.ndarray
+    position: np.ndarray
+    orders: np.ndarray
+    trades: np.ndarray
+
+
+def terms_record(count: int = 1) -> np.ndarray:
+    """``count`` zeroed :data:`TERMS` records (fill the fields, pass one record or the array)."""
+    return np.zeros(count, dtype=TERMS)
+
+
+def no_records() -> Records:
+    """Empty output arrays: a column run for its summary only."""
+    return Records(np.empty(0), np.empty(0), np.empty((0, 0)), np.empty((0, 0)))
+
 
 _liq_price_nb = njit(cache=True)(margin.liquidation_price)
 _tier_nb = njit(cache=True)(margin.tier_index)
@@ -138,80 +209,83 @@ def _levels_nb(is_long: bool, px: float, sl: float, tp: float, stop_abs: float,
 
 
 @njit(cache=True)
-def fill_price_nb(mkt: np.ndarray, bar: int, base: float, buy: bool, size: float) -> float:
+def fill_price_nb(slip: np.ndarray, bar: int, base: float, buy: bool, size: float) -> float:
     """Fill price of a market order of ``size`` units at ``base`` in bar ``bar`` (see module)."""
-    row = bar if mkt.shape[0] > 1 else 0  # one row: the same context in every bar
-    slip = mkt[row, 0] + mkt[row, 1] * np.sqrt(max(size, 0.0))
-    px = base * (1.0 + slip) if buy else base * (1.0 - slip)
-    return min(max(px, mkt[row, 2]), mkt[row, 3])
+    row = bar if slip.shape[0] > 1 else 0  # one row: the same context in every bar
+    rate = slip[row, 0] + slip[row, 1] * np.sqrt(max(size, 0.0))
+    px = base * (1.0 + rate) if buy else base * (1.0 - rate)
+    return min(max(px, slip[row, 2]), slip[row, 3])
 
 
 @njit(cache=True)
-def _order_nb(st: np.ndarray, bar: int, side: float, size: float, px: float, fees: float,
-              reason: int, record: bool, orders_out: np.ndarray) -> None:
+def _order_nb(st: np.ndarray, rec: Records, bar: int, side: float, size: float, px: float,
+              fees: float, reason: int) -> None:
     k = int(st[S_ORDERS])
-    if record:
-        orders_out[k, 0] = bar
-        orders_out[k, 1] = side
-        orders_out[k, 2] = size
-        orders_out[k, 3] = px
-        orders_out[k, 4] = fees
-        orders_out[k, 5] = reason
+    if rec.orders.shape[0] > 0:
+        row = rec.orders[k]
+        row[0] = bar
+        row[1] = side
+        row[2] = size
+        row[3] = px
+        row[4] = fees
+        row[5] = reason
     st[S_ORDERS] = k + 1
     st[S_FEES] += fees
 
 
 @njit(cache=True)
-def _trade_nb(st: np.ndarray, bar: int, exit_px: float, exit_fees: float, reason: int,
-              is_open: bool, cover: float, record: bool, trades_out: np.ndarray) -> None:
+def _trade_nb(st: np.ndarray, terms, rec: Records, bar: int, exit_px: float, exit_fees: float,
+              reason: int, is_open: bool, cover: float) -> None:
     """Record the open position as a trade; ``cover`` is a perp liquidation's loss beyond its
     isolated margin (not charged to the account), perp pnl also counts the funding paid."""
     k = int(st[S_TRADES])
-    if record:
+    if rec.trades.shape[0] > 0:
         pos = st[S_POS]
         size = abs(pos)
         entry_px = st[S_ENTRY_COST] / size
         fees = st[S_ENTRY_FEES] + exit_fees
-        pnl = pos * (exit_px - entry_px) - fees
-        trades_out[k, 0] = st[S_ENTRY_BAR]
-        trades_out[k, 1] = bar
-        trades_out[k, 2] = 1.0 if pos > 0 else -1.0
-        trades_out[k, 3] = size
-        trades_out[k, 4] = entry_px
-        trades_out[k, 5] = exit_px
-        trades_out[k, 6] = pnl
-        trades_out[k, 7] = fees
-        trades_out[k, 8] = reason
-        trades_out[k, 9] = 1.0 if is_open else 0.0
-        if st[S_LEV] > 0.0:
-            trades_out[k, 6] = pnl - st[S_FUNDING] + cover
-            trades_out[k, 10] = st[S_FUNDING]
+        row = rec.trades[k]
+        row[0] = st[S_ENTRY_BAR]
+        row[1] = bar
+        row[2] = 1.0 if pos > 0 else -1.0
+        row[3] = size
+        row[4] = entry_px
+        row[5] = exit_px
+        row[6] = pos * (exit_px - entry_px) - fees - st[S_FUNDING] + cover
+        row[7] = fees
+        row[8] = reason
+        row[9] = 1.0 if is_open else 0.0
+        row[10] = st[S_FUNDING]
     st[S_TRADES] = k + 1
 
 
 @njit(cache=True)
-def _flat_nb(st: np.ndarray) -> None:
+def _flat_nb(st: np.ndarray, terms) -> None:
+    """The position is gone; a wiped-out account (cash within DUST of zero, from rounding) holds
+    exactly 0, so that no dust position can open after it and equity never dips below 0."""
     st[S_POS] = 0.0
     st[S_MARGIN] = 0.0
     st[S_LIQ] = np.nan
+    if st[S_CASH] < DUST * terms.init_cash and st[S_CASH] > -DUST * terms.init_cash:
+        st[S_CASH] = 0.0
 
 
 @njit(cache=True)
-def _close_nb(st: np.ndarray, bar: int, base: float, reason: int, fee: float, record: bool,
-              orders_out: np.ndarray, trades_out: np.ndarray, mkt: np.ndarray) -> None:
+def _close_nb(st: np.ndarray, terms, mk: Market, rec: Records, bar: int, base: float,
+              reason: int) -> None:
     """Close the whole position at ``base`` moved against the trader by the slippage."""
     pos = st[S_POS]
-    px = fill_price_nb(mkt, bar, base, pos < 0, abs(pos))
-    fees = abs(pos) * px * fee
+    px = fill_price_nb(mk.slip, bar, base, pos < 0, abs(pos))
+    fees = abs(pos) * px * terms.fee
     st[S_CASH] += pos * px - fees
-    _order_nb(st, bar, -1.0 if pos > 0 else 1.0, abs(pos), px, fees, reason, record, orders_out)
-    _trade_nb(st, bar, px, fees, reason, False, 0.0, record, trades_out)
-    _flat_nb(st)
+    _order_nb(st, rec, bar, -1.0 if pos > 0 else 1.0, abs(pos), px, fees, reason)
+    _trade_nb(st, terms, rec, bar, px, fees, reason, False, 0.0)
+    _flat_nb(st, terms)
 
 
 @njit(cache=True)
-def _liquidate_nb(st: np.ndarray, bar: int, base: float, record: bool, orders_out: np.ndarray,
-                  trades_out: np.ndarray, mkt: np.ndarray) -> None:
+def _liquidate_nb(st: np.ndarray, terms, mk: Market, rec: Records, bar: int,
+                  base: float) -> None:
     """Liquidate at ``base`` (the liquidation price or a gapped open), slipped and clipped.
 
     The fee is liquidation_fee_rate x notional, taken only from what is left of the isolated
@@ -219,16 +293,15 @@ def _liquidate_nb(st: np.ndarray, bar: int, base: float, record: bool, orders_ou
     """
     pos = st[S_POS]
     size = abs(pos)
-    px = fill_price_nb(mkt, bar, base, pos < 0, size)
+    px = fill_price_nb(mk.slip, bar, base, pos < 0, size)
     left = st[S_MARGIN] + pos * (px - st[S_ENTRY_COST] / size)
-    fees = min(st[S_LIQ_FEE] * size * px, max(left, 0.0))
+    fees = min(terms.liq_fee * size * px, max(left, 0.0))
     cover = max(-left, 0.0)
     st[S_CASH] += pos * px - fees + cover
-    _order_nb(st, bar, -1.0 if pos > 0 else 1.0, size, px, fees, R_LIQUIDATION, record,
-              orders_out)
-    _trade_nb(st, bar, px, fees, R_LIQUIDATION, False, cover, record, trades_out)
+    _order_nb(st, rec, bar, -1.0 if pos > 0 else 1.0, size, px, fees, R_LIQUIDATION)
+    _trade_nb(st, terms, rec, bar, px, fees, R_LIQUIDATION, False, cover)
     st[S_LIQS] += 1.0
-    _flat_nb(st)
+    _flat_nb(st, terms)
 
 
 @njit(cache=True)
@@ -252,10 +325,10 @@ def _funding_nb(st: np.ndarray, rate: float, price: float) -> None:
 
 
 @njit(cache=True)
-def _free_cash_nb(st: np.ndarray) -> float:
+def _free_cash_nb(st: np.ndarray, terms) -> float:
     """Cash not tied up in the position: all of it for spot; for perp, virtual cash minus the
     isolated margin plus the entry notional booked into it (see S_CASH)."""
-    if st[S_LEV] == 0.0 or st[S_POS] == 0.0:
+    if terms.leverage == 0.0 or st[S_POS] == 0.0:
         return st[S_CASH]
     if st[S_POS] > 0:
         return st[S_CASH] + (st[S_ENTRY_COST] - st[S_MARGIN])
@@ -263,29 +336,58 @@ def _free_cash_nb(st: np.ndarray) -> float:
 
 
 @njit(cache=True)
-def _open_nb(st: np.ndarray, bar: int, base: float, is_long: bool, spend_cap: float,
-             stop_abs: float, target_abs: float, fee: float, sl: float, tp: float,
-             record: bool, orders_out: np.ndarray, mkt: np.ndarray, tiers: np.ndarray) -> None:
-    """Spend ``min(free cash, spend_cap)`` including fees on a position (as margin for perp,
-    buying leverage x as much notional); add to a long."""
-    perp = st[S_LEV] > 0.0
-    lev = st[S_LEV] if perp else 1.0
-    spend = min(_free_cash_nb(st), spend_cap)
-    px = fill_price_nb(mkt, bar, base, is_long, spend * lev / (base * (1.0 + lev * fee)))
-    size = spend * lev / (px * (1.0 + lev * fee))
-    if perp and (abs(st[S_POS]) + size) * px > st[S_NCAP]:
-        size = st[S_NCAP] / px - abs(st[S_POS])
+def _sized_spend_nb(st: np.ndarray, terms, mk: Market, sig: int, base: float, lev: float,
+                    stop: float) -> float:
+    """Cash (margin plus entry fee) an entry decided at bar ``sig`` wants under the sizing
+    kind, before the free-cash cap; 0 when it cannot be sized (no stop, no volatility yet)."""
+    kind = terms.size_kind
+    value = terms.size_value
+    per_notional = 1.0 / lev + terms.fee  # cash per unit of notional: margin plus fee
+    equity = st[S_CASH] + st[S_POS] * base
+    if kind == SIZE_FRACTION:
+        return value * equity
+    if kind == SIZE_NOTIONAL:
+        return value * per_notional
+    if kind == SIZE_RISK:
+        distance = abs(base - stop)
+        return value * equity / distance * base * per_notional if distance > 0 else 0.0
+    if kind == SIZE_VOL_TARGET:
+        sigma = mk.vol[sig]
+        return value * equity / sigma * per_notional if sigma > 0 else 0.0
+    return np.inf
+
+
+@njit(cache=True)
+def _open_nb(st: np.ndarray, terms, mk: Market, rec: Records, tiers: np.ndarray, sig: int,
+             bar: int, base: float, is_long: bool, spend_cap: float, stop_abs: float,
+             target_abs: float) -> None:
+    """Spend the sized cash, at most ``min(free cash, spend_cap)``, including fees on a
+    position (as margin for perp, buying leverage x as much notional); add to a long."""
+    perp = terms.leverage > 0.0
+    lev = terms.leverage if perp else 1.0
+    adding = st[S_POS] != 0.0
+    stop = (st[S_STOP] if adding
+            else _levels_nb(is_long, base, terms.sl, terms.tp, stop_abs, target_abs)[0])
+    spend = min(_free_cash_nb(st, terms), spend_cap,
+                _sized_spend_nb(st, terms, mk, sig, base, lev, stop))
+    if not spend > DUST * terms.init_cash:
+        return
+    px = fill_price_nb(mk.slip, bar, base, is_long, spend * lev / (base * (1.0 + lev * terms.fee)))
+    size = spend * lev / (px * (1.0 + lev * terms.fee))
+    if perp and (abs(st[S_POS]) + size) * px > terms.notional_cap:
+        size = terms.notional_cap / px - abs(st[S_POS])
     if not size > 0.0:
         return
-    fees = size * px * fee
+    fees = size * px * terms.fee
     st[S_CASH] += (-size * px if is_long else size * px) - fees
-    _order_nb(st, bar, 1.0 if is_long else -1.0, size, px, fees, R_SIGNAL, record, orders_out)
-    if st[S_POS] == 0.0:
+    _order_nb(st, rec, bar, 1.0 if is_long else -1.0, size, px, fees, R_SIGNAL)
+    if not adding:
         st[S_ENTRY_BAR] = bar
         st[S_ENTRY_COST] = 0.0
         st[S_ENTRY_FEES] = 0.0
         st[S_FUNDING] = 0.0
-        st[S_STOP], st[S_TARGET] = _levels_nb(is_long, px, sl, tp, stop_abs, target_abs)
+        st[S_STOP], st[S_TARGET] = _levels_nb(is_long, px, terms.sl, terms.tp, stop_abs,
+                                              target_abs)
         st[S_EXTREME] = px
     st[S_ENTRY_COST] += size * px
     st[S_ENTRY_FEES] += fees
@@ -299,62 +401,58 @@ def _open_nb(st: np.ndarray, bar: int, base: float, is_long: bool, spend_cap: fl
 
 
 @njit(cache=True)
-def _signal_nb(st: np.ndarray, sig: int, bar: int, base: float,
-               le: np.ndarray, lx: np.ndarray, se: np.ndarray, sx: np.ndarray,
-               stop_px: np.ndarray, target_px: np.ndarray, frac: np.ndarray, use_frac: bool,
-               init_cash: float, fee: float, sl: float, tp: float, direction: int,
-               record: bool, orders_out: np.ndarray, trades_out: np.ndarray, mkt: np.ndarray,
-               tiers: np.ndarray) -> None:
+def _signal_nb(st: np.ndarray, terms, mk: Market, sg: SignalArrays, rec: Records,
+               tiers: np.ndarray, sig: int, bar: int, base: float) -> None:
     """Act on the signals decided at bar ``sig``, filling at ``base`` in bar ``bar``."""
-    has_frac = use_frac and frac[sig] == frac[sig]
-    action = _action_nb(st[S_POS], le[sig] and direction != DIR_SHORT, lx[sig],
-                        se[sig] and direction != DIR_LONG, sx[sig], has_frac)
+    frac = sg.entry_fraction[sig]
+    has_frac = terms.use_frac and frac == frac
+    action = _action_nb(st[S_POS], sg.long_entries[sig] and terms.direction != DIR_SHORT,
+                        sg.long_exits[sig], sg.short_entries[sig] and terms.direction != DIR_LONG,
+                        sg.short_exits[sig], has_frac)
     if action == _NONE:
         return
-    pos = st[S_POS]
-    if pos != 0.0 and action != _ADD_LONG:
-        _close_nb(st, bar, base, R_SIGNAL, fee, record, orders_out, trades_out, mkt)
+    if st[S_POS] != 0.0 and action != _ADD_LONG:
+        _close_nb(st, terms, mk, rec, bar, base, R_SIGNAL)
     if action != _CLOSE:
         is_long = action != _OPEN_SHORT
-        cap = frac[sig] * init_cash if is_long and has_frac else np.inf
-        _open_nb(st, bar, base, is_long, cap, stop_px[sig], target_px[sig], fee, sl, tp,
-                 record, orders_out, mkt, tiers)
-
-
-@njit(cache=True)
-def _gap_liquidation_nb(st: np.ndarray, i: int, o: float, record: bool, orders_out: np.ndarray,
-                        trades_out: np.ndarray, mkt: np.ndarray) -> bool:
-    """Liquidate at the open when it is already beyond the liquidation price; True if so."""
-    pos = st[S_POS]
-    liq = st[S_LIQ]
-    if liq == liq and ((pos > 0 and o <= liq) or (pos < 0 and o >= liq)):
-        _liquidate_nb(st, i, o, record, orders_out, trades_out, mkt)
-        return True
-    return False
+        cap = frac * terms.init_cash if is_long and has_frac else np.inf
+        _open_nb(st, terms, mk, rec, tiers, sig, bar, base, is_long, cap, sg.stop_price[sig],
+                 sg.target_price[sig])
 
 
 @njit(cache=True)
 def _has_levels_nb(st: np.ndarray, tsl: float) -> bool:
     """Whether the open position has any exit level to check (stop, target, trailing stop or
-    liquidation price); without one, :func:`_stops_nb` has nothing to do."""
+    liquidation price); without one, :func:`_level_exit_nb` has nothing to do."""
     return (st[S_STOP] == st[S_STOP] or st[S_TARGET] == st[S_TARGET] or tsl == tsl
             or st[S_LIQ] == st[S_LIQ])
 
 
 @njit(cache=True)
-def _stops_nb(st: np.ndarray, i: int, o: float, h: float, lo: float, tsl: float, fee: float,
-              record: bool, orders_out: np.ndarray, trades_out: np.ndarray,
-              mkt: np.ndarray) -> bool:
-    """Check liquidation and the stop/target/trailing levels in bar ``i``; True if closed.
+def _gapped_liquidation_nb(st: np.ndarray, o: float) -> bool:
+    """Whether the open is already beyond the open position's liquidation price."""
+    pos = st[S_POS]
+    liq = st[S_LIQ]
+    return liq == liq and ((pos > 0 and o <= liq) or (pos < 0 and o >= liq))
+
+
+@njit(cache=True)
+def _level_exit_nb(st: np.ndarray, tsl: float, o: float, h: float, lo: float
+                   ) -> tuple[float, int]:
+    """The exit price (before slippage) and reason if liquidation or a stop/target/trailing
+    level fires in this bar, else NaN; without an exit the bar's high/low moves the trailing
+    extreme.
 
     An open beyond the liquidation price liquidates at the open. Otherwise the liquidation
     price acts as one more stop: the adverse level nearer the open (the tighter of stop and
     liquidation price, liquidation on a tie) fires first.
-    The trailing level used in bar ``i`` comes from the extreme seen *before* this bar (the
-    entry fill, then highs/lows of completed bars); bar ``i``'s own high/low updates it after.
+    The trailing level used in the bar comes from the extreme seen *before* it (the entry
+    fill, then highs/lows of completed bars); the bar's own high/low updates it after.
+    Scalars only: the bar loop calls it for every bar in a position, and array arguments
+    would cost reference counting on each call.
     """
-    if _gap_liquidation_nb(st, i, o, record, orders_out, trades_out, mkt):
-        return True
+    if _gapped_liquidation_nb(st, o):
+        return o, R_LIQUIDATION
     pos = st[S_POS]
     liq = st[S_LIQ]
     stop = st[S_STOP]
@@ -368,123 +466,102 @@ def _stops_nb(st: np.ndarray, i: int, o: float, h: float, lo: float, tsl: float,
         stop = liq
         reason = R_LIQUIDATION
     base, reason = _stop_exit_nb(pos, o, h, lo, stop, st[S_TARGET], reason)
-    if base == base:
-        if reason == R_LIQUIDATION:
-            _liquidate_nb(st, i, base, record, orders_out, trades_out, mkt)
-        else:
-            _close_nb(st, i, base, reason, fee, record, orders_out, trades_out, mkt)
-        return True
-    if pos > 0 and h > st[S_EXTREME]:
-        st[S_EXTREME] = h
-    elif pos < 0 and lo < st[S_EXTREME]:
-        st[S_EXTREME] = lo
-    return False
+    if base != base:
+        if pos > 0 and h > st[S_EXTREME]:
+            st[S_EXTREME] = h
+        elif pos < 0 and lo < st[S_EXTREME]:
+            st[S_EXTREME] = lo
+    return base, reason
 
 
 @njit(cache=True)
-def simulate_perp_column_nb(
-    open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray,
-    le: np.ndarray, lx: np.ndarray, se: np.ndarray, sx: np.ndarray,
-    stop_px: np.ndarray, target_px: np.ndarray, frac: np.ndarray, use_frac: bool,
-    init_cash: float, fee: float, sl: float, tp: float, tsl: float,
-    direction: int, fill_close: bool, record: bool,
-    equity_out: np.ndarray, pos_out: np.ndarray, orders_out: np.ndarray, trades_out: np.ndarray,
-    mkt: np.ndarray, tiers: np.ndarray, fund_open: np.ndarray, fund_inside: np.ndarray,
-    leverage: float, liq_fee: float, notional_cap: float,
-) -> np.ndarray:
-    """Simulate one column with leverage, liquidation, funding and per-bar slippage.
+def _exit_nb(st: np.ndarray, terms, mk: Market, rec: Records, bar: int, base: float,
+             reason: int) -> None:
+    """Close the position for ``reason``: a liquidation, or a market close."""
+    if reason == R_LIQUIDATION:
+        _liquidate_nb(st, terms, mk, rec, bar, base)
+    else:
+        _close_nb(st, terms, mk, rec, bar, base, reason)
 
-    Arguments as :func:`simulate_column_nb` plus ``mkt`` (n, 4) (module docstring), ``tiers``
-    (k, 4) (:mod:`backtest.margin`), the summed funding rate of settlements at each bar's open
-    (``fund_open``) and strictly inside it (``fund_inside``), and ``leverage`` (0 = spot
-    accounting: no margin, no liquidation), ``liq_fee`` and ``notional_cap`` (the largest
-    notional the tiers allow at that leverage). ``trades_out`` needs 11 columns (funding paid).
+
+@njit(cache=True)
+def simulate_column_nb(mk: Market, sg: SignalArrays, terms, tiers: np.ndarray,
+                       rec: Records) -> np.ndarray:
+    """Simulate one column; returns the final state vector (see the ``S_*`` slots).
+
+    ``terms`` is one :data:`TERMS` record, ``tiers`` the (k, 4) maintenance tiers
+    (:mod:`backtest.engine.margin`; unused for spot). When ``rec`` holds arrays they receive
+    every bar's equity and position and every order and trade; an open position at the end is
+    counted (and recorded) as a trade valued at the last close. The final equity is returned in
+    the cash slot. The per-bar checks read local arrays and scalars; the grouped inputs are
+    passed on only when something happens (a fill, an exit).
     """
+    open_, high, low, close = mk.open, mk.high, mk.low, mk.close
+    fund_open, fund_inside = mk.fund_open, mk.fund_inside
+    le, lx, se, sx = sg.long_entries, sg.long_exits, sg.short_entries, sg.short_exits
     n = close.shape[0]
+    record = rec.equity.shape[0] > 0
+    fill_close = terms.fill_close
+    tsl = terms.tsl
+    max_bars = terms.max_bars
     st = np.zeros(N_STATE)
-    st[S_CASH] = init_cash
-    st[S_LEV] = leverage
-    st[S_LIQ_FEE] = liq_fee
-    st[S_NCAP] = notional_cap
+    st[S_CASH] = terms.init_cash
     st[S_LIQ] = np.nan
     for i in range(n):
         stopped = False
+        o = open_[i]
         if st[S_POS] != 0.0:
             if fund_open[i] != 0.0:
-                _funding_nb(st, fund_open[i], open_[i])
-            stopped = _gap_liquidation_nb(st, i, open_[i], record, orders_out, trades_out, mkt)
-        if not fill_close and i >= 1 and (le[i - 1] or lx[i - 1] or se[i - 1] or sx[i - 1]):
-            _signal_nb(st, i - 1, i, open_[i], le, lx, se, sx, stop_px, target_px, frac,
-                       use_frac, init_cash, fee, sl, tp, direction, record, orders_out,
-                       trades_out, mkt, tiers)
+                _funding_nb(st, fund_open[i], o)
+            if _gapped_liquidation_nb(st, o):
+                _liquidate_nb(st, terms, mk, rec, i, o)
+                stopped = True
+        if not fill_close and i >= 1:
+            if max_bars > 0 and st[S_POS] != 0.0 and i - st[S_ENTRY_BAR] >= max_bars:
+                _close_nb(st, terms, mk, rec, i, o, R_TIME)
+            if le[i - 1] or lx[i - 1] or se[i - 1] or sx[i - 1]:
+                _signal_nb(st, terms, mk, sg, rec, tiers, i - 1, i, o)
         if st[S_POS] != 0.0 and fund_inside[i] != 0.0:
-            _funding_nb(st, fund_inside[i], open_[i])
+            _funding_nb(st, fund_inside[i], o)
         if st[S_POS] != 0.0 and _has_levels_nb(st, tsl):
-            stopped = _stops_nb(st, i, open_[i], high[i], low[i], tsl, fee, record,
-                                orders_out, trades_out, mkt) or stopped
-        if fill_close and not stopped and (le[i] or lx[i] or se[i] or sx[i]):
-            _signal_nb(st, i, i, close[i], le, lx, se, sx, stop_px, target_px, frac, use_frac,
-                       init_cash, fee, sl, tp, direction, record, orders_out, trades_out, mkt,
-                       tiers)
+            base, reason = _level_exit_nb(st, tsl, o, high[i], low[i])
+            if base == base:
+                _exit_nb(st, terms, mk, rec, i, base, reason)
+                stopped = True
+        if fill_close and not stopped:
+            if max_bars > 0 and st[S_POS] != 0.0 and i - st[S_ENTRY_BAR] >= max_bars:
+                _close_nb(st, terms, mk, rec, i, close[i], R_TIME)
+            if le[i] or lx[i] or se[i] or sx[i]:
+                _signal_nb(st, terms, mk, sg, rec, tiers, i, i, close[i])
         if record:
-            equity_out[i] = st[S_CASH] + st[S_POS] * close[i]
-            pos_out[i] = st[S_POS]
+            rec.equity[i] = st[S_CASH] + st[S_POS] * close[i]
+            rec.position[i] = st[S_POS]
     if st[S_POS] != 0.0:
-        _trade_nb(st, n - 1, close[n - 1], 0.0, R_END, True, 0.0, record, trades_out)
+        _trade_nb(st, terms, rec, n - 1, close[n - 1], 0.0, R_END, True, 0.0)
     st[S_CASH] += st[S_POS] * close[n - 1]  # final equity, stored in the cash slot
     return st
 
 
 @njit(cache=True)
-def fixed_market_nb(slip: float) -> np.ndarray:
-    """Market context of the fixed slippage model, one row for every bar: ``slip``, no
-    impact, no clip."""
-    mkt = np.empty((1, 4))
-    mkt[0, 0] = slip
-    mkt[0, 1] = 0.0
-    mkt[0, 2] = 0.0
-    mkt[0, 3] = np.inf
-    return mkt
+def fixed_slip_nb(rate: float) -> np.ndarray:
+    """Slippage context of the fixed model, one row for every bar: ``rate``, no impact, no
+    clip."""
+    slip = np.empty((1, 4))
+    slip[0, 0] = rate
+    slip[0, 1] = 0.0
+    slip[0, 2] = 0.0
+    slip[0, 3] = np.inf
+    return slip
 
 
 @njit(cache=True)
-def simulate_column_nb(
-    open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray,
-    le: np.ndarray, lx: np.ndarray, se: np.ndarray, sx: np.ndarray,
-    stop_px: np.ndarray, target_px: np.ndarray, frac: np.ndarray, use_frac: bool,
-    init_cash: float, fee: float, slip: float, sl: float, tp: float, tsl: float,
-    direction: int, fill_close: bool, record: bool,
-    equity_out: np.ndarray, pos_out: np.ndarray, orders_out: np.ndarray, trades_out: np.ndarray,
-) -> np.ndarray:
-    """Simulate one column of spot signals; returns the final state vector (see ``S_*`` slots).
-
-    Prices are 1-D float arrays of length n; signals 1-D bool; ``stop_px``/``target_px``/``frac``
-    1-D float (NaN = none). ``sl``/``tp``/``tsl`` are fractions of the entry fill (NaN = off).
-    When ``record`` is true, ``equity_out``/``pos_out`` (n,), ``orders_out`` (3n+1, 6) and
-    ``trades_out`` (2n+1, 10) are filled; otherwise they may be empty arrays. An open position
-    at the end is counted (and recorded) as a trade valued at the last close.
-    """
-    n = close.shape[0]
-    none = np.zeros(n)
-    return simulate_perp_column_nb(
-        open_, high, low, close, le, lx, se, sx, stop_px, target_px, frac, use_frac, init_cash,
-        fee, sl, tp, tsl, direction, fill_close, record, equity_out, pos_out, orders_out,
-        trades_out, fixed_market_nb(slip), np.empty((0, 4)), none, none, 0.0, 0.0, np.inf)
-
-
-@njit(cache=True)
-def simulate_perp_columns_nb(
-    open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray,
-    le: np.ndarray, lx: np.ndarray, se: np.ndarray, sx: np.ndarray,
-    stop_px: np.ndarray, target_px: np.ndarray, frac: np.ndarray, use_frac: bool,
-    init_cash: float, fee: float, sl: np.ndarray, tp: np.ndarray, tsl: np.ndarray,
-    direction: int, fill_close: bool, mkt: np.ndarray, tiers: np.ndarray,
-    fund_open: np.ndarray, fund_inside: np.ndarray, leverage: np.ndarray, liq_fee: float,
-    notional_cap: np.ndarray,
+def simulate_columns_nb(
+    mk: Market, le: np.ndarray, lx: np.ndarray, se: np.ndarray, sx: np.ndarray,
+    stop_px: np.ndarray, target_px: np.ndarray, frac: np.ndarray, terms: np.ndarray,
+    tiers: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Many parameter sets at once: column c of the 2-D (n, k) signal arrays with ``sl[c]``,
-    ``tp[c]``, ``tsl[c]``, ``leverage[c]``, ``notional_cap[c]``; ``stop_px``/``target_px``/
-    ``frac`` are (n, k) or (n, 1) (shared). The rest as :func:`simulate_perp_column_nb`.
+    """Many parameter sets at once: column c of the 2-D (n, k) signal arrays with the record
+    ``terms[c]``; ``stop_px``/``target_px``/``frac`` are (n, k) or (n, 1) (shared).
 
     Returns per-column (final equity, number of trades incl. an open one, total fees, total
     funding paid, number of liquidations).
@@ -495,45 +572,19 @@ def simulate_perp_columns_nb(
     fees = np.empty(k)
     funding = np.empty(k)
     liquidations = np.empty(k, dtype=np.int64)
-    empty1 = np.empty(0)
-    empty2 = np.empty((0, 0))
+    rec = Records(np.empty(0), np.empty(0), np.empty((0, 0)), np.empty((0, 0)))
     for c in range(k):
-        cs = c if stop_px.shape[1] > 1 else 0
-        ct = c if target_px.shape[1] > 1 else 0
-        cf = c if frac.shape[1] > 1 else 0
-        st = simulate_perp_column_nb(
-            open_, high, low, close, le[:, c], lx[:, c], se[:, c], sx[:, c], stop_px[:, cs],
-            target_px[:, ct], frac[:, cf], use_frac, init_cash, fee, sl[c], tp[c], tsl[c],
-            direction, fill_close, False, empty1, empty1, empty2, empty2, mkt, tiers, fund_open,
-            fund_inside, leverage[c], liq_fee, notional_cap[c])
+        sg = SignalArrays(le[:, c], lx[:, c], se[:, c], sx[:, c],
+                          stop_px[:, c if stop_px.shape[1] > 1 else 0],
+                          target_px[:, c if target_px.shape[1] > 1 else 0],
+                          frac[:, c if frac.shape[1] > 1 else 0])
+        st = simulate_column_nb(mk, sg, terms[c], tiers, rec)
         final_equity[c] = st[S_CASH]
         n_trades[c] = int(st[S_TRADES])
         fees[c] = st[S_FEES]
         funding[c] = st[S_FUND_TOTAL]
         liquidations[c] = int(st[S_LIQS])
     return final_equity, n_trades, fees, funding, liquidations
-
-
-@njit(cache=True)
-def simulate_columns_nb(
-    open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray,
-    le: np.ndarray, lx: np.ndarray, se: np.ndarray, sx: np.ndarray,
-    stop_px: np.ndarray, target_px: np.ndarray, frac: np.ndarray, use_frac: bool,
-    init_cash: float, fee: float, slip: float, sl: np.ndarray, tp: np.ndarray, tsl: np.ndarray,
-    direction: int, fill_close: bool,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Many spot parameter sets at once: column c of the 2-D (n, k) signal arrays with
-    ``sl[c]``, ``tp[c]``, ``tsl[c]``; ``stop_px``/``target_px``/``frac`` are (n, k) or (n, 1).
-
-    Returns per-column (final equity, number of trades incl. an open one, total fees).
-    """
-    n, k = close.shape[0], le.shape[1]
-    none = np.zeros(n)
-    final_equity, n_trades, fees, _, _ = simulate_perp_columns_nb(
-        open_, high, low, close, le, lx, se, sx, stop_px, target_px, frac, use_frac, init_cash,
-        fee, sl, tp, tsl, direction, fill_close, fixed_market_nb(slip), np.empty((0, 4)),
-        none, none, np.zeros(k), 0.0, np.full(k, np.inf))
-    return final_equity, n_trades, fees
 
 
 @njit(cache=True)
@@ -548,38 +599,56 @@ def _drawdown_step_nb(x: float, peak: float, mdd: float) -> tuple[float, float]:
 
 
 @njit(cache=True)
-def max_drawdown_nb(equity: np.ndarray) -> float:
-    """Largest ``1 - equity / running peak`` in one pass (numpy's maximum.accumulate is the
-    slowest step of a 1M-bar run's metrics)."""
-    peak, mdd = -np.inf, 0.0
+def max_drawdown_nb(equity: np.ndarray, start: float) -> float:
+    """Largest ``1 - equity / running peak`` in one pass, the peak starting at ``start`` (the
+    initial cash: a loss in the first bar is a drawdown; -inf to start at the first value).
+    numpy's maximum.accumulate is the slowest step of a 1M-bar run's metrics."""
+    peak, mdd = start, 0.0
     for x in equity:
         peak, mdd = _drawdown_step_nb(x, peak, mdd)
     return mdd
 
 
 @njit(cache=True)
-def curve_stats_nb(equity: np.ndarray, returns: np.ndarray, position: np.ndarray
-                   ) -> tuple[float, float, float, float, int]:
+def curve_stats_nb(equity: np.ndarray, returns: np.ndarray, position: np.ndarray,
+                   init_cash: float) -> tuple[float, float, float, float, int, int]:
     """The metrics' inputs in one pass over an equity curve, its bar returns and the position:
     mean return, sample variance (ddof=1; sums shifted by the first return, which keeps them
     exact enough when the mean dwarfs the spread), sum of squared negative returns, max
-    drawdown, number of bars with a position."""
-    n = returns.shape[0]
+    drawdown from ``init_cash``, number of bars with a position, number of defined returns.
+    Undefined (NaN) returns, the bars after a wiped-out account, are left out of the moments."""
     shift = returns[0]
     s1 = s2 = down = 0.0
-    peak, mdd = -np.inf, 0.0
+    peak, mdd = init_cash, 0.0
     exposed = 0
-    for i in range(n):
+    n = 0
+    for i in range(returns.shape[0]):
         exposed += position[i] != 0.0
+        peak, mdd = _drawdown_step_nb(equity[i], peak, mdd)
         r = returns[i]
+        if r != r:
+            continue
+        n += 1
         d = r - shift
         s1 += d
         s2 += d * d
         if r < 0.0:
             down += r * r
-        peak, mdd = _drawdown_step_nb(equity[i], peak, mdd)
     var = max((s2 - s1 * s1 / n) / (n - 1), 0.0) if n > 1 else 0.0
-    return shift + s1 / n, var, down, mdd, exposed
+    return shift + s1 / max(n, 1), var, down, mdd, exposed, n
+
+
+@njit(cache=True)
+def bar_returns_nb(equity: np.ndarray, init_cash: float) -> np.ndarray:
+    """Each bar's equity change over the previous bar's equity (the first bar's over
+    ``init_cash``); NaN after a bar with zero equity, where no return is defined."""
+    out = np.empty(equity.shape[0])
+    prev = init_cash
+    for i in range(equity.shape[0]):
+        x = equity[i]
+        out[i] = (x - prev) / prev if prev != 0.0 else np.nan
+        prev = x
+    return out
 
 
 @njit(cache=True)

@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from backtest.data.bars import datasets_dir
+from backtest.data.external import BUNDLED_TIERS as TIERS_BY_SYMBOL
 from backtest.errors import ConfigError
 
-BUNDLED_TIERS = "binance_btcusdt_tiers.toml"
+BUNDLED_TIERS = TIERS_BY_SYMBOL["BTCUSDT"]  # the default table (inputs refuse other symbols)
 TIER_KEYS = ("notional_cap", "maintenance_margin_rate", "maintenance_amount", "max_leverage")
 
 
@@ -41,13 +42,15 @@ def tier_index(caps: np.ndarray, notional: float) -> int:
     return min(int(np.searchsorted(caps, notional)), caps.shape[0] - 1)
 
 
-def max_notional(tiers: np.ndarray, leverage: float, where: str) -> float:
+def max_notional(tiers: np.ndarray, leverage: float, source: str) -> float:
     """The largest notional a position may have at ``leverage``: the cap of the last tier that
-    allows it (tiers allow less leverage as the notional grows)."""
+    allows it (tiers allow less leverage as the notional grows). The most leverage allowed is
+    the table's (``source`` names it in the error), never a number written in the code."""
     allowed = tiers[tiers[:, 3] >= leverage]
     if not allowed.size:
-        raise ConfigError(f"{where}: leverage: expected at most {tiers[0, 3]:g} (the first "
-                          f"maintenance tier's max leverage), found {leverage:g}")
+        raise ConfigError(f"execution.leverage: expected at most {tiers[:, 3].max():g} (the "
+                          f"highest max_leverage of the maintenance tiers in {source}), found "
+                          f"{leverage:g}")
     return float(allowed[:, 0].max())
 
 
@@ -77,14 +80,24 @@ def check_tiers(rows: Sequence[Sequence[float]], where: str) -> np.ndarray:
     return tiers
 
 
-def load_tiers(spec: str | Sequence[Sequence[float]] | None = None) -> np.ndarray:
-    """A tier table: the bundled BTCUSDT one (``None``), a TOML file with ``[[tier]]`` tables
-    (``str``: a path, or a file name in ``datasets/``), or inline rows."""
+def tiers_source(spec: str | Sequence[Sequence[float]] | None = None) -> str:
+    """Where a tier table comes from, for messages: its file (the bundled BTCUSDT one for
+    ``None``; a name alone is looked up in ``datasets/``), or the inline config rows."""
     if spec is not None and not isinstance(spec, str):
-        return check_tiers(spec, "execution.maintenance_tiers")
+        return "the inline execution.maintenance_tiers"
     path = Path(spec or BUNDLED_TIERS)
     if not path.exists() and (datasets_dir() / path).exists():
         path = datasets_dir() / path
+    return str(path)
+
+
+def load_tiers(spec: str | Sequence[Sequence[float]] | None = None) -> np.ndarray:
+    """A tier table: the bundled BTCUSDT one (``None``), a TOML file with ``[[tier]]`` tables
+    (``str``: a path, or a file name in ``datasets/``), or inline rows (a user's table always
+    replaces the bundled one)."""
+    if spec is not None and not isinstance(spec, str):
+        return check_tiers(spec, "execution.maintenance_tiers")
+    path = Path(tiers_source(spec))
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -9,12 +9,27 @@ Fills
     Slippage moves every fill (signals, stops and targets alike) against the trader: a buy
     fills at ``price * (1 + slippage_rate)``, a sell at ``price * (1 - slippage_rate)``. Every
     fill pays ``fee_rate * size * fill_price``.
-Sizing
-    All-in: a long entry buys ``cash / (price * (1 + fee_rate))`` units, a short entry sells the
-    same notional. With ``signals.entry_fraction`` a long entry spends ``min(fraction *
-    init_cash, cash)`` (fees included) and adds to an open long (tranches); a NaN fraction on
-    an entry bar means an all-in entry that does not add. Shorts are always all-in. Exits
-    close the whole position.
+Sizing (``execution.size``)
+    Each entry spends an amount of cash m (fees included; for perp the margin plus fee) and
+    buys ``m x leverage / (price x (1 + leverage x fee_rate))`` units at its fill price
+    (leverage 1 for spot); a short entry sells the same notional. m is the smallest of the
+    free cash, the tranche cap below, and what the sizing kind asks for (decided at the
+    unslipped fill price P, equity E = cash + position x P before the fill, k = 1/leverage +
+    fee_rate the cash per unit of notional):
+    all_in     m = free cash (the default)
+    fraction   m = fraction x E
+    notional   m = notional x k (a notional worth of the asset)
+    risk       m = risk x E / |P - stop| x P x k: a fill at the stop loses risk x E (before
+               fees and slippage). The stop is the position's stop level (fraction or
+               absolute, set as under Stops from P; a tranche uses the position's stop); an
+               entry without a stop level is not taken.
+    vol_target m = target / sigma x E x k, sigma the annualized standard deviation of the last
+               ``lookback`` close-to-close log returns up to the signal bar's close (an entry
+               before two returns exist is not taken).
+    An entry whose m is not above ``1e-9 x init_cash`` is not taken (no dust positions).
+    With ``signals.entry_fraction`` a long entry spends at most ``fraction x init_cash`` and
+    adds to an open long (tranches); a NaN fraction on an entry bar means an entry that does
+    not add. Shorts never add. Exits close the whole position.
 Signals
     ``execution.direction`` drops the unused side ("long" ignores short entries). Same-side
     entry and exit on one bar cancel each other; a long and a short entry on one bar cancel
@@ -41,12 +56,24 @@ Stops
     both a fixed and a trailing stop the tighter one applies (reason names the one that fired).
     No re-entry on the bar on which a stop fired: under ``fill="close"`` the signal at that
     bar's close is dropped (under next_open a stop is the last event of its bar anyway).
+Time exits (``signals.max_bars_held`` = N)
+    The engine closes a position N bars after its first entry fill, at the same point of the
+    bar as a signal fill: a position filled in bar f closes at bar f+N's open (next_open; the
+    last event of that open after a gap liquidation) or at bar f+N's close (close fills; unless
+    a stop closed it in that bar), reason "time". Tranche additions do not restart the clock;
+    a reversal opens a new position with its own. The signals of the fill point then act on
+    the flat account: an entry signal there opens a new position at the same price. An exit
+    signal never comes from an entry signal the engine ignored.
 End of data
     An open position stays open, valued at the last close: its trade has status "open",
     exit_reason "end", exit_price = last close and pnl without exit fees.
+Wiped-out accounts
+    A flat account whose cash is within ``1e-9 x init_cash`` of zero (a liquidation of all of
+    it, plus rounding) holds exactly 0; no later entry can be sized, so equity stays 0.
 Records
     ``equity`` = cash + position x close at every bar; ``returns`` its bar-to-bar change (the
-    first bar against init_cash); ``position`` in units (negative = short); trade
+    first bar against init_cash; NaN after a bar of zero equity, where no return is defined);
+    ``position`` in units (negative = short); trade
     ``entry_price`` is the size-weighted mean fill, ``return_pct`` = 100 x pnl / (size x
     entry_price), ``funding_paid`` 0 (spot).
 Fees and slippage models
@@ -59,10 +86,10 @@ Fees and slippage models
     signal fills, stops, targets and liquidations alike, and the fill is clipped to bar i's
     [low, high]. (The fixed model is not clipped, as in vectorbt.)
 Perpetual futures (``instrument = "perp"``, isolated margin, always in the kernel)
-    Entry: an entry spends ``m = min(free cash, cap)`` (cap: ``entry_fraction x init_cash`` or
-    none) on margin plus fee: notional ``N = m x leverage / (1 + leverage x fee)`` at the fill
-    price, isolated margin ``N / leverage``, fee ``fee x N``. N is cut to the largest notional
-    the tier table allows at that leverage (Binance refuses bigger positions). A tranche
+    Entry: an entry spends m (Sizing) on margin plus fee: notional ``N = m x leverage / (1 +
+    leverage x fee)`` at the fill price, isolated margin ``N / leverage``, fee ``fee x N``. N
+    is cut to the largest notional the tier table allows at that leverage (Binance refuses
+    bigger positions). A tranche
     adds margin and notional; the entry price is the size-weighted mean. ``equity = cash +
     margin + position x (close - entry)``; at leverage 1 it is the spot equity exactly.
     Maintenance: the tier is the first whose ``notional_cap`` is >= the position's entry
@@ -100,8 +127,9 @@ Engines: vectorbt 1.2's ``from_signals`` simulation on the Rust engine ("vectorb
 array-level ``portfolio.dispatch`` functions, what ``Portfolio.from_signals`` runs) runs
 what it can express exactly: no stops, or ``fill="close"`` with one of sl/tsl or tp alone (its
 stops start in the bar after the entry, which is our rule for close fills). Everything else
-(stops with next_open fills, absolute levels, tranches, sl+tsl, tp with sl/tsl, or
-``engine="numba"``), perp runs and the sqrt_impact model run in :mod:`backtest.engine.kernels`
+(stops with next_open fills, absolute levels, tranches, time exits, sizing other than all_in,
+sl+tsl, tp with sl/tsl, or ``engine="numba"``), perp runs and the sqrt_impact model run in
+:mod:`backtest.engine.kernels`
 ("crashbt-kernel (numba)").
 JIT: the Rust path still calls a few small numba helpers of vectorbt (record mapping,
 cached on disk); the kernels are ``cache=True`` and compile once per machine.
@@ -114,10 +142,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from importlib.metadata import version
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
+from backtest.catalogue import periods_per_year
 from backtest.config.execution import ExecutionConfig
 from backtest.engine import kernels, margin
 from backtest.errors import DataError, StrategyError
@@ -160,6 +190,8 @@ def needs_kernel(signals: Signals, execution: ExecutionConfig) -> bool:
     """True when vectorbt cannot express the convention for this run (see module docstring)."""
     if execution.engine == "numba" or signals.entry_fraction is not None:
         return True
+    if signals.max_bars_held is not None or execution.size.kind != "all_in":
+        return True
     if execution.instrument == "perp" or execution.slippage_model != "fixed":
         return True
     for level in (signals.stop_price, signals.target_price):
@@ -192,11 +224,7 @@ def simulate(bars: Bars, signals: Signals, execution: ExecutionConfig, freq: str
 def _result(bars: Bars, equity: np.ndarray, position: np.ndarray, trades: pd.DataFrame,
             orders: pd.DataFrame, engine: str, init_cash: float) -> SimResult:
     index = bars.index
-    returns = np.empty_like(equity)
-    with np.errstate(divide="ignore", invalid="ignore"):  # a wiped-out account: inf/NaN
-        np.subtract(equity[1:], equity[:-1], out=returns[1:])
-        returns[1:] /= equity[:-1]
-        returns[:1] = (equity[:1] - init_cash) / init_cash
+    returns = kernels.bar_returns_nb(equity, init_cash)
     # the arrays are fresh and owned here: wrap them without pandas' defensive copy
     return SimResult(equity=pd.Series(equity, index=index, name="equity", copy=False),
                      returns=pd.Series(returns, index=index, name="returns", copy=False),
@@ -249,7 +277,7 @@ def slippage_market(bars: Bars, execution: ExecutionConfig) -> np.ndarray:
     for every bar: base slippage, impact coefficient (x sqrt(size) gives the impact), lowest and
     highest fill."""
     if execution.slippage_model == "fixed":
-        return kernels.fixed_market_nb(execution.slippage_rate)
+        return kernels.fixed_slip_nb(execution.slippage_rate)
     close = bars["close"].to_numpy(dtype=np.float64)
     log_ret = pd.Series(np.log(close)).diff()
     sigma = (log_ret.rolling(execution.slippage_vol_window, min_periods=2).std().shift(1)
@@ -282,45 +310,110 @@ def funding_arrays(index: pd.DatetimeIndex, funding: pd.Series | None,
             np.bincount(bar[within], weights=values[within], minlength=n))
 
 
-def _perp_terms(bars: Bars, execution: ExecutionConfig, freq: str, funding: pd.Series | None
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float]:
-    """Tiers, funding arrays, liquidation fee and notional cap of a run (spot: inert values)."""
-    n = len(bars)
+def _tiers(execution: ExecutionConfig) -> tuple[np.ndarray, str]:
+    """The maintenance tiers of a perp run and where they come from (spot: none)."""
     if execution.instrument == "spot":
-        return np.empty((0, 4)), np.zeros(n), np.zeros(n), 0.0, np.inf
-    if execution.funding and funding is None:
-        raise DataError("execution.funding: expected a funding series for a perp run (the "
-                        "funding_8h external series), found none; set funding = false to run "
-                        "without funding")
-    tiers = margin.load_tiers(execution.maintenance_tiers)
-    fund_open, fund_inside = funding_arrays(bars.index, funding if execution.funding else None,
-                                            freq)
-    return (tiers, fund_open, fund_inside, execution.liquidation_fee_rate,
-            margin.max_notional(tiers, execution.leverage, "execution"))
+        return np.empty((0, 4)), ""
+    spec = execution.maintenance_tiers
+    return margin.load_tiers(spec), margin.tiers_source(spec)
+
+
+def _notional_cap(execution: ExecutionConfig, tiers: np.ndarray, source: str) -> float:
+    if execution.instrument == "spot":
+        return np.inf
+    return margin.max_notional(tiers, execution.leverage, source)
+
+
+def _market(bars: Bars, execution: ExecutionConfig, freq: str,
+            funding: pd.Series | None) -> kernels.Market:
+    """The kernel's per-bar market arrays of a run (funding and volatility only when used)."""
+    n = len(bars)
+    o, h, lo, c = _ohlc(bars)
+    fund_open, fund_inside = np.zeros(n), np.zeros(n)
+    if execution.instrument == "perp":
+        if execution.funding and funding is None:
+            raise DataError("execution.funding: expected a funding series for a perp run (the "
+                            "funding_8h external series), found none; set funding = false to "
+                            "run without funding")
+        fund_open, fund_inside = funding_arrays(
+            bars.index, funding if execution.funding else None, freq)
+    vol = np.empty(0)
+    if execution.size.kind == "vol_target":
+        vol = realized_vol(c, execution.size.lookback, freq)
+    return kernels.Market(o, h, lo, c, slippage_market(bars, execution), fund_open, fund_inside,
+                          vol)
+
+
+def realized_vol(close: np.ndarray, lookback: int, freq: str) -> np.ndarray:
+    """Annualized standard deviation (ddof=1) of the last ``lookback`` close-to-close log
+    returns up to each bar's close (NaN until two returns exist)."""
+    log_ret = pd.Series(np.log(close)).diff()
+    sigma = log_ret.rolling(lookback, min_periods=2).std().to_numpy()
+    return np.ascontiguousarray(sigma * np.sqrt(periods_per_year(freq)))
+
+
+def _terms(execution: ExecutionConfig, signals: Signals, notional_cap: float,
+           out: np.ndarray) -> None:
+    """Fill one :data:`kernels.TERMS` record from a run's settings."""
+    size = execution.size
+    value = {"all_in": 0.0, "fraction": getattr(size, "fraction", 0.0),
+             "notional": getattr(size, "notional", 0.0), "risk": getattr(size, "risk", 0.0),
+             "vol_target": getattr(size, "target", 0.0)}[size.kind]
+    perp = execution.instrument == "perp"
+    out["init_cash"] = execution.init_cash
+    out["fee"] = execution.market_fee_rate
+    out["sl"], out["tp"], out["tsl"] = (_nan_or(execution.sl_stop), _nan_or(execution.tp_stop),
+                                        _nan_or(execution.tsl_stop))
+    out["direction"] = _DIRECTIONS[execution.direction]
+    out["fill_close"] = execution.fill == "close"
+    out["use_frac"] = signals.entry_fraction is not None
+    out["max_bars"] = signals.max_bars_held or 0
+    out["leverage"] = execution.leverage if perp else 0.0
+    out["liq_fee"] = execution.liquidation_fee_rate
+    out["notional_cap"] = notional_cap
+    out["size_kind"] = kernels.SIZE_KINDS.index(size.kind)
+    out["size_value"] = value
+
+
+class KernelRun(NamedTuple):
+    """One column's kernel inputs: market arrays, signal arrays, settings record, tiers."""
+
+    market: kernels.Market
+    signals: kernels.SignalArrays
+    terms: np.void
+    tiers: np.ndarray
+
+
+def kernel_inputs(bars: Bars, signals: Signals, execution: ExecutionConfig, freq: str,
+                  funding: pd.Series | None) -> KernelRun:
+    """The numba kernel's inputs for one run (the one place they are built from a config)."""
+    n = len(bars)
+    mk = _market(bars, execution, freq, funding)
+    le, lx, se, sx = _filtered_signals(signals, execution.direction)
+    sg = kernels.SignalArrays(le, lx, se, sx, _float_array(signals.stop_price, n),
+                              _float_array(signals.target_price, n),
+                              _float_array(signals.entry_fraction, n))
+    tiers, source = _tiers(execution)
+    terms = kernels.terms_record()
+    _terms(execution, signals, _notional_cap(execution, tiers, source), terms[0])
+    return KernelRun(mk, sg, terms[0], tiers)
+
+
+def recorded(n: int) -> kernels.Records:
+    """Output arrays for a kernel run of ``n`` bars that records equity, orders and trades."""
+    return kernels.Records(np.empty(n), np.empty(n), np.empty((3 * n + 1, kernels.ORDER_FIELDS)),
+                           np.zeros((2 * n + 1, kernels.TRADE_FIELDS)))
 
 
 def _simulate_kernel(bars: Bars, signals: Signals, execution: ExecutionConfig, freq: str,
                      funding: pd.Series | None) -> SimResult:
-    n = len(bars)
-    o, h, lo, c = _ohlc(bars)
-    le, lx, se, sx = _filtered_signals(signals, execution.direction)
-    tiers, fund_open, fund_inside, liq_fee, ncap = _perp_terms(bars, execution, freq, funding)
-    equity, position = np.empty(n), np.empty(n)
-    orders = np.empty((3 * n + 1, kernels.ORDER_FIELDS))
-    trades = np.zeros((2 * n + 1, kernels.PERP_TRADE_FIELDS))
-    st = kernels.simulate_perp_column_nb(
-        o, h, lo, c, le, lx, se, sx, _float_array(signals.stop_price, n),
-        _float_array(signals.target_price, n), _float_array(signals.entry_fraction, n),
-        signals.entry_fraction is not None, float(execution.init_cash),
-        execution.market_fee_rate, _nan_or(execution.sl_stop), _nan_or(execution.tp_stop),
-        _nan_or(execution.tsl_stop), _DIRECTIONS[execution.direction],
-        execution.fill == "close", True, equity, position, orders, trades,
-        slippage_market(bars, execution), tiers, fund_open, fund_inside,
-        execution.leverage if execution.instrument == "perp" else 0.0, liq_fee, ncap)
-    od = orders[: int(st[kernels.S_ORDERS])]
-    td = trades[: int(st[kernels.S_TRADES])]
+    run = kernel_inputs(bars, signals, execution, freq, funding)
+    rec = recorded(len(bars))
+    st = kernels.simulate_column_nb(run.market, run.signals, run.terms, run.tiers, rec)
+    od = rec.orders[: int(st[kernels.S_ORDERS])]
+    td = rec.trades[: int(st[kernels.S_TRADES])]
     return _result(
-        bars, equity, position,
+        bars, rec.equity, rec.position,
         _trades_frame(bars.index, td[:, 0], td[:, 1], td[:, 2], td[:, 3], td[:, 4], td[:, 5],
                       td[:, 6], td[:, 7], td[:, 8], td[:, 9] > 0, td[:, 10]),
         _orders_frame(bars.index, od[:, 0], od[:, 1], od[:, 2], od[:, 3], od[:, 4], od[:, 5]),
@@ -462,7 +555,6 @@ def simulate_many(bars: Bars, signals: Sequence[Signals], executions: Sequence[E
             raise ValueError("simulate_many: executions may differ only in sl/tp/tsl_stop and "
                              "leverage")
     n = len(bars)
-    o, h, lo, c = _ohlc(bars)
     cols = [_filtered_signals(s, base.direction) for s in signals]
     le, lx, se, sx = (np.asfortranarray(np.stack([col[k] for col in cols], axis=1))
                       for k in range(4))
@@ -471,20 +563,14 @@ def simulate_many(bars: Bars, signals: Sequence[Signals], executions: Sequence[E
         return np.asfortranarray(np.stack([_float_array(getattr(s, name), n) for s in signals],
                                           axis=1))
 
-    def per_column(name: str) -> np.ndarray:
-        return np.array([_nan_or(getattr(e, name)) for e in executions])
-
-    tiers, fund_open, fund_inside, liq_fee, _ = _perp_terms(bars, base, freq, funding)
-    perp = base.instrument == "perp"
-    leverage = per_column("leverage") if perp else np.zeros(len(executions))
-    ncap = np.array([margin.max_notional(tiers, e.leverage, "execution") if perp else np.inf
-                     for e in executions])
-    final, n_trades, fees, paid, liquidations = kernels.simulate_perp_columns_nb(
-        o, h, lo, c, le, lx, se, sx, levels("stop_price"), levels("target_price"),
-        levels("entry_fraction"), any(s.entry_fraction is not None for s in signals),
-        float(base.init_cash), base.market_fee_rate, per_column("sl_stop"),
-        per_column("tp_stop"), per_column("tsl_stop"), _DIRECTIONS[base.direction],
-        base.fill == "close", slippage_market(bars, base), tiers, fund_open, fund_inside,
-        leverage, liq_fee, ncap)
+    mk = _market(bars, base, freq, funding)
+    tiers, source = _tiers(base)
+    terms = kernels.terms_record(len(executions))
+    for record, (sig, ex) in zip(terms, zip(signals, executions, strict=True), strict=True):
+        _terms(ex, sig, _notional_cap(ex, tiers, source), record)
+    terms["use_frac"] = any(s.entry_fraction is not None for s in signals)
+    final, n_trades, fees, paid, liquidations = kernels.simulate_columns_nb(
+        mk, le, lx, se, sx, levels("stop_price"), levels("target_price"),
+        levels("entry_fraction"), terms, tiers)
     return pd.DataFrame({"final_equity": final, "n_trades": n_trades, "fees": fees,
                          "funding_paid": paid, "liquidations": liquidations})

@@ -14,7 +14,8 @@ Two ways to run it, both without a per-bar Python loop and without pandas in the
   Returns every headline metric of :data:`backtest.catalogue.METRIC_KEYS` per window.
 * :func:`sma_cross_columns`: 2-D signals from one cumulative sum (:func:`sma_cross_signals`),
   chunked over windows so no chunk exceeds ``max_bytes``, simulated by the engine's
-  :func:`backtest.engine.kernels.simulate_columns_nb`. Slower; kept as the generic array path and as
+  the engine kernel's :func:`backtest.engine.kernels.simulate_columns_nb`. Slower; kept as the
+  generic array path and as
   a cross-check of the fused kernel.
 
 Floating-point note: the moving average is a running (fused) or cumulative (columns) sum, the
@@ -195,7 +196,9 @@ def _metrics_frame(acc: np.ndarray, n: int, init_cash: float, freq: str) -> pd.D
             "sortino": _none_to_nan(mean / downside * math.sqrt(ppy), downside > 0),
             "calmar": _none_to_nan(cagr / mdd, (mdd > 0) & np.isfinite(cagr)),
             "max_drawdown_pct": 100.0 * mdd,
-            "n_trades": closed.astype(np.int64),
+            "n_trades": (closed + acc[:, A_OPEN]).astype(np.int64),
+            "n_closed_trades": closed.astype(np.int64),
+            "n_open_trades": acc[:, A_OPEN].astype(np.int64),
             "win_rate_pct": _none_to_nan(100.0 * acc[:, A_WINS] / closed, closed > 0),
             "exposure_pct": 100.0 * acc[:, A_EXPOSED] / n,
             "profit_factor": _none_to_nan(acc[:, A_GAINS] / acc[:, A_LOSSES],
@@ -211,8 +214,8 @@ def sma_cross_sweep(open_: pd.Series | np.ndarray, close: pd.Series | np.ndarray
 
     Returns one row per window in the given order: ``window``, ``final_equity``,
     ``open_at_end`` (a position still open at the last bar) and the
-    :data:`backtest.catalogue.METRIC_KEYS` (``n_trades`` counts closed trades, as
-    :func:`backtest.metrics.compute` does; NaN where it would return None).
+    :data:`backtest.catalogue.METRIC_KEYS` (``n_trades`` counts closed trades and a position
+    open at the end, as :func:`backtest.metrics.compute` does; NaN where it would return None).
     """
     _check_execution(execution)
     c = _column(close)
@@ -252,7 +255,8 @@ def sma_cross_columns(open_: pd.Series | np.ndarray, high: pd.Series | np.ndarra
                       low: pd.Series | np.ndarray, close: pd.Series | np.ndarray,
                       windows: Sequence[int] | np.ndarray, execution: ExecutionConfig,
                       max_bytes: int = 256 * 2**20) -> pd.DataFrame:
-    """The SMA cross through 2-D signals and ``kernels.simulate_columns_nb``, chunked.
+    """The SMA cross through 2-D signals and ``kernels.simulate_columns_nb`` (spot, all-in),
+    chunked.
 
     Windows are processed in chunks of at most ``max_bytes // (16 * n)`` columns (at least
     one), so peak memory stays near ``max_bytes`` whatever the number of windows. Returns
@@ -264,18 +268,25 @@ def sma_cross_columns(open_: pd.Series | np.ndarray, high: pd.Series | np.ndarra
     w = _windows(windows, n)
     chunk = max(1, max_bytes // (_BYTES_PER_CELL * n))
     nan_levels = np.full((n, 1), np.nan, order="F")
+    none = np.zeros(n)
+    mk = kernels.Market(o, h, lo, c, kernels.fixed_slip_nb(execution.slippage_rate), none, none,
+                        np.empty(0))
     final, n_trades, fees = np.empty(len(w)), np.empty(len(w), dtype=np.int64), np.empty(len(w))
     for start in range(0, len(w), chunk):
         part = w[start:start + chunk]
         entries, exits = sma_cross_signals(c, part)
         off = np.zeros_like(entries)
-        stops = np.full(len(part), np.nan)
-        got = kernels.simulate_columns_nb(
-            o, h, lo, c, entries, exits, off, off, nan_levels, nan_levels, nan_levels, False,
-            float(execution.init_cash), execution.fee_rate, execution.slippage_rate, stops,
-            stops, stops, kernels.DIR_LONG, execution.fill == "close")
+        terms = kernels.terms_record(len(part))
+        terms["init_cash"] = execution.init_cash
+        terms["fee"] = execution.fee_rate
+        terms["sl"] = terms["tp"] = terms["tsl"] = np.nan
+        terms["direction"] = kernels.DIR_LONG
+        terms["fill_close"] = execution.fill == "close"
+        terms["notional_cap"] = np.inf
+        got = kernels.simulate_columns_nb(mk, entries, exits, off, off, nan_levels, nan_levels,
+                                          nan_levels, terms, np.empty((0, 4)))
         sl = slice(start, start + len(part))
-        final[sl], n_trades[sl], fees[sl] = got
+        final[sl], n_trades[sl], fees[sl] = got[:3]
     return pd.DataFrame({"window": w, "final_equity": final, "n_trades": n_trades,
                          "fees": fees})
 

@@ -245,13 +245,6 @@ def crossed_below(a: pd.Series, b: pd.Series | float) -> pd.Series:
     return (now & before).astype(bool).rename("crossed_below")
 
 
-def exit_after(entries: pd.Series, n_bars: int) -> pd.Series:
-    """True ``n_bars`` bars (rows) after each entry: a time exit. Entries in the last
-    ``n_bars`` rows have no exit inside the data."""
-    _check_int("n_bars", n_bars)
-    return entries.astype(bool).shift(n_bars, fill_value=False).rename("exit_after")
-
-
 def state_to_events(state: pd.Series) -> pd.Series:
     """True where a boolean state turns on (False -> True). NaN counts as False; a state already
     on at the first row is not an event, as with the level crossings (it was not seen turning on).

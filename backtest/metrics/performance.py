@@ -5,8 +5,14 @@ currency. Annualization uses a 365-day year (crypto trades 24/7) and the real ba
 Undefined values (a ratio with a zero denominator) are ``None``, never NaN or inf, so that
 ``report.json`` stays valid JSON.
 
-Imports from crashbt only :mod:`backtest.catalogue`, :mod:`backtest.types` and two numba kernels
-of :mod:`backtest.engine.kernels` (one-pass curve statistics and drawdown); never the simulation.
+Drawdowns are measured from the initial cash: the running peak starts at ``init_cash``, so a loss
+in the first bar (a fee, an open-to-close fall) counts, as in quantstats and empyrical. A span of
+bars without any defined return (all after a wiped-out account, whose equity stays 0) has null
+return metrics.
+
+Imports from crashbt only :mod:`backtest.catalogue`, :mod:`backtest.types` and numba kernels of
+:mod:`backtest.engine.kernels` (bar returns, one-pass curve statistics and drawdown); never the
+simulation.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from backtest.catalogue import METRIC_KEYS, periods_per_year
-from backtest.engine.kernels import curve_stats_nb, max_drawdown_nb
+from backtest.engine.kernels import bar_returns_nb, curve_stats_nb, max_drawdown_nb
 from backtest.types import Bars, SimResult
 
 
@@ -25,16 +31,18 @@ def _finite(value: float) -> float | None:
     return float(value) if value is not None and math.isfinite(value) else None
 
 
-def max_drawdown(equity: np.ndarray) -> float:
-    """Largest peak-to-trough fall as a fraction in [0, 1]."""
+def max_drawdown(equity: np.ndarray, init_cash: float = -math.inf) -> float:
+    """Largest peak-to-trough fall as a fraction in [0, 1], the peak starting at ``init_cash``
+    (by default at the first value)."""
     if equity.size == 0:
         return 0.0
-    return float(max_drawdown_nb(np.ascontiguousarray(equity, dtype=np.float64)))
+    return float(max_drawdown_nb(_floats(equity), init_cash))
 
 
 def bar_returns(equity: np.ndarray, init_cash: float) -> np.ndarray:
-    """Each bar's equity change over the previous bar's equity (the first bar over init_cash)."""
-    return np.diff(equity, prepend=init_cash) / np.concatenate(([init_cash], equity[:-1]))
+    """Each bar's equity change over the previous bar's equity (the first bar over init_cash);
+    NaN after a bar of zero equity (no return is defined)."""
+    return bar_returns_nb(_floats(equity), float(init_cash))
 
 
 def _floats(values: np.ndarray) -> np.ndarray:
@@ -58,10 +66,10 @@ def equity_metrics(equity: np.ndarray, init_cash: float, freq: str,
     log_cagr = math.log(growth) / years if growth > 0 else -math.inf
     cagr = math.expm1(log_cagr) if log_cagr < 700 else math.inf  # inf: too short to annualize
     held = np.zeros(equity.size) if position is None else position
-    mean, var, down, mdd, exposed = curve_stats_nb(_floats(equity), _floats(returns),
-                                                   _floats(held))
+    mean, var, down, mdd, exposed, defined = curve_stats_nb(_floats(equity), _floats(returns),
+                                                            _floats(held), float(init_cash))
     std = math.sqrt(var)
-    downside = math.sqrt(down / returns.size)
+    downside = math.sqrt(down / defined) if defined else 0.0
     return {
         "total_return_pct": 100.0 * (growth - 1.0),
         "cagr_pct": _finite(100.0 * cagr),
@@ -74,14 +82,18 @@ def equity_metrics(equity: np.ndarray, init_cash: float, freq: str,
 
 
 def trade_metrics(trades: pd.DataFrame) -> dict[str, float | int | None]:
-    """Counts and ratios over closed trades (an open trade at the end is not counted)."""
+    """Trade counts (``n_trades`` = closed + a position still open at the end, both also
+    apart); win rate and profit factor over closed trades; fees of every fill."""
     if len(trades) == 0:
-        return {"n_trades": 0, "win_rate_pct": None, "profit_factor": None, "fees_paid": 0.0}
+        return {"n_trades": 0, "n_closed_trades": 0, "n_open_trades": 0, "win_rate_pct": None,
+                "profit_factor": None, "fees_paid": 0.0}
     closed = (trades["status"] == "closed").to_numpy(dtype=bool)
     pnl = trades["pnl"].to_numpy(dtype=float)[closed]
     gains, losses = pnl[pnl > 0].sum(), -pnl[pnl < 0].sum()
     return {
-        "n_trades": int(pnl.size),
+        "n_trades": len(trades),
+        "n_closed_trades": int(pnl.size),
+        "n_open_trades": int(len(trades) - pnl.size),
         "win_rate_pct": 100.0 * float((pnl > 0).mean()) if pnl.size else None,
         "profit_factor": _finite(gains / losses) if losses > 0 else None,
         "fees_paid": float(trades["fees"].to_numpy(dtype=float).sum()),
@@ -105,7 +117,8 @@ def buy_and_hold(bars: Bars, init_cash: float, fee_rate: float, freq: str) -> di
     units = init_cash / (bars["open"].iloc[0] * (1.0 + fee_rate))
     equity = units * bars["close"].to_numpy(dtype=float)
     out: dict[str, float | int | None] = dict(equity_metrics(equity, init_cash, freq))
-    out.update({"n_trades": 1, "win_rate_pct": None, "profit_factor": None,
+    out.update({"n_trades": 1, "n_closed_trades": 0, "n_open_trades": 1, "win_rate_pct": None,
+                "profit_factor": None,
                 "fees_paid": init_cash - units * bars["open"].iloc[0], "exposure_pct": 100.0})
     return {key: out[key] for key in METRIC_KEYS}
 
@@ -118,19 +131,24 @@ def buy_and_hold_equity(bars: Bars, init_cash: float, fee_rate: float) -> pd.Ser
 
 def segment_metrics(equity: np.ndarray, position: np.ndarray, init_cash: float, freq: str,
                     mask: np.ndarray) -> dict[str, float | int | None]:
-    """Metrics over the bars selected by ``mask`` (bar returns compounded across gaps)."""
-    picked = bar_returns(equity, init_cash)[mask]
+    """Metrics over the bars selected by ``mask`` (bar returns compounded across gaps). The
+    undefined returns of a wiped-out account are left out; a span without any defined return
+    has null return metrics."""
+    returns = bar_returns(equity, init_cash)[mask]
+    picked = returns[np.isfinite(returns)]
     if picked.size == 0:
-        return {"bars": 0, "total_return_pct": None, "sharpe": None, "max_drawdown_pct": None,
-                "exposure_pct": None}
+        return {"bars": int(returns.size), "total_return_pct": None, "sharpe": None,
+                "max_drawdown_pct": None,
+                "exposure_pct": 100.0 * float((position[mask] != 0).mean()) if returns.size
+                else None}
     curve = np.cumprod(1.0 + picked)
     std = picked.std(ddof=1) if picked.size > 1 else 0.0
     return {
-        "bars": int(picked.size),
+        "bars": int(returns.size),
         "total_return_pct": 100.0 * (curve[-1] - 1.0),
         "sharpe": _finite(picked.mean() / std * math.sqrt(periods_per_year(freq)))
         if std > 0 else None,
-        "max_drawdown_pct": 100.0 * max_drawdown(np.concatenate(([1.0], curve))),
+        "max_drawdown_pct": 100.0 * max_drawdown(curve, 1.0),
         "exposure_pct": 100.0 * float((position[mask] != 0).mean()),
     }
 

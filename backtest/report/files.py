@@ -110,8 +110,10 @@ def write_dir_atomically(final: Path, fill: Callable[[Path], None]) -> Path:
     return final
 
 
-def trades_csv(trades: pd.DataFrame) -> str:
-    return trades.to_csv(index=False, date_format="%Y-%m-%dT%H:%M:%SZ", float_format="%.10g")
+def records_csv(records: pd.DataFrame) -> str:
+    """Trades or orders as CSV: ISO UTC times, floats to 10 significant digits. An open
+    position is one trade row with status "open", marked to the last close."""
+    return records.to_csv(index=False, date_format="%Y-%m-%dT%H:%M:%SZ", float_format="%.10g")
 
 
 def equity_csv(equity: pd.DataFrame) -> str:
@@ -135,12 +137,15 @@ def equity_csv(equity: pd.DataFrame) -> str:
 
 
 def write_run(out_dir: Path, report: dict[str, Any], trades: pd.DataFrame,
-              equity: pd.DataFrame, html: str | None) -> Path:
-    """Write one run's directory ``out_dir/<run_id>/`` atomically and return its path."""
+              orders: pd.DataFrame, equity: pd.DataFrame, html: str | None) -> Path:
+    """Write one run's directory ``out_dir/<run_id>/`` atomically and return its path:
+    report.json, trades.csv (one row per position), orders.csv (every fill, so each tranche
+    buy shows), equity.csv and report.html."""
     final = confined(out_dir, report["run_id"])
 
     def fill(tmp: Path) -> None:
-        (tmp / "trades.csv").write_text(trades_csv(trades), encoding="utf-8")
+        (tmp / "trades.csv").write_text(records_csv(trades), encoding="utf-8")
+        (tmp / "orders.csv").write_text(records_csv(orders), encoding="utf-8")
         (tmp / "equity.csv").write_text(equity_csv(equity), encoding="utf-8")
         (tmp / "report.json").write_text(to_json(report), encoding="utf-8")
         if html is not None:

@@ -3,8 +3,9 @@
 The rule (docs/strategies.md walks through every line): go long at the close of a bar that
 (1) closes within ``band_pct`` above a support level, (2) has RSI(``rsi_window``) at or below
 ``rsi_max`` (oversold), and (3) sees a fear & greed index at or below ``fear_max`` (extreme fear,
-the index as published by that bar's close). The position is closed after ``hold_bars`` bars,
-earlier on a close ``take_pct`` above the level, or by the stop ``stop_pct`` below the level.
+the index as published by that bar's close). The position is closed ``hold_bars`` bars after its
+entry fill, earlier on a close ``take_pct`` above the level, or by the stop ``stop_pct`` below the
+level.
 
 The support is ``level`` x the running all-time high (``level_mode = "ath_fraction"``, the
 default: 0.555 x 126,200 = 70,000 for BTC in February 2026), x the ``ema_weeks``-week EMA
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from backtest.features.indicators import point_in_time, rsi
-from backtest.features.levels import LEVEL_MODES, anchored, exit_after, level_series
+from backtest.features.levels import LEVEL_MODES, anchored, level_series
 from backtest.strategy.contract import FloatRange, IntRange, StrategySpec
 from backtest.types import Bars, Signals
 
@@ -88,12 +89,13 @@ def signals(bars: Bars, feats: pd.DataFrame, params: Params) -> Signals:
     near_support = (close >= level) & (close <= level * (1.0 + params.band_pct))
     entries = near_support & (feats["rsi"] <= params.rsi_max) & (
         feats["fear_greed"] <= params.fear_max)  # NaN compares False: no value, no signal
-    exits = exit_after(entries, params.hold_bars) | (close >= level * (1.0 + params.take_pct))
+    exits = close >= level * (1.0 + params.take_pct)
     last = float(level.iloc[-1]) if len(level) else float("nan")
     return Signals(
         long_entries=entries.rename("long_entries"),
         long_exits=exits.rename("long_exits"),
         stop_price=(level * (1.0 - params.stop_pct)).rename("stop_price"),
+        max_bars_held=params.hold_bars,  # the engine closes the position hold_bars after its fill
         levels={"support": last, "stop": last * (1.0 - params.stop_pct)},
         notes={"level": f"{params.level_mode} {params.level:g} (levels shown at the last bar)"},
     )
