@@ -48,10 +48,19 @@ def to_json(data: Any) -> str:
     return json.dumps(data, indent=2, sort_keys=True, allow_nan=False, default=str) + "\n"
 
 
+def current_umask() -> int:
+    """The process umask (read by setting it and restoring it at once)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file in the same directory and an atomic rename."""
+    """Write ``text`` to ``path`` via a temp file in the same directory and an atomic rename.
+    The file gets the mode any new file gets (0644 under umask 022), not mkstemp's 0600."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
             handle.write(text)
             handle.flush()
@@ -89,9 +98,7 @@ def write_dir_atomically(final: Path, fill: Callable[[Path], None]) -> Path:
         parent.mkdir(parents=True, exist_ok=True)
         remove_stale(parent, final.name)
         tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{final.name}.tmp-{os.getpid()}-"))
-        umask = os.umask(0)
-        os.umask(umask)
-        tmp.chmod(0o777 & ~umask)  # mkdtemp makes 0700; a report is as readable as any file
+        tmp.chmod(0o777 & ~current_umask())  # mkdtemp makes 0700; a report is readable
     except OSError as exc:
         raise OutputError(f"{parent}: expected a writable output directory, found "
                           f"{exc.strerror.lower() if exc.strerror else exc}") from None
