@@ -94,7 +94,7 @@ def execute(cfg: RunConfig, spec: StrategySpec, source: str,
         "config": json.loads(mask_secrets(cfg.canonical_json())),
         "dataset": {
             "name": info.name, "sha256": info.sha256, "symbol": info.symbol,
-            "timeframe": info.timeframe, "freq": info.freq,
+            "timeframe": info.timeframe, "freq": info.freq, "resample": info.resample_report(),
             "start": iso(bars.index[0]), "end": iso(bars.index[-1]), "bars": len(bars),
             "gaps": [{"first_missing": iso(a), "last_missing": iso(b), "missing_bars": n}
                      for a, b, n in info.gaps if bars.index[0] <= a <= bars.index[-1]],
@@ -106,6 +106,7 @@ def execute(cfg: RunConfig, spec: StrategySpec, source: str,
                          for kind, frame in inp.context.items()},
         },
         "engine": result.engine,
+        **derivatives_sources(inp),
         "metrics": metrics.compute(result, info.freq)
         | (metrics.perp_metrics(result) if cfg.execution.instrument == "perp" else {}),
         "benchmark": metrics.buy_and_hold(bars, cfg.execution.init_cash, fee, info.freq),
@@ -117,6 +118,16 @@ def execute(cfg: RunConfig, spec: StrategySpec, source: str,
                    "duration_s": round(time.perf_counter() - started, 3)},
     }
     return RunOutcome(report=rep, result=result, bars=bars, benchmark_equity=bench_equity)
+
+
+def derivatives_sources(inp: RunInputs) -> dict[str, Any]:
+    """``{"derivatives": ...}`` naming a perp run's funding and tier sources ({} for spot)."""
+    if inp.cfg.execution.instrument != "perp":
+        return {}
+    paid = None if inp.funding is None else {k: inp.funding.attrs.get(k)
+                                             for k in ("name", "sha256", "lag")}
+    return {"derivatives": {"symbol": inp.info.symbol, "funding": paid,
+                            "maintenance_tiers": inp.tiers_source}}
 
 
 def segment_tables(result: SimResult, bench_equity: pd.Series, labels: pd.Series,

@@ -13,10 +13,10 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from backtest.cli import check, lab, optimize, report, run
+from backtest.cli import check, data, lab, optimize, report, run, strategy
 from backtest.cli.common import EXIT_BUG, EXIT_INTERRUPTED, EXIT_USER
 
-COMMAND_GROUPS = (run, report, optimize, check, lab)
+COMMAND_GROUPS = (run, data, report, optimize, check, lab, strategy)
 
 
 def build_parser() -> argparse.ArgumentParser:
