@@ -44,6 +44,7 @@ CATALOGUE: dict[str, Metric] = {m.key: m for m in (
     Metric("funding_paid", "Funding paid", "quote", -1, 2),
     Metric("liquidations", "Liquidations", "count", -1, 0),
     Metric("liquidation_losses", "Liquidation losses", "quote", -1, 2),
+    Metric("bars", "Bars", "count", 0, 0),
 )}
 
 #: Metrics every run reports (perp runs add funding and liquidation metrics).

@@ -1,7 +1,10 @@
 """A small helper to open a local HTML file in real headless Chromium with the network off.
 
 Used by the ``browser`` tests. Chromium is the Debian package at ``/usr/bin/chromium`` (CI
-installs it); when it is missing the tests fail with a message saying so, never skip.
+installs it); when it is missing the tests fail with a message saying so, never skip. Every
+request the page makes is intercepted: ``file:`` ones go through, anything else is recorded in
+``Visit.blocked`` and aborted. Layout probes measure what the reader sees: tables clipped by
+their box, text boxes that overlap inside charts.
 """
 
 from __future__ import annotations
@@ -26,6 +29,46 @@ CHARTS_JS = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).ma
   return {id: div.id, drawn: !!svg && svg.childElementCount > 0 && svg.innerHTML.length > 200};
 })"""
 
+# Every chart box of the page holds a drawn plotly SVG (the pages plot synchronously on load).
+DRAWN_JS = """() => Array.from(document.querySelectorAll('div.chart'))
+  .every(d => d.querySelector('svg.main-svg') !== null)"""
+
+# Tables wider than their box: the box must scroll (overflow-x auto/scroll), never clip; and
+# the page itself never scrolls sideways.
+TABLES_JS = """() => ({
+  page: document.documentElement.scrollWidth - window.innerWidth,
+  tables: Array.from(document.querySelectorAll('table')).filter(t => t.offsetParent !== null)
+    .map(t => {
+      const box = t.parentElement;
+      return {id: t.id || (t.closest('section') || {}).id || '', table: t.scrollWidth,
+              box: box.clientWidth, scrolls: ['auto', 'scroll'].includes(
+                getComputedStyle(box).overflowX)};
+    })
+})"""
+
+# Text boxes drawn inside each chart (title, annotations, buttons, legend entries, tick labels)
+# that overlap another one of the same chart by more than a pixel each way.
+OVERLAPS_JS = """() => {
+  const out = [];
+  document.querySelectorAll('.js-plotly-plot').forEach(div => {
+    const boxes = [];
+    div.querySelectorAll('.gtitle, .annotation-text-g, .updatemenu-button, .legendtext, '
+                         + '.xtick text, .ytick text').forEach(el => {
+      const r = el.getBoundingClientRect();
+      if (r.width > 0 && r.height > 0) { boxes.push([el.textContent, r]); }
+    });
+    for (let i = 0; i < boxes.length; i++) {
+      for (let j = i + 1; j < boxes.length; j++) {
+        const a = boxes[i][1], b = boxes[j][1];
+        const w = Math.min(a.right, b.right) - Math.max(a.left, b.left);
+        const h = Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top);
+        if (w > 1 && h > 1) { out.push([div.id, boxes[i][0], boxes[j][0]]); }
+      }
+    }
+  });
+  return out;
+}"""
+
 
 @dataclass
 class Visit:
@@ -36,9 +79,25 @@ class Visit:
     page_errors: list[str] = field(default_factory=list)
     dialogs: list[str] = field(default_factory=list)
     requests: list[str] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)
 
     def charts(self) -> list[dict[str, Any]]:
         return self.page.evaluate(CHARTS_JS)
+
+    def clipped_tables(self) -> list[dict[str, Any]]:
+        """Tables wider than a box that does not scroll (plus the page, if it scrolls sideways)."""
+        found = self.page.evaluate(TABLES_JS)
+        bad = [t for t in found["tables"] if t["table"] > t["box"] and not t["scrolls"]]
+        return bad + ([{"id": "page", "overflow": found["page"]}] if found["page"] > 0 else [])
+
+    def table_fits(self, selector: str) -> bool:
+        """Whether the table fits its box without horizontal scrolling."""
+        return self.page.eval_on_selector(
+            selector, "t => t.scrollWidth <= t.parentElement.clientWidth")
+
+    def overlapping_text(self) -> list[list[str]]:
+        """``[chart id, text, text]`` for text boxes overlapping inside a chart."""
+        return self.page.evaluate(OVERLAPS_JS)
 
     def values(self, selector: str, attr: str) -> dict[str, Any]:
         """``{element[attr]: json(data-value)}`` for every element matching ``selector``."""
@@ -60,6 +119,15 @@ def visit(path: Path, screenshot: Path, width: int = 1280) -> Iterator[Visit]:
             context = browser.new_context(offline=True, viewport={"width": width, "height": 900})
             page = context.new_page()
             seen = Visit(page)
+
+            def on_route(route: Any) -> None:
+                if route.request.url.startswith("file:"):
+                    route.continue_()
+                else:
+                    seen.blocked.append(route.request.url)
+                    route.abort()
+
+            context.route("**/*", on_route)
             page.on("console", lambda m: m.type == "error" and seen.console_errors.append(m.text))
             page.on("pageerror", lambda e: seen.page_errors.append(str(e)))
             page.on("request", lambda r: seen.requests.append(r.url))
@@ -70,7 +138,7 @@ def visit(path: Path, screenshot: Path, width: int = 1280) -> Iterator[Visit]:
 
             page.on("dialog", on_dialog)
             page.goto(path.resolve().as_uri(), wait_until="load")
-            page.wait_for_timeout(300)
+            page.wait_for_function(DRAWN_JS, timeout=20_000)
             page.screenshot(path=str(screenshot), full_page=True)
             yield seen
         finally:

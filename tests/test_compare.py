@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -36,6 +37,20 @@ def test_compare_prints_table_and_writes_html(bars_csv: str, tmp_path: Path,
     assert [c.strip() for c in text.splitlines()[0].split("|")[2:4]] == ["c1", "c3"]
     assert out.is_file() and 'class="best"' in out.read_text()
     assert not list(tmp_path.glob(".cmp.html.*"))  # atomic write left no temp file
+
+
+def test_repeated_labels_are_told_apart_by_their_parameters(
+        bars_csv: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    runs = [make_run(tmp_path, bars_csv, label="same", params={"confirm_bars": c, "level": lv})
+            for c, lv in ((1, 74400.0), (3, 74400.0), (3, 74400.0))]
+    assert main(["compare", *map(str, runs)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    # runs 2 and 3 differ in nothing but their ids: a position tells them apart, no hash
+    assert header == ["metric", "same (confirm_bars=1)", "same (confirm_bars=3) #2",
+                      "same (confirm_bars=3) #3", "buy and hold"]
+    diff = next(line for line in lines if line.startswith("| confirm_bars "))
+    assert [c.strip() for c in diff.strip("|").split("|")][1:4] == ["1", "3", "3"]
 
 
 def test_mismatched_ranges_are_refused_unless_allowed(bars_csv: str, tmp_path: Path,
@@ -87,5 +102,13 @@ def test_compare_real_runs_on_february_2026(tmp_path: Path,
     assert main(["compare", *runs, "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "| metric " in text and "| total_return_pct " in text and f"compare: {out}" in text
+    header = [c.strip() for c in text.splitlines()[0].strip("|").split("|")]
+    assert header == ["metric", "reclaim_80k", "break_below_74k", "miner_capitulation",
+                      "buy and hold"]
+    assert any(line.startswith("| strategy.name ") for line in text.splitlines())
     page = out.read_text()
-    assert page.count('data-metric="sharpe"') == 3 and "2026-01-15T00:00:00Z" in page
+    assert len(re.findall(r'data-run="\d" data-metric="sharpe"', page)) == 3
+    assert "2026-01-15T00:00:00Z" in page
+    # the `make demo` pages are light: at most 1.5 MB each
+    sizes = {p.name: p.stat().st_size for p in [out, *(Path(r) / "report.html" for r in runs)]}
+    assert max(sizes.values()) <= 1_500_000, sizes

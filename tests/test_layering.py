@@ -32,7 +32,7 @@ LAYERS: list[set[str]] = [
 
 # Third-party packages that only one package may import.
 EXCLUSIVE = {"vectorbt": {"backtest.engine"}, "ta": {"backtest.features"},
-             "optuna": {"backtest.optimize"}}
+             "optuna": {"backtest.optimize"}, "ccxt": {"backtest.data"}}
 
 
 def module_name(path: Path) -> str:

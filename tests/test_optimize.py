@@ -162,7 +162,9 @@ def test_the_study_holds_exactly_the_requested_trials_and_resumes_to_more(tmp_pa
     assert len(doc["overfitting"]["decay"]) == 5
     run_dir = out / STUDY / doc["best_run"]
     best_report = json.loads((run_dir / "report.json").read_text())
-    assert best_report["strategy"]["params"] == doc["best"]["params"]
+    ran = best_report["strategy"]["params"]  # every Params field; fixed ones are not searched
+    assert {k: ran[k] for k in doc["best"]["params"]} == doc["best"]["params"]
+    assert (ran["level_mode"], ran["ema_weeks"]) == ("absolute", 200)
 
 
 @pytest.mark.parametrize("kill_after", [2, 5, 8])

@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Sequence
 from typing import NoReturn
 
-from backtest.cli import check, lab, optimize, report, run
+from backtest.cli import check, data, lab, optimize, report, run, strategy
 from backtest.cli.common import (
     EXIT_BROKEN_PIPE,
     EXIT_BUG,
@@ -26,7 +26,7 @@ from backtest.cli.common import (
     EXIT_USER,
 )
 
-COMMAND_GROUPS = (run, report, optimize, check, lab)
+COMMAND_GROUPS = (run, data, report, optimize, check, lab, strategy)
 MASK_WINDOW = 64_000  # characters of a message masked; terminal_safe shows fewer
 
 

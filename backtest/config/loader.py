@@ -11,6 +11,9 @@ config file's folder, the same for every command.
   replaces the parent's;
 * the run range is one choice: a child's ``data.window`` drops the parent's ``data.start`` and
   ``data.end``, and a child's ``data.start`` or ``data.end`` drops the parent's ``data.window``;
+* the bars' source is one choice: a child's ``data.path`` drops the parent's ``data.dataset`` and
+  the other way round (``data.dataset = "none"`` removes it;
+  :func:`backtest.config.data.drop_replaced_source`);
 * a child's ``strategy.name`` that differs from the parent's starts a fresh ``[strategy]``: the
   parent's ``params`` and ``label`` are dropped (they belong to the other strategy);
 * ``[strategy]`` and ``[[strategies]]`` replace each other (a child names one or the other).
@@ -32,6 +35,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from backtest.config.common import REFUSED
+from backtest.config.data import drop_replaced_source
 from backtest.config.run import RunConfig
 from backtest.errors import ConfigError, did_you_mean
 from backtest.limits import CONFIG_BYTES, MAX_DEPTH, depth, read_capped
@@ -90,7 +94,7 @@ def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 def merge_child(parent: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
     """``child`` over ``parent`` by the ``extends`` rules of this module's docstring."""
-    parent = copy.deepcopy(parent)
+    parent = drop_replaced_source(copy.deepcopy(parent), child)
     data, parent_data = child.get("data", {}), parent.get("data")
     if isinstance(data, dict) and isinstance(parent_data, dict):
         if "window" in data:

@@ -19,10 +19,11 @@ from pathlib import Path
 import numpy as np
 
 from backtest.data.bars import datasets_dir
+from backtest.data.external import BUNDLED_TIERS as TIERS_BY_SYMBOL
 from backtest.errors import ConfigError
 from backtest.limits import CONFIG_BYTES, read_capped
 
-BUNDLED_TIERS = "binance_btcusdt_tiers.toml"
+BUNDLED_TIERS = TIERS_BY_SYMBOL["BTCUSDT"]  # the default table (inputs refuse other symbols)
 TIER_KEYS = ("notional_cap", "maintenance_margin_rate", "maintenance_amount", "max_leverage")
 
 

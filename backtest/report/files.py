@@ -55,12 +55,21 @@ def to_json(data: Any) -> str:
     return json.dumps(data, indent=2, sort_keys=True, allow_nan=False, default=str) + "\n"
 
 
+def current_umask() -> int:
+    """The process umask (read by setting it and restoring it at once)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` via a temp file in the same directory and an atomic rename.
 
-    The temp file is ``.<name>.tmp-<pid>-<random>``: when its writer is killed, the next write
-    in this directory (or a run writing into the parent folder) removes it. A failing write
-    (disk full, read-only, no permission) is one :class:`OutputError` naming ``path``.
+
+    The file gets the mode any new file gets (0644 under umask 022), not mkstemp's 0600. The
+    temp file is ``.<name>.tmp-<pid>-<random>``: when its writer is killed, the next write in
+    this directory (or a run writing into the parent folder) removes it. A failing write (disk
+    full, read-only, no permission) is one :class:`OutputError` naming ``path``.
     """
     try:
         kind = path.lstat().st_mode if os.path.lexists(path) else stat.S_IFREG
@@ -72,6 +81,7 @@ def atomic_write_text(path: Path, text: str) -> None:
     except OSError as exc:
         raise _unwritable(path, exc) from None
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
             handle.write(text)
             handle.flush()
@@ -152,9 +162,7 @@ def write_dir_atomically(final: Path, fill: Callable[[Path], None]) -> Path:
         parent.mkdir(parents=True, exist_ok=True)
         sweep(parent)
         tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{final.name}.tmp-{os.getpid()}-"))
-        umask = os.umask(0)
-        os.umask(umask)
-        tmp.chmod(0o777 & ~umask)  # mkdtemp makes 0700; a report is as readable as any file
+        tmp.chmod(0o777 & ~current_umask())  # mkdtemp makes 0700; a report is readable
     except OSError as exc:
         raise OutputError(f"{parent}: expected a writable output directory, found "
                           f"{exc.strerror.lower() if exc.strerror else exc}") from None
@@ -181,10 +189,11 @@ def records_csv(records: pd.DataFrame) -> str:
     return records.to_csv(index=False, date_format="%Y-%m-%dT%H:%M:%SZ", float_format="%.10g")
 
 
-def equity_csv(equity: pd.DataFrame) -> str:
+def write_equity_csv(equity: pd.DataFrame, path: Path) -> None:
     """One row per bar: ISO UTC timestamp, then the float columns in shortest round-trip form
-    (NaN as an empty field). Written by Arrow's C++ CSV writer: pandas' ``to_csv`` formats
-    1M bars in about 7 s, this in about 0.5 s."""
+    (NaN as an empty field). Written by Arrow's C++ CSV writer straight to ``path``: pandas'
+    ``to_csv`` formats 1M bars in about 7 s, this in about 0.5 s, and no copy of the text is
+    held in memory (10M bars are ~0.8 GB of text)."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.csv as pa_csv
@@ -193,12 +202,13 @@ def equity_csv(equity: pd.DataFrame) -> str:
     seconds = pa.array(index.tz_convert("UTC").as_unit("s").tz_localize(None).to_numpy())
     text = pc.replace_substring(pc.cast(seconds, pa.string()), " ", "T")  # 2026-02-05 00:00:00
     columns = {"timestamp": pc.binary_join_element_wise(text, "Z", "")}
+    del seconds, text
     columns.update({name: pa.array(equity[name].to_numpy(dtype=np.float64), from_pandas=True)
                     for name in equity.columns})
-    sink = io.BytesIO()
     options = pa_csv.WriteOptions(include_header=False, quoting_style="none")
-    pa_csv.write_csv(pa.table(columns), sink, options)
-    return ",".join(columns) + "\n" + sink.getvalue().decode("utf-8")
+    with path.open("wb") as sink:
+        sink.write((",".join(columns) + "\n").encode("utf-8"))
+        pa_csv.write_csv(pa.table(columns), sink, options)
 
 
 def write_run(out_dir: Path, report: dict[str, Any], trades: pd.DataFrame,
@@ -211,7 +221,7 @@ def write_run(out_dir: Path, report: dict[str, Any], trades: pd.DataFrame,
     def fill(tmp: Path) -> None:
         (tmp / "trades.csv").write_text(records_csv(trades), encoding="utf-8")
         (tmp / "orders.csv").write_text(records_csv(orders), encoding="utf-8")
-        (tmp / "equity.csv").write_text(equity_csv(equity), encoding="utf-8")
+        write_equity_csv(equity, tmp / "equity.csv")
         (tmp / "report.json").write_text(to_json(report), encoding="utf-8")
         if html is not None:
             (tmp / "report.html").write_text(html, encoding="utf-8")

@@ -1,0 +1,1 @@
+"""One module per HTML page kind: run, optimization, compare."""
