@@ -21,6 +21,7 @@ $(STAMP): requirements.lock pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/crashbt run configs/demo_feb_2026.toml
+	$(BIN)/crashbt run configs/demo_feb_2026_eth.toml
 
 services:
 	@bash scripts/test-services

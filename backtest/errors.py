@@ -42,7 +42,16 @@ class OutputError(UserError):
     """The output location cannot be written."""
 
 
+MAX_HINT_LENGTH = 64  # longer words are no typo of a short name, and difflib is quadratic
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """Return ``"; did you mean 'x'?"`` for the closest choice, or an empty string."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    """Return ``"; did you mean 'x'?"`` for the closest choice, or an empty string.
+
+    Words and choices longer than :data:`MAX_HINT_LENGTH` are not compared (a 10 MB name would
+    take difflib minutes)."""
+    if len(word) > MAX_HINT_LENGTH:
+        return ""
+    short = [c for c in choices if len(c) <= MAX_HINT_LENGTH]
+    close = difflib.get_close_matches(word, short, n=1, cutoff=0.6)
     return f"; did you mean '{close[0]}'?" if close else ""

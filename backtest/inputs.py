@@ -52,6 +52,7 @@ class RunInputs:
     context: dict[str, pd.DataFrame]
     funding: pd.Series | None
     tiers: np.ndarray | None
+    tiers_source: str | None
     bar_duration: pd.Timedelta
     input_hashes: dict[str, str]
 
@@ -105,9 +106,12 @@ def prepare(cfg: RunConfig, spec: StrategySpec, source: str,
                         f"{until}, found data from {info.first:%Y-%m-%d %H:%M} to "
                         f"{info.last:%Y-%m-%d %H:%M}")
     context = load_context(cfg, spec, source)
-    funding = load_funding(cfg)
-    tiers = (margin.load_tiers(cfg.execution.maintenance_tiers)
-             if cfg.execution.instrument == "perp" else None)
+    funding = load_funding(cfg, info.symbol)
+    perp = cfg.execution.instrument == "perp"
+    if perp:
+        external.check_tiers_for(info.symbol, cfg.execution.maintenance_tiers)
+    tiers = margin.load_tiers(cfg.execution.maintenance_tiers) if perp else None
+    tiers_source = margin.tiers_source(cfg.execution.maintenance_tiers) if perp else None
     hashes = {"data": info.sha256}
     hashes |= {f"external.{kind}": frame.attrs["sha256"] for kind, frame in context.items()}
     if funding is not None:
@@ -117,8 +121,8 @@ def prepare(cfg: RunConfig, spec: StrategySpec, source: str,
     return RunInputs(
         cfg=cfg, spec=spec, source=source, params=params, start=start, end=end,
         history=history, first=first, info=info, context=context, funding=funding,
-        tiers=tiers, bar_duration=data.timeframe_delta(info.timeframe,
-                                                       f"{source}: data.timeframe"),
+        tiers=tiers, tiers_source=tiers_source,
+        bar_duration=data.timeframe_delta(info.timeframe, f"{source}: data.timeframe"),
         input_hashes=hashes)
 
 
@@ -148,14 +152,15 @@ def load_context(cfg: RunConfig, spec: StrategySpec, source: str) -> dict[str, p
     return context
 
 
-def load_funding(cfg: RunConfig) -> pd.Series | None:
-    """Funding rates by settlement time for a perp run with funding on (else None); the
-    series carries its file's ``sha256`` in ``attrs``."""
+def load_funding(cfg: RunConfig, symbol: str) -> pd.Series | None:
+    """Funding rates of ``symbol``'s perpetual by settlement time for a perp run with funding
+    on (else None; :func:`backtest.data.external.funding_for` refuses another symbol's); the
+    series carries its file's ``name``, ``lag`` and ``sha256`` in ``attrs``."""
     if cfg.execution.instrument != "perp" or not cfg.execution.funding:
         return None
     src = cfg.external.get("funding_8h")
-    frame = external.load_external("funding_8h", lag=src.lag if src else None,
-                                   path=src.path if src else None)
+    frame = external.funding_for(symbol, lag=src.lag if src else None,
+                                 path=src.path if src else None)
     rates = frame["funding_rate"]
     rates.attrs = dict(frame.attrs)
     return rates

@@ -94,7 +94,7 @@ def execute(cfg: RunConfig, spec: StrategySpec, source: str,
         "config": json.loads(mask_secrets(cfg.canonical_json())),
         "dataset": {
             "name": info.name, "sha256": info.sha256, "symbol": info.symbol,
-            "timeframe": info.timeframe, "freq": info.freq,
+            "timeframe": info.timeframe, "freq": info.freq, "resample": info.resample_report(),
             "start": iso(bars.index[0]), "end": iso(bars.index[-1]), "bars": len(bars),
             "gaps": [{"first_missing": iso(a), "last_missing": iso(b), "missing_bars": n}
                      for a, b, n in info.gaps if bars.index[0] <= a <= bars.index[-1]],
@@ -106,6 +106,7 @@ def execute(cfg: RunConfig, spec: StrategySpec, source: str,
                          for kind, frame in inp.context.items()},
         },
         "engine": result.engine,
+        **derivatives_sources(inp),
         "metrics": metrics.compute(result, info.freq)
         | (metrics.perp_metrics(result) if cfg.execution.instrument == "perp" else {}),
         "benchmark": metrics.buy_and_hold(bars, cfg.execution.init_cash, fee, info.freq),
@@ -119,13 +120,25 @@ def execute(cfg: RunConfig, spec: StrategySpec, source: str,
     return RunOutcome(report=rep, result=result, bars=bars, benchmark_equity=bench_equity)
 
 
+def derivatives_sources(inp: RunInputs) -> dict[str, Any]:
+    """``{"derivatives": ...}`` naming a perp run's funding and tier sources ({} for spot)."""
+    if inp.cfg.execution.instrument != "perp":
+        return {}
+    paid = None if inp.funding is None else {k: inp.funding.attrs.get(k)
+                                             for k in ("name", "sha256", "lag")}
+    return {"derivatives": {"symbol": inp.info.symbol, "funding": paid,
+                            "maintenance_tiers": inp.tiers_source}}
+
+
 def segment_tables(result: SimResult, bench_equity: pd.Series, labels: pd.Series,
                    init_cash: float, freq: str) -> dict[str, Any]:
-    """``by_regime`` and ``by_window`` metric tables for the strategy and buy-and-hold."""
+    """``by_regime`` and ``by_window`` metric tables for the strategy and buy-and-hold.
+
+    ``labels``: :func:`regimes.detect`'s int8 codes on the result's bars."""
     index = result.equity.index
-    by_regime = {name: (labels == name).to_numpy() for name in regimes.LABELS}
-    by_window = {w.name: np.asarray((index >= w.start) & (index <= w.end))
-                 for w in regimes.windows().values()}
+    codes = labels.to_numpy()
+    by_regime = {name: codes == code for code, name in enumerate(regimes.LABELS)}
+    by_window = {w.name: _between(index, w.start, w.end) for w in regimes.windows().values()}
     hold = pd.Series(1.0, index=index)  # buy-and-hold is always invested
 
     def table(segments: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -139,14 +152,21 @@ def segment_tables(result: SimResult, bench_equity: pd.Series, labels: pd.Series
             "regime_spans": regime_spans(labels)}
 
 
+def _between(index: pd.DatetimeIndex, start: pd.Timestamp, end: pd.Timestamp) -> np.ndarray:
+    """Mask of the (ascending) index inside [start, end], by two binary searches."""
+    mask = np.zeros(len(index), dtype=bool)
+    mask[index.searchsorted(start, "left"):index.searchsorted(end, "right")] = True
+    return mask
+
+
 def regime_spans(labels: pd.Series) -> list[dict[str, str]]:
-    """Consecutive runs of one regime label as ``{regime, start, end}`` (for chart shading)."""
+    """Consecutive runs of one regime code as ``{regime, start, end}`` (for chart shading)."""
     if labels.empty:
         return []
-    change = labels.ne(labels.shift()).to_numpy()
-    starts = np.flatnonzero(change)
-    ends = np.append(starts[1:] - 1, len(labels) - 1)
-    return [{"regime": str(labels.iloc[a]), "start": iso(labels.index[a]),
+    codes = labels.to_numpy()
+    starts = np.flatnonzero(np.diff(codes, prepend=codes[0] - 1))
+    ends = np.append(starts[1:] - 1, len(codes) - 1)
+    return [{"regime": regimes.LABELS[codes[a]], "start": iso(labels.index[a]),
              "end": iso(labels.index[b])} for a, b in zip(starts, ends, strict=True)]
 
 

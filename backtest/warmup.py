@@ -10,7 +10,6 @@ import pandas as pd
 
 from backtest.config.execution import ExecutionConfig
 from backtest.engine import simulate as engine
-from backtest.engine import sweep
 from backtest.metrics import performance as metrics
 from backtest.types import Signals
 
@@ -32,7 +31,6 @@ def warm() -> None:
     for fill in ("next_open", "close"):
         engine.simulate(bars, sigs, ExecutionConfig(fill=fill, sl_stop=0.05, tsl_stop=0.05), "1h")
         metrics.compute(engine.simulate(bars, plain, ExecutionConfig(fill=fill), "1h"), "1h")
-    sweep.warm()
 
 
 if __name__ == "__main__":

@@ -4,6 +4,15 @@ From the February 2026 crash: "watch 74,400 like a hawk; if that fails, we're lo
 ``mode = "derisk"`` holds the asset and steps to cash on a confirmed break (re-entering on a
 confirmed reclaim); ``mode = "short"`` shorts the break with a take-profit at ``target`` and a stop
 above ``stop_level``. Confirmation is ``confirm_bars`` consecutive closes beyond the level.
+
+``level_mode`` says how ``level``, ``target`` and ``stop_level`` are read
+(:data:`backtest.features.levels.LEVEL_MODES`): prices (``"absolute"``, the default: 74,400 /
+66,000 / 76,000 on BTC, 2,200 / 1,800 / 2,400 on ETH), or fractions of the running all-time high
+(``"ath_fraction"``: 0.59 / 0.523 / 0.602 of the 126,200 ATH of October 2025) or of the
+``ema_weeks``-week EMA of weekly closes (``"ema_200w"``). ``level_mode`` and ``ema_weeks`` are
+fixed (not searched): the scale of the three levels depends on them, so a search over one range of
+levels across modes would mostly sample levels that mean nothing. The search space holds BTC
+prices: a default for ``optimize``, not a limit on ``run``.
 """
 
 from __future__ import annotations
@@ -14,7 +23,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from backtest.features.levels import cross_above, cross_below
+from backtest.features.levels import (
+    LEVEL_MODES,
+    anchored,
+    cross_above,
+    cross_below,
+    level_series,
+    unreachable_note,
+)
 from backtest.strategy.contract import Choice, FloatRange, IntRange, StrategySpec
 from backtest.types import Bars, Signals
 
@@ -26,8 +42,20 @@ class Params:
     target: float = 66_000.0
     stop_level: float = 76_000.0
     mode: str = "short"
+    level_mode: str = "absolute"
+    ema_weeks: int = 200
 
     def __post_init__(self) -> None:
+        if self.level_mode not in LEVEL_MODES:
+            raise ValueError(f"level_mode: expected one of {', '.join(LEVEL_MODES)}, found "
+                             f"{self.level_mode!r}")
+        for name in ("level", "target", "stop_level"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name}: expected a price (or fraction) > 0, found "
+                                 f"{getattr(self, name):g}")
+        if self.confirm_bars < 1 or self.ema_weeks < 1:
+            raise ValueError(f"confirm_bars, ema_weeks: expected integers >= 1, found "
+                             f"{self.confirm_bars}, {self.ema_weeks}")
         if self.mode == "short" and not self.target < self.level < self.stop_level:
             raise ValueError(f"expected target < level < stop_level, found {self.target:g}, "
                              f"{self.level:g}, {self.stop_level:g}")
@@ -43,34 +71,46 @@ SPACE = {
 
 
 def features(bars: Bars, params: Params, context: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
-    """No indicator is needed: the rule reads closes against fixed levels."""
-    return pd.DataFrame(index=bars.index)
+    """The three levels on the bar clock (constant, or moving with the ATH / EMA at each bar)."""
+    return pd.DataFrame({
+        name: level_series(bars, anchored(params.level_mode, getattr(params, key),
+                                          params.ema_weeks))
+        for name, key in (("level", "level"), ("target", "target"), ("stop", "stop_level"))
+    })
 
 
 def signals(bars: Bars, feats: pd.DataFrame, params: Params) -> Signals:
     """Decide at each close; fills follow the engine's convention (next bar's open)."""
-    broke = cross_below(bars, params.level, confirm="close", hold=params.confirm_bars)
+    level = feats["level"]
+    broke = cross_below(bars, level, confirm="close", hold=params.confirm_bars)
     no = pd.Series(False, index=bars.index)
-    levels = {"level": params.level}
+    levels = {"level": _last(level)}
+    notes = unreachable_note(bars, level) or ({} if params.level_mode == "absolute" else {
+        "level": f"{params.level_mode}: fractions of the anchor (levels shown at the last bar)"})
     if params.mode == "derisk":
-        reclaimed = cross_above(bars, params.level, confirm="close", hold=params.confirm_bars)
+        reclaimed = cross_above(bars, level, confirm="close", hold=params.confirm_bars)
         # holding is a state: out from a confirmed break until a confirmed reclaim, in otherwise,
         # so a run that starts at any bar holds unless the level is broken at that moment
         out = pd.Series(np.where(broke, 1.0, np.where(reclaimed, 0.0, np.nan)), index=bars.index)
         holding = out.ffill().fillna(0.0).eq(0.0) & ~broke
-        return Signals(long_entries=holding, long_exits=broke, levels=levels)
-    levels |= {"target": params.target, "stop": params.stop_level}
+        return Signals(long_entries=holding, long_exits=broke, levels=levels, notes=notes)
+    levels |= {"target": _last(feats["target"]), "stop": _last(feats["stop"])}
     return Signals(
         long_entries=no, long_exits=no, short_entries=broke, short_exits=no,
-        stop_price=pd.Series(params.stop_level, index=bars.index),
-        target_price=pd.Series(params.target, index=bars.index),
-        levels=levels,
+        stop_price=feats["stop"].rename("stop_price"),
+        target_price=feats["target"].rename("target_price"),
+        levels=levels, notes=notes,
     )
+
+
+def _last(series: pd.Series) -> float:
+    return float(series.iloc[-1]) if len(series) else float("nan")
 
 
 SPEC = StrategySpec(
     name="break_below_74k",
-    summary="Short (or step to cash) on a confirmed close below 74,400; target 66,000, stop 76,000",
+    summary="Short (or step to cash) on a confirmed close below 74,400 (or an ATH / 200w-EMA "
+            "fraction); target 66,000, stop 76,000",
     params=Params,
     space=SPACE,
     features=features,

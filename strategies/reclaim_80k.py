@@ -5,8 +5,11 @@ least resistance is down". The entry is a level event
 (:func:`backtest.features.levels.cross_above`): a fresh crossing confirmed by ``confirm`` (close or
 wick), ``hold`` consecutive bars beyond the level, and volume >= ``volume_k`` x its mean over the
 previous ``volume_window`` bars (``volume_k = 0`` drops the volume condition). The level is absolute
-(``level``) or, so that the rule means something in any year, ``ath_fraction`` x the running
-all-time high (``level_mode = "ath_fraction"``; 80,000 is 63.4% of the 126,200 ATH of October 2025).
+(``level``) or, so that the rule means something for any asset and year, ``ath_fraction`` x the
+running all-time high (``level_mode = "ath_fraction"``; 80,000 is 63.4% of the 126,200 ATH of
+October 2025) or ``ema_fraction`` x the ``ema_weeks``-week EMA of weekly closes
+(``level_mode = "ema_200w"``). The search space holds BTC prices: a default for ``optimize``, not a
+limit on ``run``.
 
 Exits: ``hold_bars`` bars after the entry fill (the engine's time exit), earlier on a close
 below level x (1 - ``buffer_pct``), or by the stop at level x (1 - ``stop_pct``) set when the
@@ -22,7 +25,14 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from backtest.features.levels import AthFraction, Level, cross_above, level_series
+from backtest.features.levels import (
+    LEVEL_MODES,
+    Level,
+    anchored,
+    cross_above,
+    level_series,
+    unreachable_note,
+)
 from backtest.strategy.contract import Choice, FloatRange, IntRange, StrategySpec
 from backtest.types import Bars, Signals
 
@@ -32,6 +42,8 @@ class Params:
     level: float = 80_000.0
     level_mode: str = "absolute"
     ath_fraction: float = 0.634
+    ema_fraction: float = 1.17
+    ema_weeks: int = 200
     confirm: str = "close"
     hold: int = 1
     volume_k: float = 1.5
@@ -41,11 +53,22 @@ class Params:
     buffer_pct: float = 0.02
     stop_pct: float = 0.05
 
+    def __post_init__(self) -> None:
+        for name in ("level", "ath_fraction", "ema_fraction"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name}: expected a number > 0, found {getattr(self, name):g}")
+        for name in ("buffer_pct", "stop_pct", "rearm_pct"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"{name}: expected a fraction in [0, 1), found "
+                                 f"{getattr(self, name):g}")
+
 
 SPACE = {
     "level": FloatRange(60_000.0, 100_000.0),
-    "level_mode": Choice(("absolute", "ath_fraction")),
+    "level_mode": Choice(LEVEL_MODES),
     "ath_fraction": FloatRange(0.4, 0.95),
+    "ema_fraction": FloatRange(0.6, 1.6),
+    "ema_weeks": IntRange(50, 250),
     "confirm": Choice(("close", "wick")),
     "hold": IntRange(1, 5),
     "volume_k": FloatRange(0.0, 3.0),
@@ -58,8 +81,10 @@ SPACE = {
 
 
 def the_level(params: Params) -> Level:
-    """The level the rule watches: absolute, or a fraction of the running ATH."""
-    return AthFraction(params.ath_fraction) if params.level_mode == "ath_fraction" else params.level
+    """The level the rule watches: absolute, or a fraction of the running ATH or weekly EMA."""
+    value = {"ath_fraction": params.ath_fraction, "ema_200w": params.ema_fraction}
+    return anchored(params.level_mode, value.get(params.level_mode, params.level),
+                    params.ema_weeks)
 
 
 def features(bars: Bars, params: Params, context: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
@@ -83,14 +108,16 @@ def signals(bars: Bars, feats: pd.DataFrame, params: Params) -> Signals:
         max_bars_held=params.hold_bars,
         levels={"level": last, "exit_below": last * (1.0 - params.buffer_pct),
                 "stop": last * (1.0 - params.stop_pct)},
-        notes={"level": "absolute" if params.level_mode == "absolute"
-               else f"{params.ath_fraction:g} x running ATH (levels shown at the last bar)"},
+        notes=unreachable_note(bars, level) or {
+            "level": "absolute" if params.level_mode == "absolute"
+            else f"{params.level_mode}: {the_level(params)} (levels shown at the last bar)"},
     )
 
 
 SPEC = StrategySpec(
     name="reclaim_80k",
-    summary="Long after a confirmed, high-volume reclaim of 80,000 (or a fraction of the ATH)",
+    summary="Long after a confirmed, high-volume reclaim of 80,000 (or an ATH / 200w-EMA "
+            "fraction)",
     params=Params,
     space=SPACE,
     features=features,

@@ -28,11 +28,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from backtest.features.indicators import ema_weekly
+from backtest.features.levels import LEVEL_MODES, anchored, level_series
 from backtest.strategy.contract import Choice, FloatRange, IntRange, StrategySpec
 from backtest.types import Bars, Signals
 
 RUNGS = (1, 2, 3, 4)
+#: the Params prefix of the rung values read in each level mode
+PREFIX = {"absolute": "level", "ath_fraction": "ath", "ema_200w": "ema"}
 #: fee assumed for the benchmark figures in Signals.notes (signals do not see the run's fee)
 NOTES_FEE_RATE = 0.001
 
@@ -59,12 +61,20 @@ class Params:
     dca_days: int = 7
 
     def __post_init__(self) -> None:
+        prefix = PREFIX.get(self.mode)
+        for i in RUNGS if prefix else ():
+            if not getattr(self, f"{prefix}_{i}") > 0:
+                raise ValueError(f"{prefix}_{i}: expected a number > 0, found "
+                                 f"{getattr(self, f'{prefix}_{i}'):g}")
+        if not 0 < self.tranche_fraction <= 0.25:
+            raise ValueError(f"tranche_fraction: expected a fraction in (0, 0.25] (four "
+                             f"tranches spend at most the cash), found {self.tranche_fraction:g}")
         if self.start:
             pd.Timestamp(self.start)  # ValueError (-> StrategyError) on a bad date
 
 
 SPACE = {
-    "mode": Choice(("absolute", "ath_fraction", "ema_200w")),
+    "mode": Choice(LEVEL_MODES),
     **{f"level_{i}": FloatRange(10_000.0, 150_000.0) for i in RUNGS},
     **{f"ath_{i}": FloatRange(0.2, 0.95) for i in RUNGS},
     **{f"ema_{i}": FloatRange(0.5, 1.5) for i in RUNGS},
@@ -85,16 +95,11 @@ def _active(index: pd.DatetimeIndex, start: str) -> np.ndarray:
 
 def features(bars: Bars, params: Params, context: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     """The four rung levels on the bar clock (``rung_1..4``) and ``active`` (ladder placed)."""
-    if params.mode == "ath_fraction":
-        base, mults = bars["high"].cummax(), [getattr(params, f"ath_{i}") for i in RUNGS]
-    elif params.mode == "ema_200w":
-        base = ema_weekly(bars["close"], params.ema_weeks)
-        mults = [getattr(params, f"ema_{i}") for i in RUNGS]
-    else:
-        base = pd.Series(1.0, index=bars.index)
-        mults = [getattr(params, f"level_{i}") for i in RUNGS]
-    feats = pd.DataFrame({f"rung_{i}": base * m for i, m in zip(RUNGS, mults, strict=True)},
-                         index=bars.index).astype("float64")
+    prefix = PREFIX[params.mode]
+    feats = pd.DataFrame({
+        f"rung_{i}": level_series(bars, anchored(params.mode, getattr(params, f"{prefix}_{i}"),
+                                                 params.ema_weeks))
+        for i in RUNGS}, index=bars.index)
     feats["active"] = _active(bars.index, params.start)
     return feats
 

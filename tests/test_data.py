@@ -309,9 +309,9 @@ BAD_CASES = {
                   r"row 2: expected UTF-8 text, found byte 0xff"),
     "semicolons": ("\n".join(x.replace(",", ";") for x in GOOD).encode(),
                    r"header: expected comma-separated columns .* the delimiter looks like ';'"),
-    "missing column": ("\n".join([GOOD[0].replace("close", "Close"), *GOOD[1:]]).encode(),
+    "missing column": ("\n".join([GOOD[0].replace("close", "closing"), *GOOD[1:]]).encode(),
                        r"column 'close': expected a column named 'close', found columns "
-                       r"timestamp, open, high, low, Close, volume; did you mean 'Close'\?"),
+                       r"timestamp, open, high, low, closing, volume; did you mean 'closing'\?"),
     "empty file": (b"", r"expected a header and data rows, found an empty file"),
     "header only": ((GOOD[0] + "\n").encode(), r"expected at least one data row, found only"),
     "mixed epoch units": (b"timestamp,open,high,low,close,volume\n1704067200,1,1,1,1,1\n"

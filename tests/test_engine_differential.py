@@ -142,15 +142,15 @@ def test_dispatch_path_equals_portfolio_from_signals(bars, case):
     give exactly what the public Portfolio.from_signals gives for the same arguments."""
     import vectorbt as vbt
 
-    from backtest.engine import simulate as engine
+    from backtest.engine import records, vectorbt_path
 
     ex = ExecutionConfig(fee_rate=0.001, **case)
-    o, h, lo, c = engine._ohlc(bars)
-    le, lx, se, sx = engine._filtered_signals(random_signals(bars, 7, p=0.02), ex.direction)
+    o, h, lo, c = records.ohlc(bars)
+    le, lx, se, sx = records.filtered_signals(random_signals(bars, 7, p=0.02), ex.direction)
     next_open = ex.fill == "next_open"
     if next_open:
         le, lx, se, sx = (np.concatenate(([False], a[:-1])) for a in (le, lx, se, sx))
-    trades, value, assets = engine._vectorbt_from_signals(o, h, lo, c, le, lx, se, sx, ex,
+    trades, value, assets = vectorbt_path.vectorbt_from_signals(o, h, lo, c, le, lx, se, sx, ex,
                                                           next_open)
     sl = ex.tsl_stop if ex.tsl_stop is not None else ex.sl_stop
     pf = vbt.Portfolio.from_signals(

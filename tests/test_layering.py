@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Lower layers never import higher ones. Modules in one layer (or one package) may import each
 # other. A package is named once and covers every module inside it.
 LAYERS: list[set[str]] = [
-    {"backtest", "backtest.errors", "backtest.types", "backtest.redact"},
+    {"backtest", "backtest.errors", "backtest.types", "backtest.redact", "backtest.limits"},
     {"backtest.config"},
     {"backtest.data"},
     {"backtest.features"},
@@ -32,7 +32,7 @@ LAYERS: list[set[str]] = [
 
 # Third-party packages that only one package may import.
 EXCLUSIVE = {"vectorbt": {"backtest.engine"}, "ta": {"backtest.features"},
-             "optuna": {"backtest.optimize"}}
+             "optuna": {"backtest.optimize"}, "ccxt": {"backtest.data"}}
 
 
 def module_name(path: Path) -> str:

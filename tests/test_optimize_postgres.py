@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from backtest.optimize import storage
+from backtest.redact import mask_secrets
 from tests.killpoint import SEARCH_CONFIG as CONFIG
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,7 +62,7 @@ def test_two_workers_share_one_study_without_running_a_trial_twice(tmp_path: Pat
     assert len(workers) == 2, f"expected both workers to complete trials, found {workers}"
 
     secret = url.split("://", 1)[1].split("@", 1)[0].split(":", 1)[1]
-    masked = storage.mask_url(url)
+    masked = mask_secrets(url, url)
     for name, (out, err) in zip(("a", "b"), outputs, strict=True):
         text = (tmp_path / name / study / "optimization.json").read_text()
         assert json.loads(text)["storage"] == masked

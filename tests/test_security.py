@@ -5,13 +5,19 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
 from backtest.cli import main
-from backtest.redact import mask_secrets
+from backtest.redact import mask_secrets, terminal_safe
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "corpus"
@@ -127,8 +133,83 @@ def test_mask_secrets() -> None:
     assert mask_secrets("postgresql:/u:secret@host/db") == "postgresql:/u:***@host/db"  # Path()
     assert mask_secrets("dbname=x password=hunter2 host=h") == "dbname=x password=*** host=h"
     assert mask_secrets("https://h/x?token=abc&x=1") == "https://h/x?token=***&x=1"
+    # an '@' inside the password: everything up to the host's '@' is the password
+    assert mask_secrets("postgresql://u:p@ss@host/db?email=a@b") == \
+        "postgresql://u:***@host/db?email=a@b"
+    assert mask_secrets("postgresql://u@h/db?sslmode=require&sslpassword=k3y&password=pw") == \
+        "postgresql://u@h/db?sslmode=require&sslpassword=***&password=***"
+    assert mask_secrets('{"client_secret": "abc", "fee": 1}') == '{"client_secret": "***", "fee": 1}'
+    # a driver repeating the password in its own words is masked when the URL is known
+    url = "postgresql://u:s3cr%40t@h/db"
+    assert mask_secrets("auth failed for 's3cr@t' and s3cr%40t", url) == \
+        "auth failed for '***' and ***"
     for clean in ("sqlite:///x.db", "mysql://u@host/db", "12:30 @ home", "fee_rate: 0.001"):
         assert mask_secrets(clean) == clean
+
+
+def test_terminal_safe_escapes_control_characters_and_caps_length() -> None:
+    assert terminal_safe("a\nb\tc\x1b[2J\u202ed") == "a\\nb\\tc\\x1b[2J\\u202ed"
+    assert terminal_safe("x" * 50, limit=10) == "x" * 10 + "... (40 more characters)"
+    assert terminal_safe("crash \u00e9t\u00e9 \U0001f4c9") == "crash \u00e9t\u00e9 \U0001f4c9"
+
+
+def test_masking_hostile_text_is_linear() -> None:
+    """Long runs that look like the start of a URL or a secret key must not make the masker
+    quadratic (a 10 MB strategy name lands in an error message)."""
+    for text in ("a" * 2_000_000, "password" * 250_000, "x://u:" + "@" * 1_000_000):
+        assert len(mask_secrets(text)) <= len(text)
+
+
+def _pg(userinfo: str, query: str = "") -> str | None:
+    """The test server's URL with other credentials, or None without CRASHBT_PG_URL."""
+    url = os.environ.get("CRASHBT_PG_URL")
+    if not url:
+        return None
+    host = url.rsplit("@", 1)[1]
+    return f"postgresql+psycopg://{userinfo}@{host}{query}"
+
+
+# (form, storage URL built in tmp_path, the secret, exit code): every way a secret rides in a URL
+STORAGE_FORMS = [
+    ("sqlite-query-password", lambda tmp: f"sqlite:///{tmp}/s.db?password=Hunter2-Sqlite",
+     "Hunter2-Sqlite", 0),
+    ("query-sslpassword", lambda tmp: (os.environ.get("CRASHBT_PG_URL") or "") +
+     "?sslpassword=Hunter2-Ssl", "Hunter2-Ssl", 0),
+    ("userinfo", lambda tmp: _pg("crashbt:Hunter2-Userinfo"), "Hunter2-Userinfo", 2),
+    ("at-in-password", lambda tmp: _pg("crashbt:Hunter2@At-Sign"), "Hunter2@At-Sign", 2),
+    ("percent-encoded", lambda tmp: _pg("crashbt:Hunter2%40Encoded"), "Hunter2@Encoded", 2),
+    ("query-password", lambda tmp: _pg("crashbt", "/crashbt?password=Hunter2-Query"),
+     "Hunter2-Query", 2),
+]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(("form", "make_url", "secret", "exit_code"), STORAGE_FORMS,
+                         ids=[f[0] for f in STORAGE_FORMS])
+def test_a_storage_secret_appears_in_no_output(form: str, make_url: Callable[[Path], str | None],
+                                               secret: str, exit_code: int,
+                                               tmp_path: Path) -> None:
+    """``crashbt optimize --storage URL``: stdout, stderr (logs included) and every file
+    written hold no trace of the secret, percent-encoded or not."""
+    url = make_url(tmp_path)
+    if not url or url.startswith("?"):
+        pytest.fail("CRASHBT_PG_URL is not set: start PostgreSQL with `bash scripts/test-services`")
+    config = CORPUS / "configs" / "optimize_small.toml"  # two trials on the corpus bars
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, "-m", "backtest", "optimize", str(config), "--storage", url,
+         "--study", f"secret-{form}-{uuid.uuid4().hex[:8]}", "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == exit_code, done.stderr
+    written = [p for p in out.rglob("*") if p.is_file()] if out.exists() else []
+    if exit_code == 0:
+        assert {"optimization.json", "optimization.html", "report.json"} <= \
+            {p.name for p in written}
+    texts = {"stdout": done.stdout, "stderr": done.stderr,
+             **{str(p): p.read_bytes().decode("utf-8", "replace") for p in written}}
+    for where, text in texts.items():
+        for form_of_secret in {secret, quote(secret, safe=""), *secret.split("@")}:
+            assert form_of_secret not in text, f"{form_of_secret} in {where}"
 
 
 @pytest.mark.parametrize("section", ["data", "external"])

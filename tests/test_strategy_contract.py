@@ -1,5 +1,5 @@
 """The strategy contract, checked for every strategy in strategies.REGISTRY (new ones are picked
-up automatically): aligned boolean signals, determinism, no look-ahead including external series,
+up automatically) and for the strategy guide's example (docs/examples/my_strategy.py): aligned boolean signals, determinism, no look-ahead including external series,
 NaN (not 0) warm-up, and a search space that matches the Params.
 
 All on BTCUSDT 1d, run range 2024-03-01 .. 2026-03-31 (ETF flows exist from 2024-01-11), default
@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,7 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import strategies
-from backtest import checks
+from backtest import checks, plugins
 from backtest.config.loader import parse_config
 from backtest.config.run import RunConfig
 from backtest.data import external
@@ -37,6 +38,10 @@ from backtest.strategy.contract import Choice, Dimension, FloatRange, IntRange, 
 from scripts.bundle_datasets import shared_data_dir
 
 SHARED = shared_data_dir()
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "docs" / "examples" / "my_strategy.toml"
+SPECS = {**strategies.REGISTRY,
+         "my_strategy": plugins.resolve("my_strategy.py:SPEC", str(EXAMPLE), True)}
 USER_FILES = {"open_interest": "btc_open_interest_1d.csv",
               "liquidations": "btc_liquidations_1d.csv",
               "funding_1d": "btc_funding_1d_cryptoquant.csv"}
@@ -69,10 +74,10 @@ class Run:
     warmup: checks.WarmupReport
 
 
-@pytest.fixture(scope="module", params=sorted(strategies.REGISTRY))
+@pytest.fixture(scope="module", params=sorted(SPECS))
 def run(request: pytest.FixtureRequest) -> Run:
     """Everything computed once per strategy and shared by the tests below."""
-    spec = strategies.REGISTRY[request.param]
+    spec = SPECS[request.param]
     cfg = contract_config(spec)
     inputs = prepare(cfg, spec, "contract")
     first = checks.evaluate(spec, inputs.params, inputs.history, inputs.context)
@@ -120,9 +125,9 @@ def _documented_as_fixed(spec: StrategySpec, name: str) -> bool:
     return name in docs and "fixed" in docs
 
 
-@pytest.mark.parametrize("name", sorted(strategies.REGISTRY))
+@pytest.mark.parametrize("name", sorted(SPECS))
 def test_space_matches_params_and_holds_the_defaults(name: str) -> None:
-    spec = strategies.REGISTRY[name]
+    spec = SPECS[name]
     fields = [f.name for f in dataclasses.fields(spec.params)]
     assert set(spec.space) <= set(fields), f"space keys without a Params field: {spec.space}"
     for field in fields:

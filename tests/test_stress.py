@@ -36,7 +36,7 @@ def calm_source() -> synthetic.Source:
     """BTCUSDT 1h bars whose regime label is "calm" form the pool (everything else is "crash",
     and the paths below draw calm bars only)."""
     bars = load_bars(DataConfig(dataset="btcusdt_1h"))[0]
-    return synthetic.source_from(bars, crash=regimes.detect(bars).ne("calm").to_numpy())
+    return synthetic.source_from(bars, crash=regimes.detect(bars).ne(regimes.CODE["calm"]).to_numpy())
 
 
 def _abs_acf(returns: np.ndarray, lags: range) -> float:

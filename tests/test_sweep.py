@@ -1,4 +1,4 @@
-"""The sweep fast paths (backtest.sweep) give the plain path's results, in any parameter order.
+"""The sweep fast paths (tests/bench/sweep.py, a benchmark of the kernel on an SMA cross) give the plain path's results, in any parameter order.
 
 Plain path: features.sma -> signals.crossed_above/below -> engine.simulate(direction="long")
 -> metrics.compute, on real BTCUSDT 1h bars (tick-rounded prices; none of the windows below
@@ -16,13 +16,13 @@ from hypothesis import strategies as st
 from backtest import catalogue
 from backtest.config.execution import ExecutionConfig
 from backtest.engine import simulate as engine
-from backtest.engine import sweep
 from backtest.errors import StrategyError
 from backtest.features import indicators as features
 from backtest.features import levels as signals
 from backtest.metrics import performance as metrics
 from backtest.types import Signals
 from scripts.bundle_datasets import shared_data_dir
+from tests.bench import sweep
 
 HOURLY = str(shared_data_dir() / "btcusdt_1h.csv")
 WINDOWS = [3, 24, 100, 250]

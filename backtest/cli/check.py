@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from backtest.cli.common import EXIT_LOOKAHEAD, EXIT_OK, add_allow_external, add_set
+from backtest.cli.common import EXIT_LOOKAHEAD, EXIT_OK, add_allow_external, add_set, int_between
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -38,7 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         checkers[name].add_argument("config", help="TOML config file")
         add_set(checkers[name])
         add_allow_external(checkers[name])
-    checkers["lookahead"].add_argument("--cuts", type=int, default=30, help="truncations")
-    checkers["lookahead"].add_argument("--seed", type=int, default=0, help="random cuts seed")
-    checkers["warmup"].add_argument("--days", type=int, action="append", default=[],
-                                    metavar="N", help="also try N days of history")
+    checkers["lookahead"].add_argument("--cuts", type=int_between(1, 10_000), default=30,
+                                       help="truncations")
+    checkers["lookahead"].add_argument("--seed", type=int_between(0, 2**32 - 1), default=0,
+                                       help="random cuts seed")
+    checkers["warmup"].add_argument("--days", type=int_between(0, 36_500), action="append",
+                                    default=[], metavar="N", help="also try N days of history")

@@ -1,4 +1,5 @@
-"""What every command shares: exit codes, the markdown table, and the subcommand helper."""
+"""What every command shares: exit codes, argument types, the markdown table, the subcommand
+helper."""
 
 from __future__ import annotations
 
@@ -6,7 +7,33 @@ import argparse
 from collections.abc import Callable, Sequence
 
 EXIT_OK, EXIT_BUG, EXIT_USER, EXIT_LOOKAHEAD, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_BROKEN_PIPE = 128 + 13  # the status of a process ended by SIGPIPE
 Command = Callable[[argparse.Namespace], int]
+
+
+def int_between(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: an integer in ``low..high`` (argparse turns the error into exit 2)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, found {text[:40]!r}") \
+                from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected {low}..{high}, found {text[:40]}")
+        return value
+    return parse
+
+
+def positive_seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, found {text[:40]!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected seconds above 0, found {text[:40]}")
+    return value
 
 
 def add_command(sub: argparse._SubParsersAction, name: str, func: Command,

@@ -16,6 +16,8 @@ from backtest.cli.common import (
     add_allow_external,
     add_command,
     add_set,
+    int_between,
+    positive_seconds,
 )
 
 
@@ -122,15 +124,17 @@ def _fold_line(row: dict[str, Any], metric: str) -> str:
 def register(sub: argparse._SubParsersAction) -> None:
     opt = add_command(sub, "optimize", cmd_optimize)
     opt.add_argument("config", help="TOML config file with an [optimize] table")
-    opt.add_argument("--trials", type=int, help="complete trials wanted in total (resumes count)")
-    opt.add_argument("--timeout", type=float, metavar="S", help="stop after S seconds")
+    opt.add_argument("--trials", type=int_between(1, 1_000_000),
+                     help="complete trials wanted in total (resumes count)")
+    opt.add_argument("--timeout", type=positive_seconds, metavar="S", help="stop after S seconds")
     opt.add_argument("--storage", metavar="URL", help="database URL, e.g. postgresql://u:p@h/db "
                      "(default: a journal file under the output directory)")
     opt.add_argument("--study", help="study name (default: the config's name or file stem)")
-    opt.add_argument("--jobs", type=int, default=1,
+    opt.add_argument("--jobs", type=int_between(1, 256), default=1,
                      help="local worker processes sharing the study (helps when one trial "
                           "takes seconds and cores are free; see docs/optimize.md)")
-    opt.add_argument("--seed", type=int, help="sampler seed (default: [optimize].seed)")
+    opt.add_argument("--seed", type=int_between(0, 2**31),
+                     help="sampler seed (default: [optimize].seed)")
     opt.add_argument("--out", help="output directory (default: [report].out)")
     add_set(opt)
     add_allow_external(opt)

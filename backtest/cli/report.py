@@ -16,13 +16,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
     page = html.render_run_dir(run_dir)
     target = run_dir / "report.html"
-    try:
-        report.atomic_write_text(target, page)
-    except OSError as exc:
-        from backtest.errors import OutputError
-
-        raise OutputError(f"{target}: expected a writable file, found "
-                          f"{exc.strerror or exc}") from None
+    report.atomic_write_text(target, page)
     print(f"report: {target}")
     return EXIT_OK
 

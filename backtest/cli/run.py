@@ -1,5 +1,5 @@
-"""``crashbt run``, ``strategies``, ``show-config`` and ``data list``: one road from a config to a
-report, and what a user needs to write one."""
+"""``crashbt run``, ``strategies`` and ``show-config``: one road from a config to a report, and
+what a user needs to write one."""
 
 from __future__ import annotations
 
@@ -61,17 +61,6 @@ def cmd_strategies(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_data_list(args: argparse.Namespace) -> int:
-    """List bundled datasets from datasets/manifest.toml."""
-    from backtest.data import bars as data
-
-    rows = [(d["name"], d.get("kind", ""), d.get("symbol", ""), d.get("timeframe", ""),
-             d.get("rows", ""), d.get("first", ""), d.get("last", ""))
-            for d in data.list_datasets()]
-    print(table(("name", "kind", "symbol", "timeframe", "rows", "first", "last"), rows))
-    return EXIT_OK
-
-
 def cmd_show_config(args: argparse.Namespace) -> int:
     """Print the resolved config (after extends and --set) as JSON."""
     from backtest.config.loader import load_config
@@ -89,9 +78,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_set(run)
     add_allow_external(run)
     add_command(sub, "strategies", cmd_strategies)
-    data = sub.add_parser("data", help="datasets: list the bundled ones")
-    data_sub = data.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
-    add_command(data_sub, "list", cmd_data_list)
     show = add_command(sub, "show-config", cmd_show_config)
     show.add_argument("config")
     add_set(show)

@@ -11,6 +11,9 @@ config file's folder, the same for every command.
   replaces the parent's;
 * the run range is one choice: a child's ``data.window`` drops the parent's ``data.start`` and
   ``data.end``, and a child's ``data.start`` or ``data.end`` drops the parent's ``data.window``;
+* the bars' source is one choice: a child's ``data.path`` drops the parent's ``data.dataset`` and
+  the other way round (``data.dataset = "none"`` removes it;
+  :func:`backtest.config.data.drop_replaced_source`);
 * a child's ``strategy.name`` that differs from the parent's starts a fresh ``[strategy]``: the
   parent's ``params`` and ``label`` are dropped (they belong to the other strategy);
 * ``[strategy]`` and ``[[strategies]]`` replace each other (a child names one or the other).
@@ -21,6 +24,9 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
+import re
+import sys
 import tomllib
 import typing
 from pathlib import Path
@@ -28,14 +34,20 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from backtest.config.common import REFUSED
+from backtest.config.data import drop_replaced_source
 from backtest.config.run import RunConfig
 from backtest.errors import ConfigError, did_you_mean
+from backtest.limits import CONFIG_BYTES, MAX_DEPTH, depth, read_capped
 from backtest.redact import mask_secrets
+
+_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    """A config file's tables: a regular UTF-8 file of at most 1 MiB, nested at most 32 deep."""
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = read_capped(path, CONFIG_BYTES, ConfigError, "a TOML file").decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
     except IsADirectoryError:
@@ -43,11 +55,26 @@ def _read_toml(path: Path) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: expected UTF-8 text, found byte 0x{text_byte(exc)} at "
                           f"offset {exc.start}") from None
+    except OSError as exc:  # a symlink loop (ELOOP), no permission, an I/O error
+        raise ConfigError(f"{path}: expected a readable TOML file, found "
+                          f"{(exc.strerror or str(exc)).lower()}") from None
     try:
-        return tomllib.loads(text)
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except ValueError:  # Python refuses to convert integers of more than 4300 digits
+        raise ConfigError(f"{path}: invalid TOML: expected integers of at most "
+                          f"{sys.get_int_max_str_digits()} digits, found a longer one") from None
+    except RecursionError:
+        raise _too_deep(str(path)) from None
+    if depth(raw) > MAX_DEPTH:
+        raise _too_deep(str(path))
+    return raw
 
+
+def _too_deep(where: str) -> ConfigError:
+    return ConfigError(f"{where}: expected tables and arrays nested at most {MAX_DEPTH} deep, "
+                       f"found deeper")
 
 
 def text_byte(exc: UnicodeDecodeError) -> str:
@@ -67,7 +94,7 @@ def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 def merge_child(parent: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
     """``child`` over ``parent`` by the ``extends`` rules of this module's docstring."""
-    parent = copy.deepcopy(parent)
+    parent = drop_replaced_source(copy.deepcopy(parent), child)
     data, parent_data = child.get("data", {}), parent.get("data")
     if isinstance(data, dict) and isinstance(parent_data, dict):
         if "window" in data:
@@ -88,10 +115,13 @@ def merge_child(parent: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]
 
 
 def _load_with_extends(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    resolved = path.resolve()
+    resolved = Path(os.path.realpath(path))  # never raises: a symlink loop fails when read
     if resolved in seen:
         chain = " -> ".join(str(p) for p in (*seen, resolved))
         raise ConfigError(f"{seen[0]}: extends: expected no cycle, found {chain}")
+    if len(seen) >= MAX_DEPTH:
+        raise ConfigError(f"{seen[0]}: extends: expected a chain of at most {MAX_DEPTH} files, "
+                          f"found a longer one")
     raw = _read_toml(path)
     parent = raw.pop("extends", None)
     if parent is None:
@@ -103,18 +133,34 @@ def _load_with_extends(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:
-    """Split ``a.b=value``; the value is read as a TOML value, else kept as a string."""
+    """Split ``a.b=value``; the value is read as a TOML value, else kept as a string.
+
+    One override is one line: a line break or another control character is refused (TOML
+    would read ``a=1\nb=2`` as two keys and the second would be silently dropped)."""
     key, sep, text = item.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"--set {item}: expected KEY=VALUE, found no '='")
+    control = next((ch for ch in item if ch < " " or ch == "\x7f"), None)
+    if control is not None:
+        raise ConfigError(f"--set {item}: expected KEY=VALUE on one line, found control "
+                          f"character {control!r}")
+    keys = key.strip().split(".")
+    bad = next((k for k in keys if not _KEY.fullmatch(k)), None)
+    if bad is not None or len(keys) > MAX_DEPTH:
+        raise ConfigError(f"--set {item}: expected a dotted key of at most {MAX_DEPTH} names "
+                          f"made of letters, digits, '_' and '-', found {key.strip()!r}")
     try:
         value = tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
         value = text
+    except (ValueError, RecursionError):  # a 5,000-digit integer, arrays nested 1,000 deep
+        raise ConfigError(f"--set {item}: expected a value nested at most {MAX_DEPTH} deep with "
+                          f"integers of at most {sys.get_int_max_str_digits()} digits") from None
     if isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(f"--set {item}: expected a finite number, found {text}")
-    return key.strip().split("."), value
-
+    if depth(value) + len(keys) > MAX_DEPTH:
+        raise _too_deep(f"--set {item}")
+    return keys, value
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -151,6 +197,8 @@ def _format_error(source: str, exc: ValidationError, model: type[BaseModel]) -> 
         known = list(owner.model_fields) if owner is not None else []
         hint = did_you_mean(loc[-1], known) or f" (known keys: {', '.join(known)})"
         return f"{source}: {key}: unknown key{hint}"
+    if err["type"] == REFUSED:  # from _Strict: the model's location plus the field
+        return f"{source}: {'.'.join([*loc, err['ctx']['field']])}: expected {err['msg']}"
     if err["type"] == "missing":
         return f"{source}: {key}: expected a value, found nothing (the key is required)"
     msg = err["msg"].removeprefix("Value error, ").removeprefix("Input should be ")

@@ -1,7 +1,10 @@
 """Bars: find, read, validate and slice OHLCV data (bundled datasets or user files).
 
 A bundled dataset is a gzip CSV in ``datasets/`` whose sha256 is pinned in
-``datasets/manifest.toml``; a user file is a CSV, Parquet or headerless Binance kline CSV. Every
+``datasets/manifest.toml``; a user file is a CSV, Parquet or headerless Binance kline CSV whose
+header is read by :func:`backtest.data.columns.canonical_names` (``[data.columns]``, common
+headers case-insensitively). ``data.resample`` aggregates the bars (:mod:`backtest.data.resample`)
+after validation and before slicing. Every
 problem is one :class:`~backtest.errors.DataError` line naming the file and the row or column.
 Gaps are reported in :class:`DataInfo`, never filled. The table readers here are shared with
 :mod:`backtest.data.external`.
@@ -9,8 +12,8 @@ Gaps are reported in :class:`DataInfo`, never filled. The table readers here are
 Zero-volume bars (exchange halts, e.g. Binance 2023-03-24) are valid data: they are kept and
 counted in :attr:`DataInfo.zero_volume_bars`, never dropped or refused.
 
-Imports from crashbt only :mod:`backtest.errors`, :mod:`backtest.redact`, :mod:`backtest.types`
-and :mod:`backtest.config`; never vectorbt, ta or optuna.
+Imports from crashbt only :mod:`backtest.errors`, :mod:`backtest.limits`, :mod:`backtest.redact`,
+:mod:`backtest.types` and :mod:`backtest.config`; never vectorbt, ta or optuna.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ import re
 import tomllib
 import warnings
 import zlib
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +37,10 @@ import pandas as pd
 
 from backtest.config.common import iso
 from backtest.config.data import DataConfig
+from backtest.data.columns import canonical_names
+from backtest.data.resample import Resampled, resample
 from backtest.errors import ConfigError, DataError, did_you_mean
+from backtest.limits import CONFIG_BYTES, DATA_BYTES, read_capped
 from backtest.redact import mask_secrets
 from backtest.types import OHLCV, Bars
 
@@ -43,12 +51,17 @@ BINANCE_COLUMNS = ("timestamp", "open", "high", "low", "close", "volume", "close
                    "ignore")
 BAD_TICK = 0.5  # a close this far (relative) from both neighbours is a bad tick
 _TZ_SUFFIX = re.compile(r"(?:Z|[+-]\d{2}(?::?\d{2})?)$")
+_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")  # a UTC calendar day (yfinance daily files)
 _NUMBER = re.compile(r"[+-]?\d+(?:\.\d*)?(?:[eE][+-]?\d+)?")
 _TIMEFRAME = re.compile(r"^(\d+)(s|m|min|h|d|w)$", re.IGNORECASE)
 UNIT_SECONDS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 # Epoch magnitude bands: below 1e11 is seconds (until year 5138), below 1e14 milliseconds, below
 # 1e17 microseconds (Binance spot klines since 2025).
 _EPOCH_UNITS = (("s", 1e11), ("ms", 1e14), ("us", 1e17))
+# what a nanosecond pandas index can hold, to the whole second
+_FIRST_TIME = pd.Timestamp(pd.Timestamp.min.ceil("s"), tz="UTC")
+_LAST_TIME = pd.Timestamp(pd.Timestamp.max.floor("s"), tz="UTC")
+_TIME_RANGE = f"{iso(_FIRST_TIME)} and {iso(_LAST_TIME)}"
 
 
 class DataWarning(UserWarning):
@@ -70,6 +83,17 @@ class DataInfo:
     rows: int
     gaps: list[tuple[pd.Timestamp, pd.Timestamp, int]]
     zero_volume_bars: int = 0
+    resampled: Resampled | None = None
+
+    def resample_report(self) -> dict[str, Any] | None:
+        """``data.resample`` as the report states it (None when the bars are as stored): the
+        file's dropped edge buckets and the loaded buckets that miss source bars."""
+        if self.resampled is None:
+            return None
+        inner = [t for t in self.resampled.inner_incomplete if self.first <= t <= self.last]
+        return {"from": self.resampled.source_timeframe, "to": self.timeframe,
+                "partial_buckets_dropped": [iso(t) for t in self.resampled.dropped_partial],
+                "buckets_with_gaps": [iso(t) for t in inner]}
 
 
 # ---------------------------------------------------------------- bundled datasets + manifest
@@ -88,13 +112,22 @@ def manifest() -> dict[str, dict[str, Any]]:
     """The ``[datasets.*]`` tables of ``datasets/manifest.toml``, keyed by dataset name."""
     path = datasets_dir() / "manifest.toml"
     try:
-        with path.open("rb") as handle:
-            return dict(tomllib.load(handle)["datasets"])
+        text = read_capped(path, CONFIG_BYTES, DataError, "the dataset manifest")
+        entries = dict(tomllib.loads(text.decode("utf-8"))["datasets"])
     except FileNotFoundError:
         raise DataError(f"{path}: expected the dataset manifest, found no file (set "
                         f"CRASHBT_DATASETS to the datasets/ folder)") from None
-    except (tomllib.TOMLDecodeError, KeyError) as exc:
-        raise DataError(f"{path}: expected a [datasets] table in valid TOML, found {exc}") from None
+    except OSError as exc:
+        raise DataError(f"{path}: expected a readable dataset manifest, found "
+                        f"{(exc.strerror or str(exc)).lower()}") from None
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:  # bad TOML or UTF-8
+        raise DataError(f"{path}: expected a [datasets] table in valid TOML, found "
+                        f"{type(exc).__name__}: {str(exc)[:120]}") from None
+    odd = next((name for name, entry in entries.items() if not isinstance(entry, dict)), None)
+    if odd is not None:
+        raise DataError(f"{path}: datasets.{odd}: expected a table, found "
+                        f"{type(entries[odd]).__name__}")
+    return entries
 
 
 def list_datasets() -> list[dict[str, Any]]:
@@ -107,7 +140,7 @@ def list_datasets() -> list[dict[str, Any]]:
 def dataset_entry(name: str, where: str, kinds: tuple[str, ...] | None = None) -> dict[str, Any]:
     """The manifest entry of ``name``; unknown names and wrong kinds raise with a hint."""
     entries = manifest()
-    choices = [n for n, e in entries.items() if kinds is None or e["kind"] in kinds]
+    choices = [n for n, e in entries.items() if kinds is None or e.get("kind") in kinds]
     if name not in choices:
         raise DataError(f"{where}: expected one of {', '.join(choices)}, found {name!r}"
                         f"{did_you_mean(name, choices)}")
@@ -132,8 +165,9 @@ def read_user_bytes(path: Path) -> tuple[bytes, str]:
 
 
 def _read_file(path: Path) -> bytes:
+    """A regular file of at most :data:`~backtest.limits.DATA_BYTES` (never a FIFO or device)."""
     try:
-        return path.read_bytes()
+        return read_capped(path, DATA_BYTES, DataError, "a data file")
     except FileNotFoundError:
         raise DataError(mask_secrets(f"{path}: expected an existing data file, found no such "
                                      f"file")) from None
@@ -146,10 +180,16 @@ def _read_file(path: Path) -> bytes:
 
 
 def _gunzip(path: Path, blob: bytes) -> bytes:
+    """Decompressed bytes, at most :data:`~backtest.limits.DATA_BYTES` (no gzip bomb)."""
     try:
-        return gzip.decompress(blob)
+        with gzip.GzipFile(fileobj=io.BytesIO(blob)) as stream:
+            data = stream.read(DATA_BYTES + 1)
     except (OSError, EOFError, zlib.error) as exc:
         raise DataError(f"{path}: expected gzip data, found a corrupt stream ({exc})") from None
+    if len(data) > DATA_BYTES:
+        raise DataError(f"{path}: expected at most {DATA_BYTES >> 30} GiB of data once "
+                        f"decompressed, found more")
+    return data
 
 
 # ---------------------------------------------------------------- generic table reading
@@ -192,6 +232,9 @@ def read_csv_table(label: str, raw: bytes, required: tuple[str, ...],
         kwargs.update(header=None, names=list(names))
     try:
         return pd.read_csv(io.StringIO(body), dtype=dtypes, **kwargs)
+    except pd.errors.ParserError as exc:  # quoting the field counts could not check
+        raise DataError(f"{label}: expected CSV rows, found {str(exc).splitlines()[0][:160]}") \
+            from None
     except ValueError:
         frame = pd.read_csv(io.StringIO(body), dtype=str, **kwargs)
     raise _non_number(label, frame, numeric)
@@ -203,6 +246,10 @@ def _check_header(label: str, line: str, header: list[str], required: tuple[str,
         hint = f"; the delimiter looks like {delim!r}, use ','" if delim else ""
         raise DataError(f"{label}: header: expected comma-separated columns "
                         f"({', '.join(required)}), found one column {line[:60]!r}{hint}")
+    repeated = [name for name, count in Counter(header).items() if count > 1]
+    if repeated:
+        raise DataError(f"{label}: header: expected unique column names, found "
+                        f"{repeated[0]!r} {header.count(repeated[0])} times")
     for column in required:
         if column not in header:
             raise DataError(f"{label}: column {column!r}: expected a column named {column!r}, "
@@ -223,9 +270,9 @@ def _check_field_counts(label: str, body: str, expected: int, first_data_line: i
     if '"' in body:
         return
     buf = np.frombuffer(body.encode("utf-8"), dtype=np.uint8)
-    commas = np.cumsum(buf == ord(","))
+    commas = np.flatnonzero(buf == ord(","))  # positions, not a running count: 10x faster
     line_ends = np.flatnonzero(buf == ord("\n"))
-    bounds = np.concatenate(([0], commas[line_ends], [commas[-1]]))
+    bounds = np.concatenate(([0], np.searchsorted(commas, line_ends), [commas.size]))
     counts = np.diff(bounds) + 1
     bad = np.flatnonzero(counts != expected)
     if bad.size:
@@ -263,7 +310,20 @@ def parse_timestamps(label: str, column: pd.Series) -> pd.DatetimeIndex:
         index = _from_epoch(label, numbers.to_numpy(dtype="float64"))
     else:
         index = _from_iso(label, column)
+    missing = np.flatnonzero(index.isna())
+    if missing.size:
+        raise DataError(f"{label}: row {missing[0] + 1}: column 'timestamp': expected a "
+                        f"timestamp, found a missing value (NaT)")
+    _check_pandas_range(label, index)
     return index.as_unit("ns").rename("timestamp")
+
+
+def _check_pandas_range(label: str, index: pd.DatetimeIndex) -> None:
+    """Pandas holds nanosecond timestamps from 1677-09-21 to 2262-04-11 only."""
+    outside = np.flatnonzero(np.asarray((index < _FIRST_TIME) | (index > _LAST_TIME)))
+    if outside.size:
+        raise DataError(f"{label}: row {outside[0] + 1}: column 'timestamp': expected a time "
+                        f"between {_TIME_RANGE}, found {iso(index[outside[0]])}")
 
 
 def _from_epoch(label: str, values: np.ndarray) -> pd.DatetimeIndex:
@@ -283,7 +343,15 @@ def _from_epoch(label: str, values: np.ndarray) -> pd.DatetimeIndex:
         first_unit, unit = _EPOCH_UNITS[codes[0]][0], _EPOCH_UNITS[codes[row]][0]
         raise DataError(f"{label}: row {row + 1}: expected epoch {first_unit} like row 1, "
                         f"found {values[row]:.0f} (epoch {unit}); mixed units in one column")
-    return pd.DatetimeIndex(pd.to_datetime(values, unit=_EPOCH_UNITS[codes[0]][0], utc=True))
+    unit = _EPOCH_UNITS[codes[0]][0]
+    seconds = values / {"s": 1, "ms": 1e3, "us": 1e6}[unit]
+    outside = np.flatnonzero((seconds < _FIRST_TIME.timestamp())
+                             | (seconds > _LAST_TIME.timestamp()))
+    if outside.size:
+        row = int(outside[0])
+        raise DataError(f"{label}: row {row + 1}: column 'timestamp': expected a time between "
+                        f"{_TIME_RANGE}, found epoch {unit} {values[row]:.0f}")
+    return pd.DatetimeIndex(pd.to_datetime(values, unit=unit, utc=True))
 
 
 def _from_iso(label: str, column: pd.Series) -> pd.DatetimeIndex:
@@ -294,7 +362,8 @@ def _from_iso(label: str, column: pd.Series) -> pd.DatetimeIndex:
         raise DataError(f"{label}: row {bad[0] + 1}: column 'timestamp': expected an ISO-8601 "
                         f"timestamp or epoch number, found {column.iloc[bad[0]]!r}")
     if not text.str.endswith("Z").all():
-        naive = np.flatnonzero(~text.str.contains(_TZ_SUFFIX).to_numpy())
+        naive = np.flatnonzero(~(text.str.contains(_TZ_SUFFIX) | text.str.match(_DATE_ONLY))
+                               .to_numpy())
         if naive.size:
             raise DataError(f"{label}: row {naive[0] + 1}: column 'timestamp': expected an "
                             f"explicit UTC offset or 'Z' (e.g. 2024-01-01T00:00:00Z), found "
@@ -343,6 +412,18 @@ def _modal_spacing(label: str, index: pd.DatetimeIndex) -> pd.Timedelta:
     return pd.Timedelta(int(values[np.argmax(counts)]), unit="ns")
 
 
+def _check_declared_timeframe(label: str, index: pd.DatetimeIndex, delta: pd.Timedelta,
+                              where: str) -> None:
+    """A declared timeframe must be the bars' usual spacing (1h declared on daily bars would
+    otherwise pass as daily bars with 23 missing bars between each)."""
+    if len(index) >= 2:
+        spacing = _modal_spacing(label, index)
+        if spacing != delta:
+            raise ConfigError(f"{where}: expected the spacing of the bars in {label} "
+                              f"({describe_delta(spacing)[0]}), found "
+                              f"{describe_delta(delta)[0]!r}")
+
+
 def find_gaps(label: str, index: pd.DatetimeIndex,
               delta: pd.Timedelta) -> list[tuple[pd.Timestamp, pd.Timestamp, int]]:
     """Missing bars as (first missing, last missing, count); off-grid spacing raises."""
@@ -376,13 +457,13 @@ def load_bars(cfg: DataConfig, source: str = "config") -> tuple[Bars, DataInfo]:
                                  ("timeframe", cfg.timeframe, timeframe)):
             if given is not None and given != have:
                 raise ConfigError(f"{source}: data.{key}: expected {have!r} (the {key} of "
-                                  f"{name}; bars are never resampled), found {given!r}")
+                                  f"{name}; data.resample aggregates bars), found {given!r}")
         frame = read_csv_table(str(path), raw, ("timestamp", *OHLCV), EXTRAS)
     else:
         path = Path(str(cfg.path))
         raw, digest = read_user_bytes(path)
         name, symbol, timeframe = path.name.split(".")[0], cfg.symbol or "", cfg.timeframe
-        frame = _read_user_bars(path, raw, cfg.format)
+        frame = _read_user_bars(path, raw, cfg.format, cfg.columns)
         symbol = symbol or name.split("_")[0].upper()
     label = str(path)
     index = parse_timestamps(label, frame["timestamp"])
@@ -393,30 +474,62 @@ def load_bars(cfg: DataConfig, source: str = "config") -> tuple[Bars, DataInfo]:
     if timeframe is None:
         timeframe = describe_delta(_modal_spacing(label, index))[0]
     delta = timeframe_delta(timeframe, f"{source}: data.timeframe")
+    if cfg.timeframe is not None:
+        _check_declared_timeframe(label, index, delta, f"{source}: data.timeframe")
     gaps = find_gaps(label, index, delta)
+    resampled = None
+    if cfg.resample:
+        target = timeframe_delta(cfg.resample, f"{source}: data.resample")
+        bars, resampled = resample(bars, delta, target, timeframe, cfg.resample,
+                                   f"{source}: data.resample")
+        if bars.empty:
+            raise DataError(f"{label}: expected at least one whole {cfg.resample} bucket of "
+                            f"{timeframe} bars, found none")
+        timeframe, delta = describe_delta(target)[0], target
+        gaps = find_gaps(label, bars.index, delta)
     bars = _slice(bars, cfg, source, name)
     first, last = bars.index[0], bars.index[-1]
     gaps = [g for g in gaps if g[0] - delta >= first and g[1] + delta <= last]
     info = DataInfo(name=name, path=str(path), sha256=digest, symbol=symbol,
                     timeframe=timeframe, freq=describe_delta(delta)[1], first=first,
                     last=last, rows=len(bars), gaps=gaps,
-                    zero_volume_bars=int(np.count_nonzero(bars["volume"].to_numpy() == 0)))
+                    zero_volume_bars=int(np.count_nonzero(bars["volume"].to_numpy() == 0)),
+                    resampled=resampled)
     return bars, info
 
 
-def _read_user_bars(path: Path, raw: bytes, fmt: str) -> pd.DataFrame:
+def _read_user_bars(path: Path, raw: bytes, fmt: str, columns: dict[str, str]) -> pd.DataFrame:
     label = str(path)
     if fmt == "auto":
         fmt = "parquet" if path.suffix in (".parquet", ".pq") else _sniff_csv(raw)
     if fmt == "parquet":
-        return _read_parquet(label, raw)
+        return read_parquet_table(label, raw, ("timestamp", *OHLCV), EXTRAS,
+                                  rename=lambda names: canonical_names(label, names, columns))
     if fmt == "binance":
         first = raw.split(b",", 1)[0].strip()[:30].decode(errors="replace")
         if not first.isdigit():
             raise DataError(f"{label}: row 1: expected a headerless Binance kline row starting "
                             f"with the open time in ms, found {first!r}")
         return read_csv_table(label, raw, ("timestamp", *OHLCV), EXTRAS, names=BINANCE_COLUMNS)
-    return read_csv_table(label, raw, ("timestamp", *OHLCV), EXTRAS)
+    return read_csv_table(label, _renamed_header(label, raw, columns), ("timestamp", *OHLCV),
+                          EXTRAS)
+
+
+def _renamed_header(label: str, raw: bytes, columns: dict[str, str]) -> bytes:
+    """``raw`` with its header line in bar column names (undecodable or one-column headers are
+    left for :func:`read_csv_table` to report)."""
+    head, newline, body = raw.partition(b"\n")
+    bom = b"\xef\xbb\xbf" if head.startswith(b"\xef\xbb\xbf") else b""
+    try:
+        line = head[len(bom):].decode("utf-8")
+    except UnicodeDecodeError:
+        return raw
+    ending = "\r" if line.endswith("\r") else ""
+    cells = line.rstrip("\r").split(",")
+    if len(cells) < 2:
+        return raw
+    names = canonical_names(label, cells, columns)
+    return bom + (",".join(names) + ending).encode() + newline + body
 
 
 def _sniff_csv(raw: bytes) -> str:
@@ -425,24 +538,32 @@ def _sniff_csv(raw: bytes) -> str:
     return "binance" if len(fields) == len(BINANCE_COLUMNS) and fields[0].isdigit() else "csv"
 
 
-def _read_parquet(label: str, raw: bytes) -> pd.DataFrame:
+def read_parquet_table(label: str, raw: bytes, required: tuple[str, ...],
+                       optional: tuple[str, ...] | None = (), text_columns: tuple[str, ...] = (),
+                       rename: Callable[[list[str]], list[str]] | None = None) -> pd.DataFrame:
+    """Parquet bytes -> a frame like :func:`read_csv_table`'s: ``timestamp`` (as stored) and
+    float64 columns (``text_columns`` kept as they are); ``rename`` maps the stored names."""
+    import pyarrow as pa
+
     try:
         frame = pd.read_parquet(io.BytesIO(raw))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, TypeError, NotImplementedError, pa.ArrowException) as exc:
         raise DataError(f"{label}: expected a Parquet file, found unreadable bytes ({exc})") \
             from None
-    if "timestamp" not in frame.columns and frame.index.name == "timestamp":
+    if frame.index.name is not None and str(frame.index.name).lower() in ("timestamp", "date"):
         frame = frame.reset_index()
     if frame.empty:
         raise DataError(f"{label}: expected at least one data row, found none")
-    columns = [str(c) for c in frame.columns]
-    for column in ("timestamp", *OHLCV):
-        if column not in columns:
+    names = [str(c) for c in frame.columns]
+    frame.columns = rename(names) if rename else names
+    names = list(frame.columns)
+    for column in required:
+        if column not in names:
             raise DataError(f"{label}: column {column!r}: expected a column named {column!r}, "
-                            f"found columns {', '.join(columns)}{did_you_mean(column, columns)}")
-    keep = [c for c in ("timestamp", *OHLCV, *EXTRAS) if c in columns]
+                            f"found columns {', '.join(names)}{did_you_mean(column, names)}")
+    keep = [c for c in names if optional is None or c in (*required, *optional)]
     out = frame[keep].copy()
-    numeric = keep[1:]
+    numeric = [c for c in keep if c != "timestamp" and c not in text_columns]
     for column in numeric:
         if not pd.api.types.is_numeric_dtype(out[column].dtype):
             raise _non_number(label, out.astype({column: str}), [column])

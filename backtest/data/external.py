@@ -4,7 +4,9 @@ Each loader returns a frame indexed by the series' own UTC timestamp plus ``publ
 moment the value became public (timestamp + the publication lag from the manifest, or a lag given
 in config). :func:`align_to_bars` joins a series onto bars so that bar ``t`` sees only values
 published by its close, never back-filled. Bundled series are checked against the manifest hash;
-user files of the same kinds follow the schemas in ``datasets/README.md``. A series loaded from a
+user files of the same kinds follow the schemas in ``datasets/README.md``. Perp inputs are keyed
+by symbol (:func:`funding_for`, :func:`check_tiers_for`): a symbol without its own bundled
+funding series or tier table needs the user's, never another symbol's. A series loaded from a
 file that stops publishing more than :data:`STALE_PERIODS` of its own periods before the last
 bar's close is refused rather than forward-filled (its last value would pose as current).
 
@@ -29,6 +31,7 @@ from backtest.data.bars import (
     parse_timestamps,
     read_csv_table,
     read_dataset_bytes,
+    read_parquet_table,
     read_user_bytes,
     timeframe_delta,
 )
@@ -39,6 +42,8 @@ HASHES_PER_DIFFICULTY = 2.0**32
 SECONDS_PER_DAY = 86_400.0
 EH = 1e18
 STALE_PERIODS = 7  # a week for daily series (ETF flows skip <= 4-day holiday weekends)
+#: maintenance-tier tables bundled in datasets/, by perpetual symbol
+BUNDLED_TIERS = {"BTCUSDT": "binance_btcusdt_tiers.toml"}
 _LAG = re.compile(r"^([+-]?)(\d+)(s|m|min|h|d|w)$", re.IGNORECASE)
 
 
@@ -82,7 +87,8 @@ def load_external(name: str, lag: str | None = None, path: str | None = None) ->
     """Load an external series with its ``published_at`` column.
 
     Without ``path``, ``name`` is a bundled dataset (``btc_etf_flows_1d``) or its kind
-    (``etf_flows``). With ``path``, ``name`` is the kind of the user's CSV (see ``KINDS``).
+    (``etf_flows``). With ``path``, ``name`` is the kind of the user's CSV or Parquet file (see
+    ``KINDS``; Parquet: by the ``.parquet`` suffix, as ``crashbt data fetch`` writes it).
     ``lag`` overrides the default publication lag.
     """
     if path is None:
@@ -106,7 +112,8 @@ def load_external(name: str, lag: str | None = None, path: str | None = None) ->
     spec = KINDS[kind]
     delay = parse_lag(default_lag if lag is None else lag, f"external {dataset}: lag")
     label = str(file)
-    frame = read_csv_table(label, raw, ("timestamp", *spec.required), spec.optional, spec.text)
+    read = read_parquet_table if file.suffix in (".parquet", ".pq") else read_csv_table
+    frame = read(label, raw, ("timestamp", *spec.required), spec.optional, spec.text)
     index = parse_timestamps(label, frame.pop("timestamp"))
     check_order(label, index)
     frame.index = index
@@ -116,6 +123,35 @@ def load_external(name: str, lag: str | None = None, path: str | None = None) ->
     frame["published_at"] = index + delay
     frame.attrs.update(name=dataset, kind=kind, lag=str(delay), sha256=digest, path=label)
     return frame
+
+
+def funding_for(symbol: str, lag: str | None = None, path: str | None = None) -> pd.DataFrame:
+    """The 8-hourly funding of ``symbol``'s perpetual: the user's file (``path``) or the bundled
+    series whose manifest symbol is ``symbol``. A symbol without either is refused: paying
+    another symbol's funding would be silently wrong."""
+    if path is not None:
+        return load_external("funding_8h", lag=lag, path=path)
+    entries = {n: e for n, e in manifest().items() if e["kind"] == "funding_8h"}
+    mine = [n for n, e in entries.items() if e.get("symbol") == symbol]
+    if not mine:
+        have = ", ".join(sorted({str(e.get("symbol")) for e in entries.values()})) or "none"
+        raise ConfigError(f"execution.funding: expected a funding series for {symbol or '?'}, "
+                          f"found bundled funding only for {have}; supply one with "
+                          f"[external.funding_8h] path = \"<file>\", or set execution.funding "
+                          f"= false")
+    return load_external(mine[0], lag=lag)
+
+
+def check_tiers_for(symbol: str, tiers: str | list | None) -> None:
+    """Refuse a perp run on ``symbol`` that would fall back to another symbol's bundled tier
+    table: without ``[execution] maintenance_tiers`` (a file or inline rows), only a symbol in
+    :data:`BUNDLED_TIERS` has a table."""
+    if tiers is None and symbol not in BUNDLED_TIERS:
+        raise ConfigError(f"execution.maintenance_tiers: expected a tier table for "
+                          f"{symbol or '?'}, found bundled tiers only for "
+                          f"{', '.join(BUNDLED_TIERS)}; supply one (a TOML file with [[tier]] "
+                          f"tables, or rows of notional_cap, maintenance_margin_rate, "
+                          f"maintenance_amount, max_leverage)")
 
 
 def derive_hash_rate_ehs(difficulty: pd.Series, blocks_mined: pd.Series) -> pd.Series:

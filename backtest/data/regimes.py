@@ -28,6 +28,7 @@ from backtest.data.bars import datasets_dir
 from backtest.errors import ConfigError, DataError, did_you_mean
 
 LABELS = ("calm", "correction", "bear", "crash", "capitulation", "recovery")
+CODE = {name: code for code, name in enumerate(LABELS)}  # detect()'s int8 code of each label
 
 
 @dataclass(frozen=True)
@@ -67,32 +68,34 @@ def window(name: str, where: str) -> Window:
 
 
 def _bars_per(days: float, index: pd.DatetimeIndex) -> int:
-    step = pd.Series(index[1:] - index[:-1]).median() if len(index) > 1 else pd.Timedelta("1D")
+    steps = np.diff(index.asi8)
+    step = pd.Timedelta(int(np.median(steps)), unit=index.unit) if steps.size else \
+        pd.Timedelta("1D")
     return max(1, round(pd.Timedelta(days=days) / step))
 
 
 def detect(bars: pd.DataFrame, liquidation_intensity: pd.Series | None = None) -> pd.Series:
-    """Label every bar with a regime, causally (uses only data up to each bar's close)."""
+    """Label every bar with a regime, causally (uses only data up to each bar's close).
+
+    The labels are int8 codes into :data:`LABELS` (``LABELS[code]`` is the name): 1 byte a bar
+    instead of a string object, which at 10M bars was most of a run's time and memory.
+    """
     close = bars["close"].to_numpy(dtype=float)
-    ath = np.maximum.accumulate(bars["high"].to_numpy(dtype=float))
-    drawdown = close / ath - 1.0
-    week = _bars_per(7, bars.index)
-    fell = pd.Series(drawdown).diff(week).to_numpy()  # NaN in the first week: no speed known
-    low_30d = pd.Series(bars["low"].to_numpy(dtype=float)).rolling(_bars_per(30, bars.index),
-                                                                    min_periods=1).min()
+    drawdown = close / np.maximum.accumulate(bars["high"].to_numpy(dtype=float)) - 1.0
+    week, month = _bars_per(7, bars.index), _bars_per(30, bars.index)
+    fell = np.full(len(close), np.nan)  # NaN in the first week: no speed known
+    fell[week:] = drawdown[week:] - drawdown[:-week]
+    low_30d = pd.Series(bars["low"].to_numpy(dtype=float)).rolling(month, min_periods=1).min()
     bounce = close / low_30d.to_numpy() - 1.0
+    del low_30d
     intense = np.zeros(len(bars), dtype=bool)
     if liquidation_intensity is not None:
         intense = (liquidation_intensity.reindex(bars.index).to_numpy(dtype=float) >= 3.0)
-    labels = np.select(
-        [
-            ((drawdown <= -0.30) & (fell <= -0.15)) | ((drawdown <= -0.20) & intense),
-            (drawdown <= -0.20) & (fell <= -0.08),
-            (drawdown <= -0.20) & (bounce >= 0.15),
-            drawdown <= -0.20,
-            drawdown <= -0.10,
-        ],
-        ["capitulation", "crash", "recovery", "bear", "correction"],
-        default="calm",
-    )
-    return pd.Series(labels, index=bars.index, name="regime")
+    deep = drawdown <= -0.20
+    codes = np.where(drawdown <= -0.10, CODE["correction"], CODE["calm"]).astype(np.int8)
+    for name, rule in (("bear", deep), ("recovery", deep & (bounce >= 0.15)),
+                       ("crash", deep & (fell <= -0.08)),
+                       ("capitulation", ((drawdown <= -0.30) & (fell <= -0.15))
+                        | (deep & intense))):  # lowest precedence first: later rules win
+        codes[rule] = CODE[name]
+    return pd.Series(codes, index=bars.index, name="regime", copy=False)

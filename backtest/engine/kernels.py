@@ -22,10 +22,8 @@ impact coefficient, lowest and highest allowed fill. A fill of ``size`` units at
 by ``slip[i, 0] + slip[i, 1] x sqrt(size)`` and is clipped to ``[slip[i, 2], slip[i, 3]]`` (0
 and inf for the fixed model: no clipping).
 
-Beside the simulation: :func:`equity_from_orders_nb` (equity and position from vectorbt's order
-records), :func:`bar_returns_nb` (the one definition of a bar return) and the one-pass
-statistics that :mod:`backtest.metrics` and :mod:`backtest.metrics.overfit` read
-(:func:`curve_stats_nb`, :func:`max_drawdown_nb`, :func:`return_moments_nb`).
+Beside the simulation: :func:`bar_returns_nb` (the one definition of a bar return). The
+statistics of a finished curve live in :mod:`backtest.metrics.kernels`.
 
 Imports numpy, numba and :mod:`backtest.engine.margin` (scalar formulas compiled here) only;
 never vectorbt, pandas or the rest of crashbt.
@@ -588,57 +586,6 @@ def simulate_columns_nb(
 
 
 @njit(cache=True)
-def _drawdown_step_nb(x: float, peak: float, mdd: float) -> tuple[float, float]:
-    """Running peak and largest ``1 - equity / peak`` after equity ``x``; divides only when a
-    deeper drawdown is possible."""
-    if x > peak:
-        return x, mdd
-    if x < peak * (1.0 - mdd):
-        return peak, max(mdd, 1.0 - x / peak)
-    return peak, mdd
-
-
-@njit(cache=True)
-def max_drawdown_nb(equity: np.ndarray, start: float) -> float:
-    """Largest ``1 - equity / running peak`` in one pass, the peak starting at ``start`` (the
-    initial cash: a loss in the first bar is a drawdown; -inf to start at the first value).
-    numpy's maximum.accumulate is the slowest step of a 1M-bar run's metrics."""
-    peak, mdd = start, 0.0
-    for x in equity:
-        peak, mdd = _drawdown_step_nb(x, peak, mdd)
-    return mdd
-
-
-@njit(cache=True)
-def curve_stats_nb(equity: np.ndarray, returns: np.ndarray, position: np.ndarray,
-                   init_cash: float) -> tuple[float, float, float, float, int, int]:
-    """The metrics' inputs in one pass over an equity curve, its bar returns and the position:
-    mean return, sample variance (ddof=1; sums shifted by the first return, which keeps them
-    exact enough when the mean dwarfs the spread), sum of squared negative returns, max
-    drawdown from ``init_cash``, number of bars with a position, number of defined returns.
-    Undefined (NaN) returns, the bars after a wiped-out account, are left out of the moments."""
-    shift = returns[0]
-    s1 = s2 = down = 0.0
-    peak, mdd = init_cash, 0.0
-    exposed = 0
-    n = 0
-    for i in range(returns.shape[0]):
-        exposed += position[i] != 0.0
-        peak, mdd = _drawdown_step_nb(equity[i], peak, mdd)
-        r = returns[i]
-        if r != r:
-            continue
-        n += 1
-        d = r - shift
-        s1 += d
-        s2 += d * d
-        if r < 0.0:
-            down += r * r
-    var = max((s2 - s1 * s1 / n) / (n - 1), 0.0) if n > 1 else 0.0
-    return shift + s1 / max(n, 1), var, down, mdd, exposed, n
-
-
-@njit(cache=True)
 def bar_returns_nb(equity: np.ndarray, init_cash: float) -> np.ndarray:
     """Each bar's equity change over the previous bar's equity (the first bar's over
     ``init_cash``); NaN after a bar with zero equity, where no return is defined."""
@@ -649,64 +596,3 @@ def bar_returns_nb(equity: np.ndarray, init_cash: float) -> np.ndarray:
         out[i] = (x - prev) / prev if prev != 0.0 else np.nan
         prev = x
     return out
-
-
-@njit(cache=True)
-def return_moments_nb(returns: np.ndarray) -> tuple[float, float, float, float, float]:
-    """Mean; the sums of squared, cubed and fourth-power deviations from it; max - min. Two
-    passes over the array instead of numpy's dozen."""
-    n = returns.shape[0]
-    total, low, high = 0.0, np.inf, -np.inf
-    for x in returns:
-        total += x
-        low = min(low, x)
-        high = max(high, x)
-    mean = total / n
-    m2 = m3 = m4 = 0.0
-    for x in returns:
-        d = x - mean
-        d2 = d * d
-        m2 += d2
-        m3 += d2 * d
-        m4 += d2 * d2
-    return mean, m2, m3, m4, high - low
-
-
-@njit(cache=True)
-def _snapped_sum_nb(a: float, b: float) -> float:
-    """``a + b``, or exactly 0.0 when the two cancel to within 1e-9 relative (1e-12 absolute):
-    vectorbt's rule for its cash and position sums, kept so that :func:`equity_from_orders_nb`
-    equals vectorbt's value series bit for bit."""
-    if np.sign(a) != np.sign(b):
-        x, y = abs(a), abs(b)
-        if np.isfinite(x) and np.isfinite(y) and abs(x - y) <= max(1e-9 * max(x, y), 1e-12):
-            return 0.0
-        return a + b
-    s = a + b
-    if np.isfinite(s) and abs(s) <= 1e-12:
-        return 0.0
-    return s
-
-
-@njit(cache=True)
-def equity_from_orders_nb(close: np.ndarray, bar: np.ndarray, side: np.ndarray,
-                          size: np.ndarray, price: np.ndarray, fees: np.ndarray,
-                          init_cash: float) -> tuple[np.ndarray, np.ndarray]:
-    """Equity (cash + position x close) and position at each bar from order records sorted by
-    bar (``side`` 0 buy / 1 sell), in one pass: what vectorbt's asset_flow, assets, cash_flow,
-    cash, asset_value and value compute in six."""
-    n = close.shape[0]
-    equity, position = np.empty(n), np.empty(n)
-    cash, pos, k = init_cash, 0.0, 0
-    for i in range(n):
-        cash_flow, asset_flow = 0.0, 0.0
-        while k < bar.shape[0] and bar[k] == i:
-            signed = -size[k] if side[k] == 1 else size[k]
-            asset_flow = _snapped_sum_nb(asset_flow, signed)
-            cash_flow = _snapped_sum_nb(cash_flow, -signed * price[k] - fees[k])
-            k += 1
-        pos = _snapped_sum_nb(pos, asset_flow)
-        cash = _snapped_sum_nb(cash, cash_flow)
-        position[i] = pos
-        equity[i] = cash + close[i] * pos
-    return equity, position

@@ -6,8 +6,8 @@ one (``datasets/binance_btcusdt_tiers.toml``). :func:`liquidation_price` and :fu
 are plain scalar arithmetic so that :mod:`backtest.engine.kernels` compiles them with numba
 unchanged.
 
-Imports numpy, tomllib and from crashbt only :mod:`backtest.errors` and :mod:`backtest.data`
-(for the datasets folder); never pandas, vectorbt or the engine.
+Imports numpy, tomllib and from crashbt only :mod:`backtest.errors`, :mod:`backtest.limits`
+and :mod:`backtest.data` (for the datasets folder); never pandas, vectorbt or the engine.
 """
 
 from __future__ import annotations
@@ -19,9 +19,11 @@ from pathlib import Path
 import numpy as np
 
 from backtest.data.bars import datasets_dir
+from backtest.data.external import BUNDLED_TIERS as TIERS_BY_SYMBOL
 from backtest.errors import ConfigError
+from backtest.limits import CONFIG_BYTES, read_capped
 
-BUNDLED_TIERS = "binance_btcusdt_tiers.toml"
+BUNDLED_TIERS = TIERS_BY_SYMBOL["BTCUSDT"]  # the default table (inputs refuse other symbols)
 TIER_KEYS = ("notional_cap", "maintenance_margin_rate", "maintenance_amount", "max_leverage")
 
 
@@ -98,16 +100,24 @@ def load_tiers(spec: str | Sequence[Sequence[float]] | None = None) -> np.ndarra
         return check_tiers(spec, "execution.maintenance_tiers")
     path = Path(tiers_source(spec))
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = read_capped(path, CONFIG_BYTES, ConfigError, "a tier TOML file").decode("utf-8")
+        raw = tomllib.loads(text)
     except FileNotFoundError:
         raise ConfigError(f"execution.maintenance_tiers: expected a tier TOML file, found no "
                           f"file {path}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except OSError as exc:  # a directory, no permission, a symlink loop
+        raise ConfigError(f"{path}: expected a readable tier TOML file, found "
+                          f"{(exc.strerror or str(exc)).lower()}") from None
+    except (ValueError, RecursionError) as exc:  # bad TOML or UTF-8, huge integers, nesting
+        raise ConfigError(f"{path}: invalid TOML: {type(exc).__name__}: "
+                          f"{str(exc)[:200]}") from None
     rows = raw.get("tier")
     if not isinstance(rows, list):
         raise ConfigError(f"{path}: tier: expected [[tier]] tables, found {type(rows).__name__}")
     for k, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise ConfigError(f"{path}: tier {k + 1}: expected a [[tier]] table, found "
+                              f"{type(row).__name__} {str(row)[:60]}")
         missing = [key for key in TIER_KEYS if key not in row]
         if missing:
             raise ConfigError(f"{path}: tier {k + 1}: expected {missing[0]}, found keys "

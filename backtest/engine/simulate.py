@@ -131,17 +131,18 @@ stops start in the bar after the entry, which is our rule for close fills). Ever
 sl+tsl, tp with sl/tsl, or ``engine="numba"``), perp runs and the sqrt_impact model run in
 :mod:`backtest.engine.kernels`
 ("crashbt-kernel (numba)").
-JIT: the Rust path still calls a few small numba helpers of vectorbt (record mapping,
-cached on disk); the kernels are ``cache=True`` and compile once per machine.
+JIT: none on the Rust path (its extension is called through :mod:`backtest.engine.vbt_rust`,
+without importing the vectorbt package); the kernels are ``cache=True`` and compile once per
+machine.
 
-vectorbt is imported here and nowhere else; this module must not import features, signals,
-strategies, optimize, metrics or report modules.
+The vectorbt-rust path lives in :mod:`backtest.engine.vectorbt_path`, the records both paths
+build in :mod:`backtest.engine.records`; vectorbt is reached from this package and nowhere else.
+This module must not import features, strategies, optimize, metrics or report modules.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from importlib.metadata import version
 from typing import NamedTuple
 
 import numpy as np
@@ -150,40 +151,21 @@ import pandas as pd
 from backtest.catalogue import periods_per_year
 from backtest.config.execution import ExecutionConfig
 from backtest.engine import kernels, margin
+from backtest.engine.records import (
+    DIRECTIONS,
+    filtered_signals,
+    float_array,
+    nan_or,
+    ohlc,
+    orders_frame,
+    sim_result,
+    trades_frame,
+)
+from backtest.engine.vectorbt_path import simulate_vectorbt
 from backtest.errors import DataError, StrategyError
 from backtest.types import Bars, Signals, SimResult
 
 ENGINE_KERNEL = "crashbt-kernel (numba)"
-TRADE_COLUMNS = ["entry_time", "exit_time", "direction", "size", "entry_price", "exit_price",
-                 "pnl", "return_pct", "fees", "funding_paid", "exit_reason", "status"]
-ORDER_COLUMNS = ["time", "side", "size", "price", "fees", "reason"]
-_DIRECTIONS = {"both": kernels.DIR_BOTH, "long": kernels.DIR_LONG, "short": kernels.DIR_SHORT}
-
-
-def _nan_or(value: float | None) -> float:
-    return np.nan if value is None else float(value)
-
-
-def _float_array(series: pd.Series | None, n: int) -> np.ndarray:
-    if series is None:
-        return np.full(n, np.nan)
-    return np.ascontiguousarray(series.to_numpy(dtype=np.float64, na_value=np.nan))
-
-
-def _ohlc(bars: Bars) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    return tuple(np.ascontiguousarray(bars[c].to_numpy(dtype=np.float64))  # type: ignore[return-value]
-                 for c in ("open", "high", "low", "close"))
-
-
-def _filtered_signals(signals: Signals, direction: str) -> tuple[np.ndarray, ...]:
-    """The four bool arrays with the side excluded by ``direction`` switched off."""
-    le, lx, se, sx = (np.ascontiguousarray(a, dtype=bool) for a in signals.bool_arrays())
-    off = np.zeros_like(le)
-    if direction == "long":
-        se, sx = off, off
-    elif direction == "short":
-        le, lx = off, off
-    return le, lx, se, sx
 
 
 def needs_kernel(signals: Signals, execution: ExecutionConfig) -> bool:
@@ -218,58 +200,7 @@ def simulate(bars: Bars, signals: Signals, execution: ExecutionConfig, freq: str
                             f"index ({len(signals.long_entries)} rows vs {len(bars)})")
     if needs_kernel(signals, execution):
         return _simulate_kernel(bars, signals, execution, freq, funding)
-    return _simulate_vectorbt(bars, signals, execution, freq)
-
-
-def _result(bars: Bars, equity: np.ndarray, position: np.ndarray, trades: pd.DataFrame,
-            orders: pd.DataFrame, engine: str, init_cash: float) -> SimResult:
-    index = bars.index
-    returns = kernels.bar_returns_nb(equity, init_cash)
-    # the arrays are fresh and owned here: wrap them without pandas' defensive copy
-    return SimResult(equity=pd.Series(equity, index=index, name="equity", copy=False),
-                     returns=pd.Series(returns, index=index, name="returns", copy=False),
-                     position=pd.Series(position, index=index, name="position", copy=False),
-                     trades=trades, orders=orders, engine=engine, init_cash=init_cash)
-
-
-def _labels(codes: np.ndarray, names: Sequence[str]) -> pd.Categorical:
-    """Text columns as categoricals built from integer codes: converting tens of thousands of
-    Python strings costs more than the simulation of a million bars."""
-    return pd.Categorical.from_codes(codes.astype(np.int64), categories=list(names))
-
-
-def _trades_frame(index: pd.Index, entry_bar: np.ndarray, exit_bar: np.ndarray,
-                  direction: np.ndarray, size: np.ndarray, entry_price: np.ndarray,
-                  exit_price: np.ndarray, pnl: np.ndarray, fees: np.ndarray,
-                  reason: np.ndarray, is_open: np.ndarray,
-                  funding: np.ndarray | None = None) -> pd.DataFrame:
-    """Trade records (one row per position) from per-trade arrays."""
-    return pd.DataFrame({
-        "entry_time": index[entry_bar.astype(np.int64)],
-        "exit_time": index[exit_bar.astype(np.int64)],
-        "direction": _labels(direction < 0, ("long", "short")),
-        "size": size,
-        "entry_price": entry_price,
-        "exit_price": exit_price,
-        "pnl": pnl,
-        "return_pct": 100.0 * pnl / (size * entry_price),
-        "fees": fees,
-        "funding_paid": np.zeros(len(size)) if funding is None else funding,
-        "exit_reason": _labels(reason, kernels.REASONS),
-        "status": _labels(is_open, ("closed", "open")),
-    }, columns=TRADE_COLUMNS)
-
-
-def _orders_frame(index: pd.Index, bar: np.ndarray, side: np.ndarray, size: np.ndarray,
-                  price: np.ndarray, fees: np.ndarray, reason: np.ndarray) -> pd.DataFrame:
-    return pd.DataFrame({
-        "time": index[bar.astype(np.int64)],
-        "side": _labels(side < 0, ("buy", "sell")),
-        "size": size,
-        "price": price,
-        "fees": fees,
-        "reason": _labels(reason, kernels.REASONS),
-    }, columns=ORDER_COLUMNS)
+    return simulate_vectorbt(bars, signals, execution, freq)
 
 
 def slippage_market(bars: Bars, execution: ExecutionConfig) -> np.ndarray:
@@ -328,7 +259,7 @@ def _market(bars: Bars, execution: ExecutionConfig, freq: str,
             funding: pd.Series | None) -> kernels.Market:
     """The kernel's per-bar market arrays of a run (funding and volatility only when used)."""
     n = len(bars)
-    o, h, lo, c = _ohlc(bars)
+    o, h, lo, c = ohlc(bars)
     fund_open, fund_inside = np.zeros(n), np.zeros(n)
     if execution.instrument == "perp":
         if execution.funding and funding is None:
@@ -362,9 +293,9 @@ def _terms(execution: ExecutionConfig, signals: Signals, notional_cap: float,
     perp = execution.instrument == "perp"
     out["init_cash"] = execution.init_cash
     out["fee"] = execution.market_fee_rate
-    out["sl"], out["tp"], out["tsl"] = (_nan_or(execution.sl_stop), _nan_or(execution.tp_stop),
-                                        _nan_or(execution.tsl_stop))
-    out["direction"] = _DIRECTIONS[execution.direction]
+    out["sl"], out["tp"], out["tsl"] = (nan_or(execution.sl_stop), nan_or(execution.tp_stop),
+                                        nan_or(execution.tsl_stop))
+    out["direction"] = DIRECTIONS[execution.direction]
     out["fill_close"] = execution.fill == "close"
     out["use_frac"] = signals.entry_fraction is not None
     out["max_bars"] = signals.max_bars_held or 0
@@ -389,10 +320,10 @@ def kernel_inputs(bars: Bars, signals: Signals, execution: ExecutionConfig, freq
     """The numba kernel's inputs for one run (the one place they are built from a config)."""
     n = len(bars)
     mk = _market(bars, execution, freq, funding)
-    le, lx, se, sx = _filtered_signals(signals, execution.direction)
-    sg = kernels.SignalArrays(le, lx, se, sx, _float_array(signals.stop_price, n),
-                              _float_array(signals.target_price, n),
-                              _float_array(signals.entry_fraction, n))
+    le, lx, se, sx = filtered_signals(signals, execution.direction)
+    sg = kernels.SignalArrays(le, lx, se, sx, float_array(signals.stop_price, n),
+                              float_array(signals.target_price, n),
+                              float_array(signals.entry_fraction, n))
     tiers, source = _tiers(execution)
     terms = kernels.terms_record()
     _terms(execution, signals, _notional_cap(execution, tiers, source), terms[0])
@@ -412,128 +343,12 @@ def _simulate_kernel(bars: Bars, signals: Signals, execution: ExecutionConfig, f
     st = kernels.simulate_column_nb(run.market, run.signals, run.terms, run.tiers, rec)
     od = rec.orders[: int(st[kernels.S_ORDERS])]
     td = rec.trades[: int(st[kernels.S_TRADES])]
-    return _result(
+    return sim_result(
         bars, rec.equity, rec.position,
-        _trades_frame(bars.index, td[:, 0], td[:, 1], td[:, 2], td[:, 3], td[:, 4], td[:, 5],
+        trades_frame(bars.index, td[:, 0], td[:, 1], td[:, 2], td[:, 3], td[:, 4], td[:, 5],
                       td[:, 6], td[:, 7], td[:, 8], td[:, 9] > 0, td[:, 10]),
-        _orders_frame(bars.index, od[:, 0], od[:, 1], od[:, 2], od[:, 3], od[:, 4], od[:, 5]),
+        orders_frame(bars.index, od[:, 0], od[:, 1], od[:, 2], od[:, 3], od[:, 4], od[:, 5]),
         ENGINE_KERNEL, float(execution.init_cash))
-
-
-def _uses_stops(execution: ExecutionConfig) -> bool:
-    return any(x is not None for x in (execution.sl_stop, execution.tp_stop, execution.tsl_stop))
-
-
-def _vectorbt_from_signals(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray,
-                           le: np.ndarray, lx: np.ndarray, se: np.ndarray, sx: np.ndarray,
-                           execution: ExecutionConfig, next_open: bool
-                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """vectorbt 1.2's engine-neutral ``dispatch`` layer on raw 1-D arrays, Rust engine.
-
-    It is what ``Portfolio.from_signals`` runs after broadcasting its arguments (every argument
-    below is one of its values, spelled as the enum integers), without the pandas wrapping that
-    costs as much as the simulation at 1M bars. Returns exit-trade records, equity and position
-    per bar (one kernel pass over the order records; equal to vectorbt's ``value`` and
-    ``assets``, tests/test_engine_differential.py).
-    """
-    from vectorbt.portfolio import dispatch, enums
-
-    n = len(c)
-    shape = (n, 1)
-    close = c.reshape(shape)
-    one = np.ones(1, dtype=np.int64)
-    init_cash = np.full(1, float(execution.init_cash))
-    sl = execution.tsl_stop if execution.tsl_stop is not None else execution.sl_stop
-    orders, _ = dispatch.simulate_from_signals(
-        shape, one, init_cash, np.zeros(shape, dtype=np.int64),
-        long_entries=le, long_exits=lx, short_entries=se, short_exits=sx,
-        size=np.asarray(np.inf), price=o if next_open else c,
-        size_type=np.asarray(enums.SizeType.Amount), fees=np.asarray(execution.market_fee_rate),
-        fixed_fees=np.asarray(0.0), slippage=np.asarray(execution.slippage_rate),
-        min_size=np.asarray(0.0), max_size=np.asarray(np.inf),
-        size_granularity=np.asarray(np.nan), reject_prob=np.asarray(0.0),
-        lock_cash=np.asarray(False), allow_partial=np.asarray(True),
-        raise_reject=np.asarray(False), log=np.asarray(False),
-        accumulate=np.asarray(enums.AccumulationMode.Disabled),
-        upon_long_conflict=np.asarray(enums.ConflictMode.Ignore),
-        upon_short_conflict=np.asarray(enums.ConflictMode.Ignore),
-        upon_dir_conflict=np.asarray(enums.DirectionConflictMode.Ignore),
-        upon_opposite_entry=np.asarray(enums.OppositeEntryMode.Reverse),
-        val_price=np.asarray(np.inf), open=o, high=h, low=lo, close=close,
-        sl_stop=np.asarray(_nan_or(sl)), sl_trail=np.asarray(execution.tsl_stop is not None),
-        tp_stop=np.asarray(_nan_or(execution.tp_stop)),
-        stop_entry_price=np.asarray(enums.StopEntryPrice.FillPrice),
-        stop_exit_price=np.asarray(enums.StopExitPrice.StopMarket),
-        upon_stop_exit=np.asarray(enums.StopExitMode.Close),
-        upon_stop_update=np.asarray(enums.StopUpdateMode.Override),
-        use_stops=_uses_stops(execution), auto_call_seq=False, ffill_val_price=True,
-        update_value=False, max_orders=n, max_logs=1, init_temp_records=False, flex_2d=False,
-        seed=None, engine="rust")
-    col_map = (np.arange(len(orders), dtype=np.int64), np.array([len(orders)], dtype=np.int64))
-    trades = dispatch.get_exit_trades(orders, close, col_map, engine="rust")
-    equity, position = kernels.equity_from_orders_nb(
-        c, orders["idx"], orders["side"], orders["size"], orders["price"], orders["fees"],
-        float(execution.init_cash))
-    return trades, equity, position
-
-
-def _simulate_vectorbt(bars: Bars, signals: Signals, execution: ExecutionConfig,
-                       freq: str) -> SimResult:
-    """The Rust path: shift signals ourselves, raw arrays in (no tz-aware index, no pandas)."""
-    o, h, lo, c = _ohlc(bars)
-    le, lx, se, sx = _filtered_signals(signals, execution.direction)
-    next_open = execution.fill == "next_open"
-    if next_open:  # vectorbt fills at the signal bar: hand it the signal one bar later
-        le, lx, se, sx = (np.concatenate(([False], a[:-1])) for a in (le, lx, se, sx))
-    use_stops = _uses_stops(execution)
-    rec, equity, position = _vectorbt_from_signals(o, h, lo, c, le, lx, se, sx, execution,
-                                                   next_open)
-    entry_bar, exit_bar = rec["entry_idx"], rec["exit_idx"]
-    is_long = rec["direction"] == 0
-    is_open = rec["status"] == 0
-    n = len(c)
-    exit_bar = np.where(is_open, n - 1, exit_bar)
-    exit_price = np.where(is_open, c[n - 1], rec["exit_price"])
-    fees = rec["entry_fees"] + rec["exit_fees"]
-    size = rec["size"]
-    pnl = np.where(is_long, 1.0, -1.0) * size * (exit_price - rec["entry_price"]) - fees
-    reason = np.full(len(rec), kernels.R_SIGNAL)
-    if use_stops:
-        reason = _vectorbt_exit_reasons(rec, is_long, le, lx, se, sx, c, execution)
-    reason = np.where(is_open, kernels.R_END, reason)
-    trades = _trades_frame(bars.index, entry_bar, exit_bar, np.where(is_long, 1.0, -1.0), size,
-                           rec["entry_price"], exit_price, pnl, fees, reason, is_open)
-    closed = ~is_open
-    bar = np.concatenate((entry_bar, exit_bar[closed]))
-    # exits sort before entries at the same bar (a reversal closes first)
-    leg = np.concatenate((np.ones(len(rec)), np.zeros(closed.sum())))
-    order = np.lexsort((leg, bar))
-    columns = (  # every entry, then the exit of every closed trade
-        bar,
-        np.concatenate((np.where(is_long, 1.0, -1.0), np.where(is_long, -1.0, 1.0)[closed])),
-        np.concatenate((size, size[closed])),
-        np.concatenate((rec["entry_price"], exit_price[closed])),
-        np.concatenate((rec["entry_fees"], rec["exit_fees"][closed])),
-        np.concatenate((np.full(len(rec), kernels.R_SIGNAL), reason[closed])),
-    )
-    orders = _orders_frame(bars.index, *(column[order] for column in columns))
-    engine = f"vectorbt-rust {version('vectorbt-rust')}"
-    return _result(bars, equity, position, trades, orders, engine, float(execution.init_cash))
-
-
-def _vectorbt_exit_reasons(rec: np.ndarray, is_long: np.ndarray, le: np.ndarray, lx: np.ndarray,
-                           se: np.ndarray, sx: np.ndarray, close: np.ndarray,
-                           execution: ExecutionConfig) -> np.ndarray:
-    """vectorbt does not record why a position closed: a close-fill exit at a bar carrying a
-    closing signal is a signal exit, anything else is the (single) configured stop kind."""
-    j = rec["exit_idx"]
-    slip = execution.slippage_rate
-    signal_px = np.where(is_long, close[j] * (1 - slip), close[j] * (1 + slip))
-    closing = np.where(is_long, lx[j] | se[j], sx[j] | le[j])
-    by_signal = closing & np.isclose(rec["exit_price"], signal_px, rtol=1e-12, atol=0.0)
-    stop_kind = (kernels.R_TARGET if execution.tp_stop is not None
-                 else kernels.R_TRAILING if execution.tsl_stop is not None else kernels.R_STOP)
-    return np.where(by_signal, kernels.R_SIGNAL, stop_kind)
 
 
 def simulate_many(bars: Bars, signals: Sequence[Signals], executions: Sequence[ExecutionConfig],
@@ -555,12 +370,12 @@ def simulate_many(bars: Bars, signals: Sequence[Signals], executions: Sequence[E
             raise ValueError("simulate_many: executions may differ only in sl/tp/tsl_stop and "
                              "leverage")
     n = len(bars)
-    cols = [_filtered_signals(s, base.direction) for s in signals]
+    cols = [filtered_signals(s, base.direction) for s in signals]
     le, lx, se, sx = (np.asfortranarray(np.stack([col[k] for col in cols], axis=1))
                       for k in range(4))
 
     def levels(name: str) -> np.ndarray:
-        return np.asfortranarray(np.stack([_float_array(getattr(s, name), n) for s in signals],
+        return np.asfortranarray(np.stack([float_array(getattr(s, name), n) for s in signals],
                                           axis=1))
 
     mk = _market(bars, base, freq, funding)

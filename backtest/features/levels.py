@@ -6,8 +6,11 @@ gap through a level is decided at the close of the gap bar and filled at the nex
 at the level price.
 
 Levels (:func:`level_series`): an absolute price, :class:`AthFraction` (a fraction of the running
-all-time HIGH up to and including the bar), :class:`RefPrice` (a fraction of the close of a
-reference bar; NaN before that bar closes) or a float Series on the bar index (e.g. an EMA).
+all-time HIGH up to and including the bar), :class:`EmaFraction` (a fraction of the EMA of weekly
+closes known at the bar, e.g. the 200-week EMA), :class:`RefPrice` (a fraction of the close of a
+reference bar; NaN before that bar closes) or a float Series on the bar index. A strategy
+parameter chooses among the first three with :func:`anchored` (``LEVEL_MODES``), so one number
+such as 0.59 means "59% of the ATH" on any asset and in any year.
 
 Level events (:func:`cross_below`, :func:`cross_above`), per bar, in order:
 
@@ -38,9 +41,12 @@ import pandas as pd
 from numba import njit
 
 from backtest.errors import StrategyError, did_you_mean
+from backtest.features.indicators import ema_weekly
 from backtest.types import Bars
 
 CONFIRMS = ("close", "wick")
+#: how a strategy's level parameter is read: a price, or a fraction of the running ATH / EMA
+LEVEL_MODES = ("absolute", "ath_fraction", "ema_200w")
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,15 @@ class AthFraction:
     """``fraction`` x the running all-time high (highest high up to and including the bar)."""
 
     fraction: float
+
+
+@dataclass(frozen=True)
+class EmaFraction:
+    """``fraction`` x the EMA of ``weeks`` weekly closes known at the bar's close (NaN during
+    its warm-up; :func:`backtest.features.indicators.ema_weekly`)."""
+
+    fraction: float
+    weeks: int = 200
 
 
 @dataclass(frozen=True)
@@ -59,7 +74,20 @@ class RefPrice:
     fraction: float = 1.0
 
 
-Level = float | int | AthFraction | RefPrice | pd.Series
+Level = float | int | AthFraction | EmaFraction | RefPrice | pd.Series
+
+
+def anchored(mode: str, value: float, ema_weeks: int = 200) -> Level:
+    """A level parameter read in ``mode`` (one of ``LEVEL_MODES``): the price ``value`` itself,
+    or ``value`` x the running all-time high, or ``value`` x the ``ema_weeks``-week EMA."""
+    if mode == "ath_fraction":
+        return AthFraction(value)
+    if mode == "ema_200w":
+        return EmaFraction(value, ema_weeks)
+    if mode != "absolute":
+        raise StrategyError(f"signals: level_mode: expected one of {', '.join(LEVEL_MODES)}, "
+                            f"found {mode!r}{did_you_mean(str(mode), LEVEL_MODES)}")
+    return value
 
 
 def _check_positive(name: str, value: float) -> None:
@@ -83,6 +111,9 @@ def level_series(bars: Bars, level: Level) -> pd.Series:
     if isinstance(level, AthFraction):
         _check_positive("AthFraction.fraction", level.fraction)
         values = level.fraction * bars["high"].cummax()
+    elif isinstance(level, EmaFraction):
+        _check_positive("EmaFraction.fraction", level.fraction)
+        values = level.fraction * ema_weekly(bars["close"], level.weeks)
     elif isinstance(level, RefPrice):
         _check_positive("RefPrice.fraction", level.fraction)
         stamp = _as_utc(level.date, index)
@@ -102,6 +133,20 @@ def level_series(bars: Bars, level: Level) -> pd.Series:
         _check_positive("level", level)
         values = pd.Series(float(level), index=index)
     return values.astype("float64").rename("level")
+
+
+def unreachable_note(bars: Bars, level: pd.Series, name: str = "level") -> dict[str, str]:
+    """``{name: warning}`` when ``level`` never lies within a bar's low..high (e.g. BTC's 74,400
+    on ETH bars): such a rule can never fire, which a run would otherwise report as 0 trades
+    without a word. Empty when the level is reached at least once or the bars are empty."""
+    valid = level.notna() & bars["low"].notna()
+    if not valid.any() or ((bars["low"] <= level) & (level <= bars["high"]))[valid].any():
+        return {}
+    low, high = level[valid].min(), level[valid].max()
+    span = f"{low:,.6g}" if low == high else f"{low:,.6g}..{high:,.6g}"
+    return {name: f"never reached: {span} vs prices {bars['low'].min():,.6g}.."
+                  f"{bars['high'].max():,.6g}; give a level for this asset or a relative "
+                  f"level_mode"}
 
 
 @njit(cache=True)

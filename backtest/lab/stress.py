@@ -43,6 +43,7 @@ from backtest.inputs import prepare
 from backtest.lab import bootstrap as bs
 from backtest.lab import synthetic
 from backtest.lab.config import StressConfig
+from backtest.metrics.kernels import max_drawdown_nb
 from backtest.pipeline import strategy_source_sha256
 from backtest.report import files
 from backtest.strategy.contract import StrategySpec, params_dict
@@ -77,7 +78,7 @@ def simulate_paths(paths: list[Bars], spec: StrategySpec, params: Any, ex: Execu
         kernel_s += time.perf_counter() - started
         equity = rec.equity
         peak = np.maximum.accumulate(np.concatenate(([ex.init_cash], equity)))[1:]
-        rows[j] = (st[kernels.S_CASH], kernels.max_drawdown_nb(equity, float(ex.init_cash)),
+        rows[j] = (st[kernels.S_CASH], max_drawdown_nb(equity, float(ex.init_cash)),
                    float(np.mean(equity < peak)), equity.min(), st[kernels.S_LIQS],
                    st[kernels.S_TRADES])
     return rows, kernel_s

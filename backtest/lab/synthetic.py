@@ -61,7 +61,7 @@ def source_from(bars: Bars, crash: np.ndarray | None = None) -> Source:
     from the regime detector unless given."""
     o, h, lo, c = (bars[col].to_numpy(dtype=float) for col in ("open", "high", "low", "close"))
     if crash is None:
-        crash = regimes.detect(bars).isin(CRASH_LABELS).to_numpy()
+        crash = regimes.detect(bars).isin([regimes.CODE[n] for n in CRASH_LABELS]).to_numpy()
     return Source(np.diff(np.log(c)), o[1:] / c[1:], h[1:] / c[1:], lo[1:] / c[1:],
                   bars["volume"].to_numpy(dtype=float)[1:], np.asarray(crash, dtype=bool)[1:])
 

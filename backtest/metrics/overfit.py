@@ -23,7 +23,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-from backtest.engine.kernels import return_moments_nb
+from backtest.metrics.kernels import return_moments_nb
 
 EULER_GAMMA = 0.5772156649015329
 _NORMAL = NormalDist()

@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 
 from backtest.catalogue import METRIC_KEYS, periods_per_year
-from backtest.engine.kernels import bar_returns_nb, curve_stats_nb, max_drawdown_nb
+from backtest.engine.kernels import bar_returns_nb
+from backtest.metrics.kernels import curve_stats_nb, max_drawdown_nb
 from backtest.types import Bars, SimResult
 
 
@@ -130,11 +131,13 @@ def buy_and_hold_equity(bars: Bars, init_cash: float, fee_rate: float) -> pd.Ser
 
 
 def segment_metrics(equity: np.ndarray, position: np.ndarray, init_cash: float, freq: str,
-                    mask: np.ndarray) -> dict[str, float | int | None]:
-    """Metrics over the bars selected by ``mask`` (bar returns compounded across gaps). The
-    undefined returns of a wiped-out account are left out; a span without any defined return
-    has null return metrics."""
-    returns = bar_returns(equity, init_cash)[mask]
+                    mask: np.ndarray, returns: np.ndarray | None = None
+                    ) -> dict[str, float | int | None]:
+    """Metrics over the bars selected by ``mask`` (bar returns compounded across gaps;
+    ``returns``: the curve's :func:`bar_returns`, when already at hand). The undefined returns
+    of a wiped-out account are left out; a span without any defined return has null return
+    metrics."""
+    returns = (bar_returns(equity, init_cash) if returns is None else returns)[mask]
     picked = returns[np.isfinite(returns)]
     if picked.size == 0:
         return {"bars": int(returns.size), "total_return_pct": None, "sharpe": None,
@@ -158,7 +161,8 @@ def by_segment(equity: pd.Series, position: pd.Series, init_cash: float, freq: s
     """:func:`segment_metrics` for each named boolean mask, skipping empty segments."""
     eq = equity.to_numpy(dtype=float)
     pos = position.to_numpy(dtype=float)
-    return {name: segment_metrics(eq, pos, init_cash, freq, mask)
+    returns = bar_returns(eq, init_cash)  # once for every segment (10M bars: 0.1 s each)
+    return {name: segment_metrics(eq, pos, init_cash, freq, mask, returns)
             for name, mask in segments.items() if mask.any()}
 
 

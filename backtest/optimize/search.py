@@ -21,9 +21,10 @@ from backtest.config.optimize import OptimizeConfig
 from backtest.errors import ConfigError
 from backtest.optimize.evaluate import PHASES, Evaluator
 from backtest.optimize.space import grid_values, search_space
-from backtest.optimize.storage import COMPLETE, count_states, mask_url, quiet_optuna, recover
+from backtest.optimize.storage import COMPLETE, count_states, quiet_optuna, recover
 from backtest.optimize.summary import is_feasible, summarize
 from backtest.optimize.workers import Request, run_children, work
+from backtest.redact import mask_secrets
 from backtest.report import files as report
 from backtest.report import html
 
@@ -174,7 +175,7 @@ def request_from_cli(config: str, overrides: Sequence[str], *, trials: int | Non
         raise ConfigError(f"command line: --jobs: expected 1..256 workers, found {jobs}")
     if storage is not None and "://" not in storage:
         raise ConfigError(f"command line: --storage: expected a database URL such as "
-                          f"postgresql://user:password@host/db, found {mask_url(storage)!r}")
+                          f"postgresql://user:password@host/db, found {mask_secrets(storage)!r}")
     spec = plugins.resolve(cfg.strategy.name, config, allow_external)
     if jobs > 1 and plugins.is_external(cfg.strategy.name) and ".py:" in cfg.strategy.name:
         # a worker process imports the spec by module name; a file imported by path has none

@@ -12,6 +12,7 @@ import optuna
 
 from backtest.config.optimize import OptimizeConfig, ParamSpec
 from backtest.errors import ConfigError, did_you_mean
+from backtest.optimize.grid import EnumeratedGridSampler
 from backtest.strategy.contract import Choice, Dimension, FloatRange, IntRange, StrategySpec
 
 
@@ -99,5 +100,5 @@ def make_sampler(opt: OptimizeConfig, dims: Mapping[str, Dimension], seed: int,
         return optuna.samplers.NSGAIISampler(seed=seed)
     if opt.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
-    return optuna.samplers.GridSampler(grid_values(dims, source), seed=seed)
+    return EnumeratedGridSampler(grid_values(dims, source), seed=opt.seed)  # one order for all
 

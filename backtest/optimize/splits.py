@@ -49,11 +49,12 @@ def walk_forward(n_bars: int, folds: int, train_frac: float, anchored: bool = Fa
     _check_bars(n_bars, 2 * folds)
     width = n_bars / (1.0 + (folds - 1) * (1.0 - train_frac))
     step = width * (1.0 - train_frac)
+    # fold i's test ends where fold i+1's test begins: both from one rounding of one expression
+    cuts = [round(i * step + train_frac * width) for i in range(folds)] + [n_bars]
     out = []
     for i in range(folds):
         start = round(i * step)
-        cut = round(i * step + train_frac * width)
-        end = n_bars if i == folds - 1 else round(i * step + width)
+        cut, end = cuts[i], cuts[i + 1]
         train = (0 if anchored else start, cut)
         if min(cut - train[0], end - cut) < MIN_BARS:
             raise ValueError(f"at least {MIN_BARS} bars in every train and test part, found "

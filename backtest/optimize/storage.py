@@ -33,7 +33,6 @@ import datetime as dt
 import fcntl
 import importlib.util
 import os
-import re
 import socket
 import time
 import warnings
@@ -42,12 +41,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import optuna
 import sqlalchemy
 
 from backtest.errors import OutputError
+from backtest.redact import mask_secrets
 
 COMPLETE, RUNNING, WAITING = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING,
                               optuna.trial.TrialState.WAITING)
@@ -56,22 +55,9 @@ HEARTBEAT_S, GRACE_S, MAX_RETRY, OPEN_ATTEMPTS = 5, 20, 3, 4
 CONNECT_TIMEOUT_S, STATEMENT_TIMEOUT_S = 10, 60
 LOCK_SUFFIX = ".crashbt-lock"
 
-_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s]*:)[^@\s]*@")
-
 
 class StudyFull(Exception):
     """The study already has its quota of complete and running trials: nothing left to claim."""
-
-
-def mask_url(url: str) -> str:
-    """``scheme://user:secret@host/db`` -> ``scheme://user:***@host/db`` (anywhere in a text)."""
-    return _PASSWORD.sub(r"\g<head>***@", url)
-
-
-def mask_text(text: str, url: str | None) -> str:
-    secret = urlsplit(url).password if url and "://" in url else None
-    masked = mask_url(text)
-    return masked.replace(secret, "***") if secret else masked
 
 
 def _driver_url(url: str) -> str:
@@ -336,8 +322,8 @@ def open_storage(url: str | None, journal: Path) -> optuna.storages.BaseStorage:
                 time.sleep(0.5 * (attempt + 1))  # back-off before retrying, not a synchronisation
                 continue
             first = text.splitlines()[0] if text else type(exc).__name__
-            raise OutputError(f"--storage {mask_url(url)}: expected a reachable database, "
-                              f"found {mask_text(first, url)}") from None
+            raise OutputError(f"--storage {mask_secrets(url, url)}: expected a reachable "
+                              f"database, found {mask_secrets(first, url)}") from None
         return db
     raise AssertionError("unreachable")
 

@@ -27,13 +27,12 @@ from backtest.optimize.storage import (
     OWNER,
     RUNNING,
     StudyFull,
-    mask_text,
-    mask_url,
     open_storage,
     quiet_optuna,
     recover,
     worker_id,
 )
+from backtest.redact import mask_secrets
 from backtest.report import files as report
 from backtest.strategy.contract import StrategySpec
 
@@ -61,7 +60,8 @@ class Request:
 
     @property
     def storage_label(self) -> str:
-        return mask_url(self.storage_url) if self.storage_url else str(self.journal)
+        url = self.storage_url
+        return mask_secrets(url, url) if url else str(self.journal)
 
     def open(self) -> optuna.storages.BaseStorage:
         return open_storage(self.storage_url, self.journal)
@@ -202,7 +202,7 @@ def _child(req: Request, index: int) -> None:
     except KeyboardInterrupt:
         sys.exit(130)
     except UserError as exc:
-        print(f"crashbt: error: worker {index}: {mask_text(str(exc), req.storage_url)}",
+        print(f"crashbt: error: worker {index}: {mask_secrets(str(exc), req.storage_url)}",
               file=sys.stderr)
         sys.exit(2)
 

@@ -142,9 +142,5 @@ def compare(paths: list[Path], out: Path | None,
         page = compare_page.render_compare(cmp)
         if not out.parent.is_dir():
             raise OutputError(f"{out}: --out: expected an existing directory, found none")
-        try:
-            report.atomic_write_text(out, page)
-        except OSError as exc:
-            raise OutputError(f"{out}: --out: expected a writable file, found "
-                              f"{exc.strerror or exc}") from None
+        report.atomic_write_text(out, page)
     return terminal_table(cmp)

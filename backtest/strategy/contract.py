@@ -96,24 +96,52 @@ class StrategySpec:
         return self.params()
 
     def make_params(self, values: Mapping[str, Any], source: str = "config") -> Any:
-        """Build Params from defaults plus ``values``; errors name ``strategy.params.<key>``."""
+        """Build Params from defaults plus ``values``; errors name ``strategy.params.<key>``.
+
+        The search space is a default for ``optimize``, never a limit on a run: a value outside
+        it is accepted when it has the parameter's kind (:func:`fits`). What a value must be
+        physically (a positive price, target < level < stop...) is checked by the strategy's
+        Params (``__post_init__``)."""
         known = [f.name for f in dataclasses.fields(self.params)]
         for key, value in values.items():
             where = f"{source}: strategy.params.{key}"
             if key not in known:
                 raise StrategyError(f"{where}: unknown parameter of '{self.name}'"
                                     f"{did_you_mean(key, known) or f' (known: {known})'}")
-            default = getattr(self.defaults(), key)
             dim = self.space.get(key)
-            if dim is not None and not dim.contains(value):
-                raise StrategyError(f"{where}: expected {dim.describe()}, found {value!r}")
-            if dim is None and not _same_kind(default, value):
-                raise StrategyError(f"{where}: expected {type(default).__name__}, "
-                                    f"found {value!r} ({type(value).__name__})")
+            problem = fits(dim, value) if dim is not None else None
+            if dim is None and not _same_kind(getattr(self.defaults(), key), value):
+                default = getattr(self.defaults(), key)
+                problem = f"{type(default).__name__}, found {value!r} ({type(value).__name__})"
+            if problem:
+                raise StrategyError(f"{where}: expected {problem}")
         try:
             return self.params(**{**dataclasses.asdict(self.defaults()), **values})
         except (TypeError, ValueError) as exc:
             raise StrategyError(f"{source}: strategy.params: {exc}") from None
+
+
+def fits(dim: Dimension, value: Any) -> str | None:
+    """Why ``value`` cannot be used for a parameter searched over ``dim`` (None: it can).
+
+    Ranges ask for the kind (an integer for IntRange, a finite number for FloatRange) and the
+    sign their bounds imply (a range starting at 0 or above takes no negative value, one above
+    0 no zero); a Choice of names asks for one of them. Anything else is the Params' business.
+    """
+    if isinstance(dim, Choice):
+        if all(isinstance(o, str) for o in dim.options) and not dim.contains(value):
+            return f"{dim.describe()}, found {value!r}"
+        return None
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(dim, IntRange) and not is_int:
+        return f"an integer, found {value!r}"
+    if not (is_int or isinstance(value, float)) or not math.isfinite(value):
+        return f"a finite number, found {value!r}"
+    if dim.low > 0 and value <= 0:
+        return f"a number > 0, found {value!r}"
+    if dim.low >= 0 and value < 0:
+        return f"a number >= 0, found {value!r}"
+    return None
 
 
 def _same_kind(default: Any, value: Any) -> bool:

@@ -24,6 +24,7 @@ from synth import make_bars  # noqa: E402
 
 RESULTS = HERE / "results" / "latest.json"
 ROWS: list[dict] = []
+LOAD_AT_START = os.getloadavg()
 SIZES = (100_000, 1_000_000)
 
 
@@ -78,10 +79,36 @@ def _sweep_table() -> list[str]:
     return lines
 
 
-def _cold_table() -> list[str]:
-    lines = ["| command | median | min |", "|---|---|---|"]
-    lines += [f"| {r['command']} | {r['median_s']:.2f} s | {r['min_s']:.2f} s |"
-              for r in ROWS if r["kind"] == "cold"]
+def _derived_targets() -> list[dict]:
+    """The in-process targets: one 1M-bar backtest vs raw vectorbt-rust, the fused sweep."""
+    out = []
+    single = {r["peer"]: r for r in ROWS if r["kind"] == "single" and r["bars"] == 1_000_000}
+    ours, vbt = single.get("crashbt (simulate + metrics)"), single.get("vectorbt-rust")
+    if ours and vbt:
+        ratio = ours["median_s"] / vbt["median_s"]
+        out.append({"target": "single 1M-bar backtest (median)", "value": ratio, "limit": 1.0,
+                    "unit": "x", "versus": "raw vectorbt-rust", "holds": ratio <= 1.0})
+    fused = [r for r in ROWS if r["kind"] == "sweep" and r["method"] == "crashbt_fused"]
+    if fused:
+        best = max(fused, key=lambda r: r["bars"] * r["sets"])
+        rate = best["evals_per_s"]
+        out.append({"target": f"fused sweep {best['bars']:,} x {best['sets']:,}", "value": rate,
+                    "limit": 1e8, "unit": "evals/s", "versus": "", "holds": rate >= 1e8})
+    return out
+
+
+def _targets_table() -> list[str]:
+    lines = ["| target | limit | measured (wall) | holds | same on CPU time | wall | CPU | "
+             "peak RSS | load (1 min) |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in [*(r for r in ROWS if r["kind"] == "target"), *_derived_targets()]:
+        unit = r["unit"]
+        versus = f" {r['versus']}" if r["versus"] else ""
+        limit = f"{'>=' if unit == 'evals/s' else '<='} {r['limit']:g} {unit}{versus}"
+        cpu = f"{r['cpu_value']:.3g} {unit}" if "cpu_value" in r else ""
+        process = (f"{r['wall_s']:.2f} s | {r['cpu_s']:.2f} s | {r['peak_rss_mib']:.0f} MiB | "
+                   f"{r['load_1m']:.1f}") if "wall_s" in r else "(in process) | | |"
+        lines.append(f"| {r['target']} | {limit} | {r['value']:.3g} {unit} | "
+                     f"{'yes' if r['holds'] else 'NO'} | {cpu} | {process} |")
     return lines
 
 
@@ -103,15 +130,19 @@ def _optuna_table() -> list[str]:
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if not ROWS:
         return
-    tables = {"single backtest": _single_table(), "sweep": _sweep_table(),
-              "optuna search": _optuna_table(), "cold process": _cold_table()}
+    tables = {"targets (issue #17)": _targets_table(), "single backtest": _single_table(),
+              "sweep": _sweep_table(), "optuna search": _optuna_table()}
     for title, lines in tables.items():
         terminalreporter.write_line(f"\n{title}")
         for line in lines:
             terminalreporter.write_line(line)
+    terminalreporter.write_line(
+        f"\nload average (1/5/15 min, 2-core machine shared or not): start "
+        f"{'/'.join(f'{x:.1f}' for x in LOAD_AT_START)}, end "
+        f"{'/'.join(f'{x:.1f}' for x in os.getloadavg())}")
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps({
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
-                    "load_avg_at_end": os.getloadavg()},
+                    "load_avg_at_start": LOAD_AT_START, "load_avg_at_end": os.getloadavg()},
         "rows": ROWS, "tables": tables}, indent=1))
     terminalreporter.write_line(f"\nwritten: {RESULTS}")

@@ -4,8 +4,8 @@ Usage: ``python tests/bench/measure.py <method> <bars> <sets>``; prints one JSON
 seconds (best of the timed runs, after an untimed warm-up on a small slice that loads the
 cached kernels), evaluations per second, peak RSS of the process and the RSS before the
 sweep (imports + data), and the total entry count (to check that methods agree).
-Methods: crashbt_fused (backtest.sweep.sma_cross_sweep), crashbt_columns
-(backtest.sweep.sma_cross_columns: 2-D signals + kernels.simulate_columns_nb, chunked),
+Methods: crashbt_fused (sweep.sma_cross_sweep), crashbt_columns
+(sweep.sma_cross_columns: 2-D signals + kernels.simulate_columns_nb, chunked),
 vbt_rust (vectorbt broadcasting), numba_ceiling (tests/bench/peers.numba_sweep).
 """
 
@@ -34,8 +34,9 @@ def windows(sets: int) -> np.ndarray:
 
 def runner(method: str, bars, w: np.ndarray) -> Callable[[], int]:
     """A zero-argument run of ``method`` over ``bars`` and windows ``w`` -> total entries."""
+    import sweep
+
     from backtest.config.execution import ExecutionConfig
-    from backtest.engine import sweep
 
     ex = ExecutionConfig(init_cash=peers.CASH, fee_rate=peers.FEE, fill="close",
                          direction="long")

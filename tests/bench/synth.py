@@ -31,15 +31,20 @@ def _crash_mask(rng: np.random.Generator, n: int) -> np.ndarray:
     return state[:n]
 
 
-def make_bars(n: int, seed: int = 7) -> pd.DataFrame:
-    """``n`` one-minute OHLCV bars on a tz-aware UTC index named ``timestamp`` (crashbt Bars)."""
+def make_bars(n: int, seed: int = 7, level_jumps: bool = False) -> pd.DataFrame:
+    """``n`` one-minute OHLCV bars on a tz-aware UTC index named ``timestamp`` (crashbt Bars).
+
+    ``level_jumps`` also offsets the gap-downs in the calm drift: without it the jumps pull the
+    log price down ~7 per million bars, so 10M bars would end at a price that rounds to 0.
+    """
     rng = np.random.default_rng(seed)
     crash = _crash_mask(rng, n)
     sigma = np.where(crash, CRASH_SIGMA, CALM_SIGMA)
-    calm_drift = -CRASH_DRIFT * crash.mean() / max(1e-12, 1.0 - crash.mean())  # zero overall
-    drift = np.where(crash, CRASH_DRIFT, calm_drift)
     gap = rng.normal(0.0, sigma / 4)
     gap -= np.where(crash & (rng.random(n) < JUMP_P), np.abs(rng.normal(JUMP_MEAN, JUMP_SD, n)), 0)
+    pulled = CRASH_DRIFT * crash.sum() + (gap[crash].sum() if level_jumps else 0.0)
+    calm_drift = -pulled / max(1, n - crash.sum())  # zero log drift overall
+    drift = np.where(crash, CRASH_DRIFT, calm_drift)
     body = rng.normal(drift, sigma)
     log_close = np.log(START_PRICE) + np.cumsum(gap + body)
     close = np.exp(log_close)

@@ -26,6 +26,9 @@ from backtest.report.charts import PALETTE, figure, line
 
 MAX_TRADE_ROWS = 300  # about 70 kB of table; trades.csv holds every trade
 MAX_GAP_ROWS = 100  # report.json holds every gap
+# what a trades.csv must hold to be drawn (entries, exits and their reasons)
+REQUIRED_TRADE_COLUMNS = ("entry_time", "exit_time", "direction", "entry_price", "exit_price",
+                          "exit_reason")
 TRADE_COLUMNS = ("entry_time", "exit_time", "direction", "size", "entry_price", "exit_price",
                  "pnl", "return_pct", "fees", "funding_paid", "exit_reason", "status")
 EXIT_STYLE: dict[str, tuple[str, str]] = {  # exit_reason -> (marker symbol, colour)
@@ -49,18 +52,23 @@ class RunRecords:
 
 
 def read_run_dir(run_dir: Path) -> RunRecords:
-    """Load ``report.json``, ``trades.csv`` and ``equity.csv`` of a run (or from beside a JSON)."""
+    """Load ``report.json``, ``trades.csv`` and ``equity.csv`` of a run (or from beside a JSON),
+    each checked (:mod:`backtest.report.files`): a tampered file is one line, exit 2."""
     run_dir = Path(run_dir)
     rep = report_io.read_report(run_dir)
     base = run_dir if run_dir.is_dir() else run_dir.parent
-    files = rep.get("files", {})
-    equity_path = base / files.get("equity", "equity.csv")
-    trades_path = base / files.get("trades", "trades.csv")
+    equity_path = report_io.run_file(base, rep, "equity", "equity.csv")
+    trades_path = report_io.run_file(base, rep, "trades", "trades.csv")
     equity = pd.DataFrame()
-    if equity_path.is_file():
-        equity = pd.read_csv(equity_path)
-        equity.index = pd.DatetimeIndex(pd.to_datetime(equity.pop("timestamp"), utc=True))
-    trades = pd.read_csv(trades_path) if trades_path.is_file() else pd.DataFrame()
+    if equity_path.exists():
+        equity = report_io.read_table(equity_path, ("timestamp", "equity"), times=("timestamp",),
+                                      filled=("timestamp", "equity"))
+        equity.index = pd.DatetimeIndex(equity.pop("timestamp"))
+    trades = pd.DataFrame()
+    if trades_path.exists():
+        trades = report_io.read_table(trades_path, REQUIRED_TRADE_COLUMNS,
+                                      times=REQUIRED_TRADE_COLUMNS[:2],
+                                      texts=("direction", "exit_reason", "status"))
     return RunRecords(report=rep, trades=trades, equity=equity, path=base)
 
 

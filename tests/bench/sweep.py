@@ -1,4 +1,7 @@
-"""The search hot path: one long/flat SMA-cross strategy over many windows, on plain arrays.
+"""A benchmark of the engine's kernel: one long/flat SMA-cross strategy over many windows.
+
+Not part of the product (no user command reaches it): it measures how fast a columnar search
+could go (``make bench``), and ``tests/test_sweep.py`` pins it to the plain path.
 
 Strategy (the same as the plain path ``features.sma`` + ``signals.crossed_above/below`` +
 ``engine.simulate`` with ``direction="long"``): enter when the close crosses above its
@@ -22,8 +25,7 @@ Floating-point note: the moving average is a running (fused) or cumulative (colu
 plain path uses pandas' rolling mean. They differ by rounding only, so they can disagree only
 where the close equals its average to the last bits (possible on tick-rounded prices).
 
-Layer: beside :mod:`backtest.metrics` (imports kernels, config, errors and metrics; never
-vectorbt, pandas-based features/signals, optuna, engine or report modules).
+Imports the engine's kernels, config, errors and the catalogue; never vectorbt or optuna.
 """
 
 from __future__ import annotations

@@ -1,0 +1,76 @@
+"""Caps on everything crashbt reads: regular files only, a size limit per kind of file, a
+nesting limit for parsed documents.
+
+A FIFO, a device such as ``/dev/zero`` or a socket named as a config, data, tier or report file
+would block or never end; a huge file would exhaust memory; a deeply nested document would
+exhaust the stack of every recursive consumer. Each is refused with one line naming the file.
+Layer 0: imports nothing from crashbt but :mod:`backtest.errors`.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+from backtest.errors import UserError
+
+CONFIG_BYTES = 1 << 20        # a TOML config, a tier table, a regimes file
+REPORT_BYTES = 256 << 20      # report.json, optimization.json
+DATA_BYTES = 4 << 30          # bars, external series, a run's CSVs
+MAX_DEPTH = 32                # nesting of tables and arrays in a config or a report
+_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def read_capped(path: Path, limit: int, error: type[UserError], what: str) -> bytes:
+    """The bytes of the regular file ``path``, at most ``limit`` of them.
+
+    A missing file or a directory raises the usual ``FileNotFoundError`` / ``IsADirectoryError``
+    (callers word those); any other kind of file, or one over ``limit`` bytes, raises ``error``.
+    The file is opened non-blocking and checked again after opening, so a FIFO swapped in
+    between never blocks.
+    """
+    info = os.stat(path)
+    _check_kind(path, info, limit, error, what)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as handle:
+        _check_kind(path, os.fstat(fd), limit, error, what)
+        blob = handle.read(limit + 1)
+    if len(blob) > limit:
+        raise error(f"{path}: expected {what} of at most {_size(limit)}, found a larger file")
+    return blob
+
+
+def _check_kind(path: Path, info: os.stat_result, limit: int, error: type[UserError],
+                what: str) -> None:
+    if stat.S_ISDIR(info.st_mode):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+    if not stat.S_ISREG(info.st_mode):
+        kind = next((name for test, name in _KINDS if test(info.st_mode)), "a special file")
+        raise error(f"{path}: expected {what} (a regular file), found {kind}")
+    if info.st_size > limit:
+        raise error(f"{path}: expected {what} of at most {_size(limit)}, found "
+                    f"{_size(info.st_size)}")
+
+
+def _size(n: int) -> str:
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            return f"{n / size:.4g} {unit}"
+    return f"{n} bytes"
+
+
+def depth(value: Any) -> int:
+    """Nesting depth of plain data (dicts and lists), counted without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        children = node.values() if isinstance(node, dict) else node \
+            if isinstance(node, list) else ()
+        deepest = max(deepest, level)
+        stack.extend((child, level + 1) for child in children
+                     if isinstance(child, (dict, list)))
+    return deepest
