@@ -34,8 +34,8 @@ import numpy as np
 import pandas as pd
 
 from backtest.config.run import RunConfig
-from backtest.data import bars as data
 from backtest.data import external
+from backtest.data import files as data_files
 from backtest.inputs import RunInputs, prepare
 from backtest.strategy.contract import StrategySpec
 from backtest.types import Bars, Signals
@@ -114,7 +114,7 @@ def true_lag(cfg: RunConfig, kind: str, frame: pd.DataFrame) -> pd.Timedelta:
     if override is not None and override.path is not None:
         lag = external.KINDS[kind].default_lag
     else:
-        lag = data.manifest()[frame.attrs["name"]]["publish_lag"]
+        lag = data_files.manifest()[frame.attrs["name"]]["publish_lag"]
     return external.parse_lag(lag, f"external {frame.attrs.get('name', kind)}: lag")
 
 

@@ -15,14 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from backtest.config.data import DataConfig
-from backtest.data.bars import (
-    DataWarning,
-    datasets_dir,
-    list_datasets,
-    load_bars,
-    manifest,
-    parse_timestamps,
-)
+from backtest.data.bars import DataWarning, load_bars
+from backtest.data.files import datasets_dir, list_datasets, manifest, parse_timestamps
 from backtest.errors import ConfigError, DataError
 from backtest.types import OHLCV
 from scripts.bundle_datasets import build, shared_data_dir

@@ -31,7 +31,7 @@ from backtest import checks, plugins
 from backtest.config.loader import parse_config
 from backtest.config.run import RunConfig
 from backtest.data import external
-from backtest.data.bars import manifest
+from backtest.data.files import manifest
 from backtest.errors import StrategyError
 from backtest.inputs import RunInputs, prepare
 from backtest.strategy.contract import Choice, Dimension, FloatRange, IntRange, StrategySpec

@@ -13,11 +13,11 @@ from backtest.cli.common import EXIT_OK, add_command, table
 
 def cmd_data_list(args: argparse.Namespace) -> int:
     """List bundled datasets from datasets/manifest.toml."""
-    from backtest.data import bars as data
+    from backtest.data import files
 
     rows = [(d["name"], d.get("kind", ""), d.get("symbol", ""), d.get("timeframe", ""),
              d.get("rows", ""), d.get("first", ""), d.get("last", ""))
-            for d in data.list_datasets()]
+            for d in files.list_datasets()]
     print(table(("name", "kind", "symbol", "timeframe", "rows", "first", "last"), rows))
     return EXIT_OK
 

@@ -23,9 +23,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from backtest.data.bars import (
-    UNIT_SECONDS,
-    check_order,
+from backtest.data.bars import UNIT_SECONDS, check_order, timeframe_delta
+from backtest.data.files import (
     dataset_entry,
     manifest,
     parse_timestamps,
@@ -33,7 +32,6 @@ from backtest.data.bars import (
     read_dataset_bytes,
     read_parquet_table,
     read_user_bytes,
-    timeframe_delta,
 )
 from backtest.errors import ConfigError, DataError, did_you_mean
 

@@ -24,7 +24,7 @@ from functools import cache
 import numpy as np
 import pandas as pd
 
-from backtest.data.bars import datasets_dir
+from backtest.data.files import datasets_dir
 from backtest.errors import ConfigError, DataError, did_you_mean
 
 LABELS = ("calm", "correction", "bear", "crash", "capitulation", "recovery")

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from backtest.data.bars import datasets_dir
 from backtest.data.external import BUNDLED_TIERS as TIERS_BY_SYMBOL
+from backtest.data.files import datasets_dir
 from backtest.errors import ConfigError
 from backtest.limits import CONFIG_BYTES, read_capped
 

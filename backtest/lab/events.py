@@ -37,6 +37,7 @@ from backtest.config.common import iso, parse_utc_now
 from backtest.config.data import DataConfig
 from backtest.data import bars as data
 from backtest.data import external, regimes
+from backtest.data import files as data_files
 from backtest.errors import ConfigError
 from backtest.lab import bootstrap as bs
 from backtest.lab.config import EventStudyConfig, EventType
@@ -141,7 +142,7 @@ def _load_bars(symbol: str, timeframe: str) -> tuple[Bars, data.DataInfo]:
 def load_context(cfg: EventStudyConfig) -> dict[str, pd.DataFrame]:
     """Every external series the study's event types read: bundled, or the config's file."""
     kinds = sorted({SOURCES[t.kind] for t in cfg.events.types if t.kind in SOURCES})
-    bundled = {e["kind"] for e in data.manifest().values()}
+    bundled = {e["kind"] for e in data_files.manifest().values()}
     context = {}
     for kind in kinds:
         src = cfg.external.get(kind)
