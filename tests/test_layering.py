@@ -87,6 +87,40 @@ def test_imports_flow_one_way(path: Path) -> None:
             assert unit_of(me) in EXCLUSIVE[top], f"{me} imports {top}; only {EXCLUSIVE[top]} may"
 
 
+def unit_graph(sources: list[Path]) -> dict[str, set[str]]:
+    """Which layer unit (package or module of LAYERS) imports which other units."""
+    graph: dict[str, set[str]] = {}
+    for path in sources:
+        me = unit_of(module_name(path))
+        for target in imports(path):
+            theirs = unit_of(target)
+            if me and theirs and theirs != me and theirs != "backtest":
+                graph.setdefault(me, set()).add(theirs)
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[tuple[str, str]]:
+    """Pairs of units that reach each other through imports."""
+    def reaches(start: str, goal: str) -> bool:
+        seen, todo = set(), [start]
+        while todo:
+            for nxt in graph.get(todo.pop(), ()):
+                if nxt == goal:
+                    return True
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return False
+
+    return sorted({tuple(sorted((a, b))) for a in graph for b in graph[a] if reaches(b, a)})
+
+
+def test_no_import_cycles_between_packages() -> None:
+    """Units of one layer may import each other, but never in a circle."""
+    assert cycles(unit_graph(SOURCES)) == []
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == [("a", "b"), ("a", "c"), ("b", "c")]
+
+
 def test_strategies_only_see_the_contract_features_and_types() -> None:
     allowed = {"backtest.errors", "backtest.types", "backtest.features", "backtest.strategy"}
     for path in ROOT.glob("strategies/*.py"):
