@@ -454,6 +454,7 @@ def test_ctrl_c_outside_an_evaluation_is_deferred_to_the_end_of_the_step() -> No
     """A real SIGINT: outside the strategy evaluation it only sets the flag (optuna's tell and
     the journal write finish); inside it interrupts at once; a second one interrupts at once."""
     # signal.raise_signal runs the Python handler before it returns: no sleep needed.
+    before = signal.getsignal(signal.SIGINT)  # SIG_IGN when the suite runs in the background
     interrupts = workers.Interrupts()
     with interrupts.installed():
         signal.raise_signal(signal.SIGINT)  # while "optuna writes": deferred
@@ -466,4 +467,4 @@ def test_ctrl_c_outside_an_evaluation_is_deferred_to_the_end_of_the_step() -> No
             signal.raise_signal(signal.SIGINT)
         with pytest.raises(KeyboardInterrupt):
             signal.raise_signal(signal.SIGINT)  # the second one, outside: at once too
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is before  # the previous handler is back
