@@ -28,6 +28,7 @@ A database connection gives up after ``CONNECT_TIMEOUT_S`` and a statement after
 
 from __future__ import annotations
 
+import abc
 import copy
 import datetime as dt
 import fcntl
@@ -153,7 +154,7 @@ class _FlockLock(optuna.storages.journal.JournalFileOpenLock):
             self.release()
 
 
-class _Claims:
+class _Claims(abc.ABC):
     """Mixin for an Optuna storage: owned trial creation, orphan recovery and the quota claim
     (see the module docstring). No quota until :meth:`set_quota` (tools reading a study)."""
 
@@ -162,8 +163,10 @@ class _Claims:
     def set_quota(self, study: optuna.Study, trials: int) -> None:
         self.quota = (study._study_id, trials)
 
+    @abc.abstractmethod
     def claim_lock(self) -> Any:
-        raise NotImplementedError
+        """The context manager that serializes claims: the journal's kernel lock, or a
+        PostgreSQL advisory lock (each storage below provides its own)."""
 
     def claimed(self, study_id: int, template: optuna.trial.FrozenTrial | None,
                 create: Callable[[int, optuna.trial.FrozenTrial | None], Any]) -> Any:
