@@ -8,7 +8,7 @@ import json
 import sys
 from typing import Any
 
-from backtest.cli.common import EXIT_OK, add_command, table
+from backtest.cli.common import EXIT_OK, add_command, int_between, positive_seconds, table
 
 
 def cmd_data_list(args: argparse.Namespace) -> int:
@@ -94,9 +94,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     fetch.add_argument("--since", help="first bar of a new file (default 2017-01-01)")
     fetch.add_argument("--until", help="last moment to fetch (default now; open bars never)")
     fetch.add_argument("--dir", default="data", help="user data directory (default data/)")
-    fetch.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
-    fetch.add_argument("--limit", type=int, default=1000, help="rows per request")
-    fetch.add_argument("--retries", type=int, default=5,
+    fetch.add_argument("--timeout", type=positive_seconds, default=30.0,
+                       help="seconds per request")
+    fetch.add_argument("--limit", type=int_between(1, 100_000), default=1000,
+                       help="rows per request")
+    fetch.add_argument("--retries", type=int_between(0, 100), default=5,
                        help="retries of a rate-limited, failed or timed-out request")
     fetch.add_argument("--ccxt", action="append", default=[], metavar="KEY=VALUE",
                        help="a ccxt exchange option (JSON value), e.g. "

@@ -11,6 +11,7 @@ from backtest.cli.common import (
     add_allow_external,
     add_command,
     add_set,
+    int_between,
     table,
 )
 
@@ -78,6 +79,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     stress = add_command(sub, "stress", cmd_stress)
     stress.add_argument("config", help="TOML run config with a [stress] table")
     stress.add_argument("--out", help="output directory (default: [report].out)")
-    stress.add_argument("--paths", type=int, help="number of synthetic paths ([stress].paths)")
+    stress.add_argument("--paths", type=int_between(10, 100_000),
+                        help="number of synthetic paths ([stress].paths)")
     add_allow_external(stress)
     add_set(stress)
