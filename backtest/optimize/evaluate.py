@@ -18,7 +18,7 @@ from backtest.config.common import iso, parse_utc
 from backtest.config.optimize import ConstraintSpec, OptimizeConfig, ValidationSpec
 from backtest.config.run import RunConfig
 from backtest.data import regimes
-from backtest.errors import ConfigError, UserError
+from backtest.errors import ConfigError, StrategyError, UserError
 from backtest.inputs import RunInputs, prepare
 from backtest.metrics import overfit
 from backtest.metrics import performance as metrics
@@ -161,6 +161,18 @@ class Evaluator:
                 full_returns = result.returns.to_numpy(dtype=float)
         with self.timed("metrics"):
             return self._summarize(by_range, full_returns)
+
+    def evaluate_many(self, sets: Sequence[Mapping[str, Any]]
+                      ) -> list[dict[str, Any] | StrategyError]:
+        """:meth:`evaluate` for each set, in order; an invalid set (``StrategyError``) yields
+        its error in its slot instead of stopping the batch."""
+        out: list[dict[str, Any] | StrategyError] = []
+        for values in sets:
+            try:
+                out.append(self.evaluate(values))
+            except StrategyError as exc:
+                out.append(exc)
+        return out
 
     def _summarize(self, by_range: Mapping[tuple[int, int], Mapping[str, Any]],
                    full_returns: np.ndarray) -> dict[str, Any]:
