@@ -18,6 +18,7 @@ from backtest.config.common import iso, parse_utc
 from backtest.config.optimize import ConstraintSpec, OptimizeConfig, ValidationSpec
 from backtest.config.run import RunConfig
 from backtest.data import regimes
+from backtest.engine.batch import RangeEngine, RangeRuns
 from backtest.errors import ConfigError, StrategyError, UserError
 from backtest.inputs import RunInputs, prepare
 from backtest.metrics import overfit
@@ -30,6 +31,8 @@ from backtest.types import Signals
 # engine, crashbt's metrics and fold statistics; "search" is the whole loop of one worker, so
 # search minus the rest is Optuna's sampler, its storage and crashbt's trial bookkeeping
 PHASES = ("search", "features", "signals", "simulation", "metrics")
+#: bytes of engine output (equity and position of every range) one kernel call may hold
+BATCH_BYTES = 64 * 2**20
 
 
 
@@ -126,6 +129,8 @@ class Evaluator:
             raise ConfigError(f"{source}: optimize.validation: expected {exc}") from None
         self.scored = set(splits.distinct_ranges(self.folds))  # ranges whose metrics count
         self.ranges = sorted({*self.scored, (0, n)})  # (0, n): the returns for the DSR/PBO
+        self.engine = RangeEngine(self.inputs.history, self.inputs.first, self.ranges,
+                                  cfg.execution, self.inputs.freq, self.inputs.funding)
         self.features = FeatureCache(spec)
         self.clock = dict.fromkeys(PHASES, 0.0)
 
@@ -148,31 +153,63 @@ class Evaluator:
             return inp.signals(params, feats)
 
     def evaluate(self, values: Mapping[str, Any]) -> dict[str, Any]:
-        """Fold metrics, objective and constraint values, and return statistics of one set."""
-        sigs = self.signals(values)
-        by_range, full_returns = {}, np.empty(0)
-        for rows in self.ranges:
-            with self.timed("simulation"):
-                result = self.inputs.simulate(sigs, rows)
-            if rows in self.scored:
-                with self.timed("metrics"):
-                    by_range[rows] = metrics.compute(result, self.inputs.freq)
-            if rows == (0, len(self.bars)):
-                full_returns = result.returns.to_numpy(dtype=float)
-        with self.timed("metrics"):
-            return self._summarize(by_range, full_returns)
+        """Fold metrics, objective and constraint values, and return statistics of one set
+        (:meth:`evaluate_many` of one set; raises its StrategyError)."""
+        scored = self.evaluate_many([values])[0]
+        if isinstance(scored, StrategyError):
+            raise scored
+        return scored
 
     def evaluate_many(self, sets: Sequence[Mapping[str, Any]]
                       ) -> list[dict[str, Any] | StrategyError]:
-        """:meth:`evaluate` for each set, in order; an invalid set (``StrategyError``) yields
-        its error in its slot instead of stopping the batch."""
+        """Scores of each set, in order; an invalid set (``StrategyError``) yields its error in
+        its slot instead of stopping the batch.
+
+        Signals per set (features from the cache), then the engine over every (set, range) in
+        one kernel call per chunk of sets (no trade or order frame is built), then the metrics
+        from its arrays. Chunks keep the kernel's output near ``BATCH_BYTES``.
+        """
         out: list[dict[str, Any] | StrategyError] = []
-        for values in sets:
+        step = self.engine.columns_per_call(BATCH_BYTES)
+        for start in range(0, len(sets), step):
+            out.extend(self._evaluate_chunk(sets[start:start + step]))
+        return out
+
+    def _evaluate_chunk(self, sets: Sequence[Mapping[str, Any]]
+                        ) -> list[dict[str, Any] | StrategyError]:
+        out: list[dict[str, Any] | StrategyError] = []
+        valid: list[tuple[int, Signals]] = []
+        for slot, values in enumerate(sets):
             try:
-                out.append(self.evaluate(values))
+                sigs = self.signals(values)
+                self.engine.check(sigs)
+                valid.append((slot, sigs))
+                out.append({})
             except StrategyError as exc:
                 out.append(exc)
+        if not valid:
+            return out
+        with self.timed("simulation"):
+            runs = self.engine.run([sigs for _, sigs in valid])
+        with self.timed("metrics"):
+            for column, (slot, _) in enumerate(valid):
+                out[slot] = self._score(runs, column)
         return out
+
+    def _score(self, runs: RangeRuns, column: int) -> dict[str, Any]:
+        """:meth:`_summarize` of one column of a batch."""
+        init_cash = float(self.cfg.execution.init_cash)
+        by_range, full_returns = {}, np.empty(0)
+        for r, rows in enumerate(self.ranges):
+            equity, position = runs.curve(column, r)
+            returns = metrics.bar_returns(equity, init_cash)
+            if rows in self.scored:
+                by_range[rows] = metrics.curve_metrics(
+                    equity, returns, position, metrics.totals_summary(runs.totals[column, r]),
+                    init_cash, self.inputs.freq)
+            if rows == (0, len(self.bars)):
+                full_returns = returns
+        return self._summarize(by_range, full_returns)
 
     def _summarize(self, by_range: Mapping[tuple[int, int], Mapping[str, Any]],
                    full_returns: np.ndarray) -> dict[str, Any]:
