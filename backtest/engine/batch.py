@@ -7,9 +7,9 @@ range's start (rolling slippage volatility, vol-target sizing), and :meth:`Range
 hands a batch of signal columns to :func:`backtest.engine.batch_kernels.simulate_ranges_nb`:
 per (column, range) the equity and position at every bar and the trade totals, from the same
 single-column kernel a run uses on the same slice (so a range of a batch equals
-``simulate(bars.iloc[a:b], signals.restrict(...))`` on the kernel path). The kernel inputs come
-from :mod:`backtest.engine.simulate` (``kernel_market``/``kernel_signals``/``kernel_terms``/
-``kernel_tiers``), the one place they are built from a config.
+``simulate(bars.iloc[a:b], signals.restrict(...))`` on the kernel path). The kernel inputs are
+built as for a run: :mod:`backtest.engine.simulate` (``kernel_market``, ``kernel_terms``,
+``kernel_tiers``) and the signal helpers of :mod:`backtest.engine.records`.
 
 Imports numpy, pandas, config, errors, types and the engine's own modules.
 """
@@ -25,6 +25,7 @@ import pandas as pd
 from backtest.config.execution import ExecutionConfig
 from backtest.engine import batch_kernels, kernels
 from backtest.engine import simulate as engine
+from backtest.engine.records import filtered_signals, float_array
 from backtest.errors import StrategyError
 from backtest.types import Bars, Signals
 
@@ -71,6 +72,7 @@ class RangeEngine:
         self.slip, self.slip_at = _stacked([p.slip for p in parts])
         self.vol, self.vol_at = _stacked([p.vol for p in parts])
         self.tiers, self.notional_cap = engine.kernel_tiers(execution)
+        self.unset = np.full((1, self.n), np.nan)
 
     def columns_per_call(self, max_bytes: int) -> int:
         """How many columns one :meth:`run` may take for its output to stay near
@@ -79,7 +81,8 @@ class RangeEngine:
 
     def check(self, signals: Signals) -> None:
         """StrategyError unless ``signals`` are on the history's index (as a run checks)."""
-        if not signals.long_entries.index.equals(self.index):
+        index = signals.long_entries.index
+        if index is not self.index and not index.equals(self.index):
             raise StrategyError(f"signals: index: expected the index of the bars, found a "
                                 f"different index ({len(signals.long_entries)} rows vs "
                                 f"{len(self.index)})")
@@ -88,17 +91,23 @@ class RangeEngine:
         """Every column (signals on ``history`` that passed :meth:`check`) over every range, in
         one kernel call."""
         k, n, first = len(columns), self.n, self.first
-        arrays = [engine.kernel_signals(sig, self.execution.direction) for sig in columns]
+        flags = [filtered_signals(sig, self.execution.direction) for sig in columns]
         terms = kernels.terms_record(k)
         for record, sig in zip(terms, columns, strict=True):
             engine.kernel_terms(self.execution, sig, self.notional_cap, record)
 
-        def stacked(field: int, dtype: type, optional: str | None = None) -> np.ndarray:
-            if optional and all(getattr(sig, optional) is None for sig in columns):
-                return np.full((1, n), np.nan)  # unset in every column: one shared row
-            out = np.empty((k, n), dtype=dtype)
-            for c, cols in enumerate(arrays):
-                out[c] = cols[field][first:]
+        def bools(field: int) -> np.ndarray:
+            out = np.empty((k, n), dtype=bool)
+            for c, arrays in enumerate(flags):
+                out[c] = arrays[field][first:]
+            return out
+
+        def levels(name: str) -> np.ndarray:
+            if all(getattr(sig, name) is None for sig in columns):
+                return self.unset  # unset in every column: one shared row of NaN
+            out = np.empty((k, n))
+            for c, sig in enumerate(columns):
+                out[c] = float_array(getattr(sig, name), len(self.index))[first:]
             return out
 
         equity = np.empty((k, int(self.at[-1])))
@@ -106,10 +115,9 @@ class RangeEngine:
         totals = np.empty((k, len(self.bounds), len(batch_kernels.TOTALS)))
         batch_kernels.simulate_ranges_nb(
             self.market, self.slip, self.slip_at, self.vol, self.vol_at,
-            stacked(0, bool), stacked(1, bool), stacked(2, bool), stacked(3, bool),
-            stacked(4, float, "stop_price"), stacked(5, float, "target_price"),
-            stacked(6, float, "entry_fraction"), terms, self.tiers, self.bounds, self.at[:-1],
-            equity, position, totals)
+            bools(0), bools(1), bools(2), bools(3), levels("stop_price"),
+            levels("target_price"), levels("entry_fraction"), terms, self.tiers, self.bounds,
+            self.at[:-1], equity, position, totals)
         return RangeRuns(equity, position, totals, self.at)
 
 

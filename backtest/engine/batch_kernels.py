@@ -72,7 +72,7 @@ def simulate_ranges_nb(
     longest = 0
     for r in range(bounds.shape[0]):
         longest = max(longest, bounds[r, 1] - bounds[r, 0])
-    trades = np.zeros((2 * longest + 1, TRADE_FIELDS))
+    trades = np.empty((2 * longest + 1, TRADE_FIELDS))  # every field of a row is written
     no_orders = np.empty((0, 0))
     for c in range(le.shape[0]):
         cs = c if stop_px.shape[0] > 1 else 0
