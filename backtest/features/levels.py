@@ -157,10 +157,11 @@ def unreachable_note(bars: Bars, level: pd.Series, name: str = "level") -> dict[
 
 @njit(cache=True)
 def _reached_or_undefined(level: np.ndarray, low: np.ndarray, high: np.ndarray) -> bool:
-    """Whether some bar with a level and a low has ``low <= level <= high``, or none has both
-    (stops at the first bar that reaches the level)."""
+    """Whether some bar with a level and a low has ``low <= level <= high``, or none has both.
+    Scans from the last bar and stops at the first that reaches the level: a level worth
+    trading is usually near recent prices."""
     defined = False
-    for t in range(level.shape[0]):
+    for t in range(level.shape[0] - 1, -1, -1):
         lvl = level[t]
         if lvl != lvl or low[t] != low[t]:
             continue
