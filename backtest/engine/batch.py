@@ -29,8 +29,11 @@ from backtest.engine.records import filtered_signals, float_array
 from backtest.errors import StrategyError
 from backtest.types import Bars, Signals
 
-#: bytes of output per bar of a range and column: equity and position (f8 each)
+#: bytes per bar of a range and column: the output equity and position (f8 each)
 _BYTES_PER_CELL = 16
+#: bytes per history bar and column: the caller's signals (four bool and three f8 series) and
+#: their stacked copies
+_BYTES_PER_SIGNAL_BAR = 2 * (4 + 3 * 8)
 
 
 class RangeRuns(NamedTuple):
@@ -75,9 +78,11 @@ class RangeEngine:
         self.unset = np.full((1, self.n), np.nan)
 
     def columns_per_call(self, max_bytes: int) -> int:
-        """How many columns one :meth:`run` may take for its output to stay near
+        """How many columns one :meth:`run` may take for its inputs and output to stay near
         ``max_bytes`` (at least one)."""
-        return max(1, max_bytes // (_BYTES_PER_CELL * int(self.at[-1])))
+        per_column = (_BYTES_PER_CELL * int(self.at[-1])
+                      + _BYTES_PER_SIGNAL_BAR * len(self.index))
+        return max(1, max_bytes // per_column)
 
     def check(self, signals: Signals) -> None:
         """StrategyError unless ``signals`` are on the history's index (as a run checks)."""

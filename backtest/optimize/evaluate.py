@@ -1,6 +1,8 @@
-"""Scoring one parameter set: features (cached), signals, the engine on every fold range, and the
-in-sample / out-of-sample metrics and return statistics a trial stores. The inputs (run range,
-history, external series, funding) come from :func:`backtest.inputs.prepare`, as for a run."""
+"""Scoring parameter sets: features (cached), signals, the engine on every fold range (one
+batched kernel call for many sets, :mod:`backtest.engine.batch`), and the in-sample /
+out-of-sample metrics and return statistics a trial stores, computed from the engine's arrays
+(no trade or order frame). The inputs (run range, history, external series, funding) come from
+:func:`backtest.inputs.prepare`, as for a run."""
 
 from __future__ import annotations
 
@@ -31,7 +33,8 @@ from backtest.types import Signals
 # engine, crashbt's metrics and fold statistics; "search" is the whole loop of one worker, so
 # search minus the rest is Optuna's sampler, its storage and crashbt's trial bookkeeping
 PHASES = ("search", "features", "signals", "simulation", "metrics")
-#: bytes of engine output (equity and position of every range) one kernel call may hold
+#: bytes of signals and engine output (equity and position of every range) one kernel call may
+#: hold (RangeEngine.columns_per_call)
 BATCH_BYTES = 64 * 2**20
 
 
@@ -167,7 +170,7 @@ class Evaluator:
 
         Signals per set (features from the cache), then the engine over every (set, range) in
         one kernel call per chunk of sets (no trade or order frame is built), then the metrics
-        from its arrays. Chunks keep the kernel's output near ``BATCH_BYTES``.
+        from its arrays. Chunks keep the signals and the kernel's output near ``BATCH_BYTES``.
         """
         out: list[dict[str, Any] | StrategyError] = []
         step = self.engine.columns_per_call(BATCH_BYTES)
@@ -177,24 +180,24 @@ class Evaluator:
 
     def _evaluate_chunk(self, sets: Sequence[Mapping[str, Any]]
                         ) -> list[dict[str, Any] | StrategyError]:
-        out: list[dict[str, Any] | StrategyError] = []
-        valid: list[tuple[int, Signals]] = []
+        """One kernel call for the sets whose signals could be built."""
+        errors: dict[int, StrategyError] = {}
+        columns: dict[int, Signals] = {}
         for slot, values in enumerate(sets):
             try:
-                sigs = self.signals(values)
-                self.engine.check(sigs)
-                valid.append((slot, sigs))
-                out.append({})
+                columns[slot] = self.signals(values)
+                self.engine.check(columns[slot])
             except StrategyError as exc:
-                out.append(exc)
-        if not valid:
-            return out
-        with self.timed("simulation"):
-            runs = self.engine.run([sigs for _, sigs in valid])
-        with self.timed("metrics"):
-            for column, (slot, _) in enumerate(valid):
-                out[slot] = self._score(runs, column)
-        return out
+                columns.pop(slot, None)
+                errors[slot] = exc
+        scores: dict[int, dict[str, Any]] = {}
+        if columns:
+            with self.timed("simulation"):
+                runs = self.engine.run(list(columns.values()))
+            with self.timed("metrics"):
+                scores = {slot: self._score(runs, column)
+                          for column, slot in enumerate(columns)}
+        return [scores[slot] if slot in scores else errors[slot] for slot in range(len(sets))]
 
     def _score(self, runs: RangeRuns, column: int) -> dict[str, Any]:
         """:meth:`_summarize` of one column of a batch."""
