@@ -7,6 +7,7 @@ a perp config with funding and liquidation, and every sizing kind and slippage m
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 from collections.abc import Mapping
@@ -21,6 +22,8 @@ from hypothesis import strategies as st
 from backtest import catalogue
 from backtest.config.loader import load_config
 from backtest.config.optimize import OptimizeConfig
+from backtest.engine.batch import RangeEngine
+from backtest.engine.batch_kernels import T_TRADES
 from backtest.errors import StrategyError
 from backtest.metrics import overfit
 from backtest.metrics import performance as metrics
@@ -227,3 +230,35 @@ def test_property_any_reclaim_set_scores_as_the_old_road(reclaim: Evaluator, lev
     assert_same_as_old_road(reclaim, values, got)
     if isinstance(got, dict):
         assert all(math.isfinite(v) for v in got["objectives"])
+
+
+@functools.cache
+def kernel_evaluator(config: str) -> Evaluator:
+    """An evaluator whose runs take the numba kernel whatever the config (no vectorbt)."""
+    return evaluator(config, 'execution.engine="numba"')
+
+
+@settings(max_examples=15, deadline=None)
+@given(cuts=st.lists(st.tuples(st.integers(0, 2_000), st.integers(1, 2_000)), min_size=1,
+                     max_size=4),
+       config=st.sampled_from(["break_below_74k_perp.toml", "support_ladder.toml",
+                               "miner_capitulation.toml"]))
+def test_property_a_range_of_a_batch_is_the_run_of_that_range(cuts: list, config: str) -> None:
+    """Equity and position of every (set, range) equal, bit for bit, the kernel run of that
+    range with the signals restricted to it (the claim of backtest.engine.batch)."""
+    ev = kernel_evaluator(config)
+    inp = ev.inputs
+    n = len(inp.bars)
+    ranges = sorted({(min(a, n - 1), min(a + length, n)) for a, length in cuts})
+    engine = RangeEngine(inp.history, inp.first, ranges, inp.cfg.execution, inp.freq,
+                         inp.funding)
+    sets = [{}, sampled(ev.spec, random.Random(len(ranges)))]
+    columns = [inp.signals(ev.spec.make_params(values)) for values in sets]
+    runs = engine.run(columns)
+    for c, sigs in enumerate(columns):
+        for r, rows in enumerate(ranges):
+            result = inp.simulate(sigs, rows)
+            equity, position = runs.curve(c, r)
+            np.testing.assert_array_equal(equity, result.equity.to_numpy())
+            np.testing.assert_array_equal(position, result.position.to_numpy())
+            assert runs.totals[c, r, T_TRADES] == len(result.trades)

@@ -26,9 +26,9 @@ from backtest.engine.kernels import (
 
 #: per (column, range) trade totals: trades (closed + one open at the end), open trades,
 #: closed trades with pnl > 0, their pnl sum, minus the pnl sum of closed losers, fees of every
-#: trade (entry and exit fills), funding paid
-TOTALS = ("trades", "open", "wins", "gains", "losses", "fees", "funding")
-T_TRADES, T_OPEN, T_WINS, T_GAINS, T_LOSSES, T_FEES, T_FUNDING = range(len(TOTALS))
+#: trade (entry and exit fills)
+TOTALS = ("trades", "open", "wins", "gains", "losses", "fees")
+T_TRADES, T_OPEN, T_WINS, T_GAINS, T_LOSSES, T_FEES = range(len(TOTALS))
 
 
 @njit(cache=True)
@@ -39,7 +39,6 @@ def _totals_nb(trades: np.ndarray, count: int, out: np.ndarray) -> None:
     for j in range(count):
         row = trades[j]
         out[T_FEES] += row[7]
-        out[T_FUNDING] += row[10]
         if row[9] > 0.0:
             out[T_OPEN] += 1.0
             continue
