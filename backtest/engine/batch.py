@@ -112,7 +112,11 @@ class RangeEngine:
                 return self.unset  # unset in every column: one shared row of NaN
             out = np.empty((k, n))
             for c, sig in enumerate(columns):
-                out[c] = float_array(getattr(sig, name), len(self.index))[first:]
+                series = getattr(sig, name)
+                values = series.to_numpy() if series is not None else None
+                if values is None or values.dtype != np.float64:  # unset, ints, nullable
+                    values = float_array(series, len(self.index))
+                out[c] = values[first:]
             return out
 
         equity = np.empty((k, int(self.at[-1])))
