@@ -7,6 +7,7 @@ a perp config with funding and liquidation, and every sizing kind and slippage m
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import random
@@ -29,6 +30,7 @@ from backtest.metrics import overfit
 from backtest.metrics import performance as metrics
 from backtest.optimize.evaluate import Evaluator
 from backtest.strategy.contract import Choice, FloatRange, IntRange, StrategySpec
+from backtest.types import Signals
 from strategies import REGISTRY
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -262,3 +264,20 @@ def test_property_a_range_of_a_batch_is_the_run_of_that_range(cuts: list, config
             np.testing.assert_array_equal(equity, result.equity.to_numpy())
             np.testing.assert_array_equal(position, result.position.to_numpy())
             assert runs.totals[c, r, T_TRADES] == len(result.trades)
+
+
+def test_signals_off_the_bars_index_are_that_sets_error() -> None:
+    base = REGISTRY["break_below_74k"]
+
+    def shifted(bars, feats, params):  # a strategy bug: signals on the wrong index
+        sigs = base.signals(bars, feats, params)
+        if params.confirm_bars == 2:
+            return Signals(sigs.long_entries.iloc[1:], sigs.long_exits.iloc[1:])
+        return sigs
+
+    plain = evaluator("optimize_break_below.toml")
+    ev = Evaluator(plain.cfg, plain.opt, dataclasses.replace(base, signals=shifted), "test")
+    got = ev.evaluate_many([{}, {"confirm_bars": 2}, {"confirm_bars": 3}])
+    assert isinstance(got[1], StrategyError)
+    assert str(got[1]).startswith("signals: index: expected the index of the bars")
+    assert got[0] == plain.evaluate({}) and got[2] == plain.evaluate({"confirm_bars": 3})
