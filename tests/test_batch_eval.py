@@ -28,7 +28,7 @@ from backtest.engine.batch_kernels import T_TRADES
 from backtest.errors import StrategyError
 from backtest.metrics import overfit
 from backtest.metrics import performance as metrics
-from backtest.optimize.evaluate import Evaluator
+from backtest.optimize.evaluate import Evaluator, FeatureCache
 from backtest.strategy.contract import Choice, FloatRange, IntRange, StrategySpec
 from backtest.types import Signals
 from strategies import REGISTRY
@@ -281,3 +281,16 @@ def test_signals_off_the_bars_index_are_that_sets_error() -> None:
     assert isinstance(got[1], StrategyError)
     assert str(got[1]).startswith("signals: index: expected the index of the bars")
     assert got[0] == plain.evaluate({}) and got[2] == plain.evaluate({"confirm_bars": 3})
+
+
+@pytest.mark.parametrize("size", [1, 3])
+def test_feature_cache_keeps_the_newest_frames(size: int) -> None:
+    ev = evaluator("optimize_break_below.toml")
+    cache = FeatureCache(ev.spec, size)
+    frames = {}
+    for level in (70_000.0, 71_000.0, 72_000.0, 73_000.0, 72_000.0):
+        params = ev.spec.make_params({"level": level})
+        frames[level] = cache.get(ev.inputs.history, params, ev.inputs.context)
+        assert frames[level]["level"].iloc[-1] == level
+    assert len(cache.entries) == size
+    assert cache.hits == (1 if size >= 2 else 0)  # 72,000 again, two levels later

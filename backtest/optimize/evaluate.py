@@ -66,8 +66,8 @@ class FeatureCache:
         except Exception:  # a feature function that needs the real dataclass: key on everything
             frame = self.spec.features(bars, params, context)
             read = {f.name for f in dataclasses.fields(params)}
-        self.entries = [*self.entries[-(self.size - 1):], ({k: getattr(params, k) for k in read},
-                                                           frame)]
+        key = {k: getattr(params, k) for k in read}
+        self.entries = [*self.entries, (key, frame)][-self.size:]  # the newest ``size``
         return frame
 
 
