@@ -396,16 +396,21 @@ NOISE = StrategySpec(name="noise", summary="random signals", params=NoiseParams,
                      features=noise_features, signals=noise_signals)
 
 
-def run_in_process(tmp_path: Path, spec: StrategySpec, extra: str, trials_: int,
-                   params: str = "") -> search.Outcome:
+def request(tmp_path: Path, spec: StrategySpec, extra: str, trials_: int,
+            params: str = "") -> workers.Request:
+    """A search of ``spec`` on the test config's data and folds (``extra``: [optimize] keys)."""
     path = tmp_path / "noise.toml"
     head = CONFIG.split("[optimize.params]")[0].format(extra=extra)
     path.write_text(head + params, encoding="utf-8")
     cfg = load_config(path)
     opt = cfg.optimize.model_copy(update={"trials": trials_})
     cfg = cfg.model_copy(update={"optimize": None})
-    req = workers.Request(cfg, opt, spec, str(path), STUDY, tmp_path / "out")
-    return search.run(req)
+    return workers.Request(cfg, opt, spec, str(path), STUDY, tmp_path / "out")
+
+
+def run_in_process(tmp_path: Path, spec: StrategySpec, extra: str, trials_: int,
+                   params: str = "") -> search.Outcome:
+    return search.run(request(tmp_path, spec, extra, trials_, params))
 
 
 def test_a_search_over_noise_is_not_called_significant(tmp_path: Path) -> None:

@@ -146,3 +146,57 @@ def test_no_feasible_trial_and_ctrl_c_exit_2_and_130_with_a_report(tmp_path: Pat
     assert proc.returncode == 130, err
     doc = json.loads((tmp_path / "out" / study / "optimization.json").read_text())
     assert doc["interrupted"] is True and "RUNNING" not in doc["counts"]
+
+
+GRID = CONFIG.replace("batch = 2\n", 'batch = 4\nsampler = "grid"\n') + """\
+ath_fraction = { choices = [0.45, 0.5, 0.55, 0.6, 0.65, 0.7] }
+hold_bars = { choices = [3, 5, 10, 20, 30, 45] }
+stop_pct = { choices = [0.03, 0.06, 0.1, 0.15] }
+""" + "".join(f"{name} = {{ fixed = {value} }}\n" for name, value in (
+    ("level", 80000.0), ("ema_fraction", 1.17), ("ema_weeks", 200), ("confirm", '"close"'),
+    ("hold", 1), ("volume_k", 1.5), ("volume_window", 20), ("rearm_pct", 0.0),
+    ("buffer_pct", 0.0)))
+GRID_POINTS = 6 * 6 * 4
+
+
+def test_two_workers_take_batches_of_one_grid(tmp_path: Path) -> None:
+    """Two worker processes claim batches of 4 from one grid study on the server: every point
+    exactly once, both workers completed a batch, and a stored evaluation is what a fresh
+    single evaluation of its parameters gives."""
+    from backtest.config.loader import load_config
+    from backtest.optimize.evaluate import Evaluator
+    from backtest.plugins import resolve
+
+    url = pg_url()
+    config = tmp_path / "grid.toml"
+    config.write_text(GRID, encoding="utf-8")
+    study = f"pg-{uuid.uuid4().hex[:10]}"
+    procs = [subprocess.Popen(
+        [sys.executable, "-m", "backtest", "optimize", str(config), "--storage", url,
+         "--study", study, "--trials", str(GRID_POINTS + 10), "--out", str(tmp_path / name)],
+        cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for name in ("a", "b")]
+    for proc in procs:
+        _out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+    trials = storage.study_trials(url, tmp_path / "unused", study)
+    assert [t["state"] for t in trials] == ["COMPLETE"] * GRID_POINTS  # the grid, no more
+    points = {tuple(sorted(t["params"].items())) for t in trials}
+    assert len(points) == GRID_POINTS  # no point twice
+    by_worker: dict[str, list[int]] = {}
+    for t in trials:
+        by_worker.setdefault(t["worker"], []).append(t["number"])
+    assert len(by_worker) == 2 and all(len(n) >= 4 for n in by_worker.values()), by_worker
+
+    import optuna
+    loaded = optuna.load_study(study_name=study, storage=storage.open_storage(url, tmp_path))
+    cfg = load_config(config)
+    opt = cfg.optimize
+    evaluator = Evaluator(cfg.model_copy(update={"optimize": None}), opt,
+                          resolve(cfg.strategy.name, str(config), False), str(config))
+    for trial in loaded.get_trials()[::47]:
+        stored = trial.user_attrs["eval"]
+        fresh = evaluator.evaluate(stored["params_all"])
+        assert json.dumps({k: fresh[k] for k in stored if k != "params_all"}, sort_keys=True) \
+            == json.dumps({k: v for k, v in stored.items() if k != "params_all"}, sort_keys=True)
+        assert trial.values == fresh["objectives"]

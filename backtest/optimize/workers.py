@@ -26,6 +26,7 @@ from backtest.errors import ConfigError, OutputError, StrategyError, UserError
 from backtest.optimize import batch
 from backtest.optimize.batch import Heartbeat
 from backtest.optimize.evaluate import Evaluator
+from backtest.optimize.grid import EnumeratedGridSampler
 from backtest.optimize.owners import OWNER, worker_id
 from backtest.optimize.space import distribution, make_sampler, search_space
 from backtest.optimize.storage import (
@@ -173,8 +174,8 @@ def work(req: Request, index: int, on_done: Callable[[optuna.Study], None] | Non
     """One worker: open the shared study and run batches of trials until the count, the grid's
     end or the timeout.
 
-    The storage's quota (``trials``) hands out trials: a worker stops when every remaining
-    trial is complete or running elsewhere (``StudyFull``). The sampler's seed is ``seed +
+    The storage's quota (see :func:`quota`) hands out trials: a worker stops when every
+    remaining trial is complete or running elsewhere (``StudyFull``). The sampler's seed is ``seed +
     7919 * worker + trials already stored``: a fresh single worker is reproducible, and neither
     a resume nor a second worker replays the same draws.
     """
@@ -182,13 +183,13 @@ def work(req: Request, index: int, on_done: Callable[[optuna.Study], None] | Non
     evaluator = evaluator or Evaluator(req.cfg, req.opt, req.spec, req.source)
     storage = req.open()
     study = optuna.load_study(study_name=req.study, storage=storage)
-    storage.set_quota(study, req.opt.trials)
     recover(study)
     existing = len(study.get_trials(deepcopy=False))
-    batches = _Batches(req, study, storage, evaluator)
     dims, _ = search_space(req.spec, req.opt, req.source)
     study.sampler = make_sampler(req.opt, dims, req.opt.seed + 7919 * index + existing,
                                  req.source)
+    storage.set_quota(study, quota(req.opt, study.sampler))
+    batches = _Batches(req, study, storage, evaluator)
     interrupts = Interrupts()
     try:
         with (interrupts.installed(), evaluator.timed("search"),
@@ -199,6 +200,15 @@ def work(req: Request, index: int, on_done: Callable[[optuna.Study], None] | Non
         raise
     if interrupts.requested:
         raise KeyboardInterrupt
+
+
+
+def quota(opt: OptimizeConfig, sampler: optuna.samplers.BaseSampler) -> int:
+    """COMPLETE + RUNNING trials the study may hold: ``trials``, and on a grid at most one per
+    point (a batch then never runs a point twice; a failed point frees its slot for a re-run)."""
+    if isinstance(sampler, EnumeratedGridSampler):
+        return min(opt.trials, sampler.size)
+    return opt.trials
 
 
 
