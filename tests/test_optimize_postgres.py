@@ -17,6 +17,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import sqlalchemy
 
 from backtest.optimize import storage
 from backtest.redact import mask_secrets
@@ -200,3 +201,41 @@ def test_two_workers_take_batches_of_one_grid(tmp_path: Path) -> None:
         assert json.dumps({k: fresh[k] for k in stored if k != "params_all"}, sort_keys=True) \
             == json.dumps({k: v for k, v in stored.items() if k != "params_all"}, sort_keys=True)
         assert trial.values == fresh["objectives"]
+
+
+def test_every_trial_of_a_claimed_batch_has_a_heartbeat_that_keeps_beating() -> None:
+    """Optuna fails a dead worker's trial only if it has a heartbeat (fail_stale_trials skips
+    trials without one): the claim records one for every trial of the batch, and the worker's
+    heartbeat thread keeps them all fresh while the batch runs."""
+    import optuna
+    from optuna.storages._rdb import models
+
+    from backtest.optimize.batch import Heartbeat
+
+    url = pg_url()
+    opened = storage.open_storage(url, Path("unused"))
+    study = optuna.create_study(study_name=f"pg-{uuid.uuid4().hex[:10]}", storage=opened)
+    opened.set_quota(study, 10)
+
+    def beats(ids: list[int]) -> dict[int, object]:
+        with opened.engine.connect() as conn:
+            rows = conn.execute(sqlalchemy.select(
+                models.TrialHeartbeatModel.trial_id, models.TrialHeartbeatModel.heartbeat).where(
+                models.TrialHeartbeatModel.trial_id.in_(ids))).all()
+        return dict(rows)
+
+    ids = opened.claim_batch(study._study_id, 4)
+    first = beats(ids)
+    assert sorted(first) == sorted(ids)  # each trial of the batch, at its claim
+    heartbeat = Heartbeat(opened)
+    heartbeat.interval = 0.05  # Optuna's is 5 s; the thread is the same
+    heartbeat.trials = tuple(ids)
+    deadline = time.monotonic() + 120
+    with heartbeat.running():
+        while time.monotonic() < deadline:  # poll the server for the thread's beats
+            now = beats(ids)
+            if all(now[i] > first[i] for i in ids):
+                break
+            time.sleep(0.05)
+    assert all(now[i] > first[i] for i in ids), "the heartbeat thread did not beat"
+    assert not heartbeat._thread.is_alive()  # stopped with its block
