@@ -4,6 +4,7 @@ and the timeout behave as with ``study.optimize``."""
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import os
 from pathlib import Path
@@ -103,9 +104,13 @@ def test_constraints_are_stored_as_optunas_set_constraint_stores_them(tmp_path: 
 
 
 def test_queued_trials_are_claimed_first_with_their_parameters(tmp_path: Path) -> None:
+    check_queued_trials(request(tmp_path, NOISE, "batch = 3", 3))
+
+
+def check_queued_trials(req: workers.Request) -> None:
     """An enqueued trial (fixed_params) and a re-queued one (stored params, as Optuna's
-    RetryFailedTrialCallback adds it) are run by the next batch with exactly those values."""
-    req = request(tmp_path, NOISE, "batch = 3", 3)
+    RetryFailedTrialCallback adds it) are run by the next batch with exactly those values
+    (``req``: 3 trials in batches of 3; tests/test_optimize_postgres.py runs it on a server)."""
     study = search.prepare(req)
     workers.work(req, 0)
     study.enqueue_trial({"seed": 77, "p": 0.25})
@@ -113,7 +118,7 @@ def test_queued_trials_are_claimed_first_with_their_parameters(tmp_path: Path) -
     study.add_trial(optuna.trial.create_trial(
         state=WAITING, params={"seed": 5, "p": 0.125}, distributions=dists,
         system_attrs={"failed_trial": 0}))
-    workers.work(request(tmp_path, NOISE, "batch = 3", 6), 0)
+    workers.work(dataclasses.replace(req, opt=req.opt.model_copy(update={"trials": 6})), 0)
     trials = study.get_trials()
     assert [t.state for t in trials] == [COMPLETE] * 6
     assert trials[3].params == {"seed": 77, "p": 0.25}

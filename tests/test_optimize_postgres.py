@@ -239,3 +239,15 @@ def test_every_trial_of_a_claimed_batch_has_a_heartbeat_that_keeps_beating() -> 
             time.sleep(0.05)
     assert all(now[i] > first[i] for i in ids), "the heartbeat thread did not beat"
     assert not heartbeat._thread.is_alive()  # stopped with its block
+
+
+def test_queued_trials_are_claimed_first_with_their_parameters_on_the_server(
+        tmp_path: Path) -> None:
+    import dataclasses
+
+    from tests.test_optimize import NOISE, request
+    from tests.test_optimize_batch import check_queued_trials
+
+    req = request(tmp_path, NOISE, "batch = 3", 3)
+    check_queued_trials(dataclasses.replace(req, storage_url=pg_url(),
+                                            study=f"pg-{uuid.uuid4().hex[:10]}"))

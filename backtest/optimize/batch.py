@@ -105,12 +105,11 @@ def _single_value(dist: BaseDistribution) -> Any:
 
 def record(trials: Sequence[FrozenTrial], results: Sequence[dict[str, Any] | StrategyError],
            values: Sequence[Mapping[str, Any]], opt: OptimizeConfig,
-           stored_system: Sequence[Mapping[str, Any]]) -> list[TrialRecord]:
-    """The records of a batch's results; each trial's FrozenTrial gets what its record adds
-    (for ``after_trial``). ``stored_system``: each trial's system attrs at its claim."""
+           claimed: Sequence[FrozenTrial]) -> list[TrialRecord]:
+    """The records of a batch's results: what each sampled trial adds to its ``claimed``
+    state. Each trial's FrozenTrial gets its result too (for ``after_trial``)."""
     out = []
-    for trial, result, params_all, before in zip(trials, results, values, stored_system,
-                                                 strict=True):
+    for trial, result, params_all, before in zip(trials, results, values, claimed, strict=True):
         user: dict[str, Any]
         if isinstance(result, StrategyError):
             state, objectives, user = TrialState.PRUNED, None, {"invalid": str(result)}
@@ -126,10 +125,11 @@ def record(trials: Sequence[FrozenTrial], results: Sequence[dict[str, Any] | Str
             if any(math.isnan(v) for v in objectives):  # what study.tell makes of a NaN
                 state, objectives = TrialState.FAIL, None
         trial.user_attrs.update(user)
+        params = {k: v for k, v in trial.params.items() if k not in before.params}
         system = {k: v for k, v in trial.system_attrs.items()
-                  if k not in before or before[k] != v}
-        out.append(TrialRecord(trial._trial_id, state, objectives, dict(trial.params),
-                               dict(trial.distributions), user, system))
+                  if k not in before.system_attrs or before.system_attrs[k] != v}
+        out.append(TrialRecord(trial._trial_id, state, objectives, params,
+                               {k: trial.distributions[k] for k in params}, user, system))
     return out
 
 

@@ -215,6 +215,8 @@ class _JournalClaims(_Claims, optuna.storages.journal.JournalStorage):
         return self._flock.held()
 
     def _append(self, records: Sequence[tuple[Op, dict[str, Any]]]) -> None:
+        if not records:
+            return  # (an empty append would write an empty line)
         with self._thread_lock:
             me = self._replay_result.worker_id
             self._backend.append_logs([{"op_code": op, "worker_id": me, **fields}

@@ -7,6 +7,7 @@ fewer than that, so no trial is ever pruned or waited for to make the count."""
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import multiprocessing
 import signal
@@ -122,6 +123,7 @@ class _Batches:
                  evaluator: Evaluator) -> None:
         dims, fixed = search_space(req.spec, req.opt, req.source)
         self.req, self.study, self.storage, self.evaluator = req, study, storage, evaluator
+        self.dims = dims
         self.distributions = {name: distribution(dim) for name, dim in dims.items()}
         self.base = {**req.cfg.strategy.params, **fixed}
         self.invalid = 0
@@ -150,13 +152,13 @@ class _Batches:
             study._thread_local.in_optimize_loop = False
 
     def one(self, ids: list[int], interrupts: Interrupts) -> None:
-        trials = batch.claimed_trials(self.study, ids)
-        stored = [dict(t.system_attrs) for t in trials]
+        claimed = batch.claimed_trials(self.study, ids)
+        trials = copy.deepcopy(claimed)
         batch.sample(self.study, self.storage, trials, self.distributions)
         sets = [{**self.base, **{n: t.params[n] for n in self.distributions}} for t in trials]
         with interrupts.evaluation():
             results = self.evaluator.evaluate_many(sets)
-        records = batch.record(trials, results, sets, self.req.opt, stored)
+        records = batch.record(trials, results, sets, self.req.opt, claimed)
         self.storage.record_batch(records)
         for trial, rec in zip(trials, records, strict=True):  # as study.tell would
             self.study.sampler.after_trial(self.study, trial, rec.state, rec.values)
@@ -175,9 +177,9 @@ def work(req: Request, index: int, on_done: Callable[[optuna.Study], None] | Non
     end or the timeout.
 
     The storage's quota (see :func:`quota`) hands out trials: a worker stops when every
-    remaining trial is complete or running elsewhere (``StudyFull``). The sampler's seed is ``seed +
-    7919 * worker + trials already stored``: a fresh single worker is reproducible, and neither
-    a resume nor a second worker replays the same draws.
+    remaining trial is complete or running elsewhere (``StudyFull``). The sampler's seed is
+    ``seed + 7919 * worker + trials already stored``: a fresh single worker is reproducible,
+    and neither a resume nor a second worker replays the same draws.
     """
     quiet_optuna()
     evaluator = evaluator or Evaluator(req.cfg, req.opt, req.spec, req.source)
@@ -185,11 +187,10 @@ def work(req: Request, index: int, on_done: Callable[[optuna.Study], None] | Non
     study = optuna.load_study(study_name=req.study, storage=storage)
     recover(study)
     existing = len(study.get_trials(deepcopy=False))
-    dims, _ = search_space(req.spec, req.opt, req.source)
-    study.sampler = make_sampler(req.opt, dims, req.opt.seed + 7919 * index + existing,
+    batches = _Batches(req, study, storage, evaluator)
+    study.sampler = make_sampler(req.opt, batches.dims, req.opt.seed + 7919 * index + existing,
                                  req.source)
     storage.set_quota(study, quota(req.opt, study.sampler))
-    batches = _Batches(req, study, storage, evaluator)
     interrupts = Interrupts()
     try:
         with (interrupts.installed(), evaluator.timed("search"),
