@@ -39,19 +39,27 @@ def pg_url() -> str:
     return url
 
 
-def test_two_workers_share_one_study_without_running_a_trial_twice(tmp_path: Path) -> None:
+def two_workers(tmp_path: Path, config_text: str,
+                trials: int) -> tuple[str, Path, str, list[tuple[str, str]]]:
+    """Run two ``crashbt optimize`` processes at once on one new study of the server (reports
+    under a/ and b/): the URL, the config, the study and each one's (stdout, stderr)."""
     url = pg_url()
     config = tmp_path / "pg.toml"
-    config.write_text(CONFIG, encoding="utf-8")
+    config.write_text(config_text, encoding="utf-8")
     study = f"pg-{uuid.uuid4().hex[:10]}"
     procs = [subprocess.Popen(
         [sys.executable, "-m", "backtest", "optimize", str(config), "--storage", url,
-         "--study", study, "--trials", str(TRIALS), "--out", str(tmp_path / name)],
+         "--study", study, "--trials", str(trials), "--out", str(tmp_path / name)],
         cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         for name in ("a", "b")]
     outputs = [p.communicate(timeout=300) for p in procs]
     for proc, (_out, err) in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, err
+    return url, config, study, outputs
+
+
+def test_two_workers_share_one_study_without_running_a_trial_twice(tmp_path: Path) -> None:
+    url, _config, study, outputs = two_workers(tmp_path, CONFIG, TRIALS)
     trials = storage.study_trials(url, tmp_path / "unused", study)
     complete = [t for t in trials if t["state"] == "COMPLETE"]
     assert len(complete) == TRIALS
@@ -168,18 +176,7 @@ def test_two_workers_take_batches_of_one_grid(tmp_path: Path) -> None:
     from backtest.optimize.evaluate import Evaluator
     from backtest.plugins import resolve
 
-    url = pg_url()
-    config = tmp_path / "grid.toml"
-    config.write_text(GRID, encoding="utf-8")
-    study = f"pg-{uuid.uuid4().hex[:10]}"
-    procs = [subprocess.Popen(
-        [sys.executable, "-m", "backtest", "optimize", str(config), "--storage", url,
-         "--study", study, "--trials", str(GRID_POINTS + 10), "--out", str(tmp_path / name)],
-        cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        for name in ("a", "b")]
-    for proc in procs:
-        _out, err = proc.communicate(timeout=300)
-        assert proc.returncode == 0, err
+    url, config, study, _outputs = two_workers(tmp_path, GRID, GRID_POINTS + 10)
     trials = storage.study_trials(url, tmp_path / "unused", study)
     assert [t["state"] for t in trials] == ["COMPLETE"] * GRID_POINTS  # the grid, no more
     points = {tuple(sorted(t["params"].items())) for t in trials}
