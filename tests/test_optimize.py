@@ -457,13 +457,13 @@ def test_a_torn_journal_record_is_cut_and_the_search_resumes(tmp_path: Path) -> 
 
 
 def test_ctrl_c_outside_an_evaluation_is_deferred_to_the_end_of_the_step() -> None:
-    """A real SIGINT: outside the strategy evaluation it only sets the flag (optuna's tell and
-    the journal write finish); inside it interrupts at once; a second one interrupts at once."""
+    """A real SIGINT: outside the strategy evaluation it only sets the flag (a batch's claim,
+    sampling or record finishes); inside it interrupts at once; a second one interrupts at once."""
     # signal.raise_signal runs the Python handler before it returns: no sleep needed.
     before = signal.getsignal(signal.SIGINT)  # SIG_IGN when the suite runs in the background
     interrupts = workers.Interrupts()
     with interrupts.installed():
-        signal.raise_signal(signal.SIGINT)  # while "optuna writes": deferred
+        signal.raise_signal(signal.SIGINT)  # while a batch is written: deferred
         assert interrupts.requested
         with pytest.raises(KeyboardInterrupt), interrupts.evaluation():
             pass  # a pending request stops the next evaluation before it starts
