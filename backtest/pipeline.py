@@ -175,7 +175,7 @@ def equity_frame(outcome: RunOutcome) -> pd.DataFrame:
     result = outcome.result
     return pd.DataFrame({"equity": result.equity, "position": result.position,
                          "buy_and_hold": outcome.benchmark_equity,
-                         "close": outcome.bars["close"]})
+                         "close": outcome.bars["close"]}, copy=False)  # 10M bars: 320 MB less
 
 
 def write(outcome: RunOutcome, out_dir: Path, with_html: bool = True) -> Path:

@@ -327,7 +327,72 @@ def read_parquet_table(label: str, raw: bytes, required: tuple[str, ...],
                        optional: tuple[str, ...] | None = (), text_columns: tuple[str, ...] = (),
                        rename: Callable[[list[str]], list[str]] | None = None) -> pd.DataFrame:
     """Parquet bytes -> a frame like :func:`read_csv_table`'s: ``timestamp`` (as stored) and
-    float64 columns (``text_columns`` kept as they are); ``rename`` maps the stored names."""
+    float64 columns (``text_columns`` kept as they are); ``rename`` maps the stored names.
+
+    A plain file (numeric columns, a timestamp or epoch ``timestamp``) is read column by column
+    into one float64 block with no pandas copy (10M bars: ~0.5 GB less and seconds faster);
+    every other file, and every error, goes through pandas' reader (:func:`_parquet_by_pandas`).
+    """
+    import pyarrow as pa
+
+    try:
+        frame = _plain_parquet(raw, required, optional, text_columns, rename)
+    except (OSError, ValueError, TypeError, NotImplementedError, pa.ArrowException):
+        frame = None  # unreadable: pandas' reader names the problem
+    if frame is not None:
+        return frame
+    return _parquet_by_pandas(label, raw, required, optional, text_columns, rename)
+
+
+def _plain_parquet(raw: bytes, required: tuple[str, ...], optional: tuple[str, ...] | None,
+                   text_columns: tuple[str, ...],
+                   rename: Callable[[list[str]], list[str]] | None) -> pd.DataFrame | None:
+    """The frame :func:`_parquet_by_pandas` would return, or None when the file is not plain:
+    an index other than one ``timestamp``/``date`` column, repeated names, a missing required
+    column, a kept column that is not an integer or float, text timestamps, or no rows."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    parquet = pq.ParquetFile(pa.BufferReader(raw))
+    schema = parquet.schema_arrow
+    stored = list(schema.names)
+    index = [c for c in (schema.pandas_metadata or {}).get("index_columns", [])
+             if not isinstance(c, dict)]  # a dict is a RangeIndex: not stored
+    if index and (len(index) > 1 or str(index[0]).lower() not in ("timestamp", "date")):
+        return None
+    stored = index + [c for c in stored if c not in index]  # reset_index puts it first
+    names = rename(stored) if rename else stored
+    if (parquet.metadata.num_rows == 0 or len(set(names)) != len(names)
+            or any(c not in names for c in required)):
+        return None
+    keep = [(s, n) for s, n in zip(stored, names, strict=True)
+            if optional is None or n in (*required, *optional)]
+    numeric = [(s, n) for s, n in keep if n != "timestamp"]
+    types = {n: schema.field(s).type for s, n in keep}
+    if any(n in text_columns or not (pa.types.is_integer(t) or pa.types.is_floating(t))
+           for n, t in types.items() if n != "timestamp"):
+        return None
+    if "timestamp" in types and not (pa.types.is_timestamp(types["timestamp"])
+                                     or pa.types.is_integer(types["timestamp"])
+                                     or pa.types.is_floating(types["timestamp"])):
+        return None
+    block = np.empty((len(numeric), parquet.metadata.num_rows), dtype=np.float64)
+    for row, (name, _) in enumerate(numeric):  # one column in Arrow memory at a time
+        start = 0
+        for chunk in parquet.read(columns=[name]).column(0).chunks:
+            block[row, start:start + len(chunk)] = chunk.to_numpy(zero_copy_only=False)
+            start += len(chunk)
+    frame = pd.DataFrame(block.T, columns=[n for _, n in numeric], copy=False)
+    for position, (name, new) in enumerate(keep):
+        if new == "timestamp":
+            frame.insert(position, new, parquet.read(columns=[name]).column(0).to_pandas())
+    return frame
+
+
+def _parquet_by_pandas(label: str, raw: bytes, required: tuple[str, ...],
+                       optional: tuple[str, ...] | None, text_columns: tuple[str, ...],
+                       rename: Callable[[list[str]], list[str]] | None) -> pd.DataFrame:
+    """:func:`read_parquet_table` through ``pd.read_parquet``: any file, every error."""
     import pyarrow as pa
 
     try:

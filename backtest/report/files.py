@@ -20,7 +20,9 @@ import re
 import shutil
 import stat
 import tempfile
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -189,26 +191,60 @@ def records_csv(records: pd.DataFrame) -> str:
     return records.to_csv(index=False, date_format="%Y-%m-%dT%H:%M:%SZ", float_format="%.10g")
 
 
+EQUITY_BATCH = 1 << 20  # equity.csv rows formatted at a time (bounded memory)
+ISO_SECOND = len("2026-02-05 00:00:00")  # Arrow's text of a timestamp[s] of years 1000..9999
+
+
 def write_equity_csv(equity: pd.DataFrame, path: Path) -> None:
     """One row per bar: ISO UTC timestamp, then the float columns in shortest round-trip form
-    (NaN as an empty field). Written by Arrow's C++ CSV writer straight to ``path``: pandas'
-    ``to_csv`` formats 1M bars in about 7 s, this in about 0.5 s, and no copy of the text is
-    held in memory (10M bars are ~0.8 GB of text)."""
+    (NaN as an empty field). Arrow's C++ CSV writer formats batches of :data:`EQUITY_BATCH`
+    rows on two threads (it releases the GIL), written to ``path`` in order: pandas'
+    ``to_csv`` takes ~7 s a million bars, this ~0.2 s of CPU, and 10M bars (~0.8 GB of text)
+    are never held at once."""
     import pyarrow as pa
-    import pyarrow.compute as pc
     import pyarrow.csv as pa_csv
 
-    index = pd.DatetimeIndex(equity.index)
-    seconds = pa.array(index.tz_convert("UTC").as_unit("s").tz_localize(None).to_numpy())
-    text = pc.replace_substring(pc.cast(seconds, pa.string()), " ", "T")  # 2026-02-05 00:00:00
-    columns = {"timestamp": pc.binary_join_element_wise(text, "Z", "")}
-    del seconds, text
-    columns.update({name: pa.array(equity[name].to_numpy(dtype=np.float64), from_pandas=True)
-                    for name in equity.columns})
+    index = pd.DatetimeIndex(equity.index).tz_convert("UTC").as_unit("s").tz_localize(None)
+    seconds = index.to_numpy()
+    floats = {str(name): equity[name].to_numpy(dtype=np.float64) for name in equity.columns}
     options = pa_csv.WriteOptions(include_header=False, quoting_style="none")
-    with path.open("wb") as sink:
-        sink.write((",".join(columns) + "\n").encode("utf-8"))
-        pa_csv.write_csv(pa.table(columns), sink, options)
+
+    def batch(start: int) -> pa.Buffer:
+        rows = slice(start, start + EQUITY_BATCH)
+        table = pa.table({"timestamp": _iso_text(seconds[rows])}
+                         | {name: pa.array(values[rows], from_pandas=True)
+                            for name, values in floats.items()})
+        text = pa.BufferOutputStream()
+        pa_csv.write_csv(table, text, options)
+        return text.getvalue()
+
+    with path.open("wb") as sink, ThreadPoolExecutor(2) as pool:
+        sink.write((",".join(["timestamp", *floats]) + "\n").encode("utf-8"))
+        pending: deque[Future[pa.Buffer]] = deque()
+        for start in range(0, len(seconds), EQUITY_BATCH):
+            if len(pending) == 2:  # at most two batches of text in memory
+                sink.write(pending.popleft().result())
+            pending.append(pool.submit(batch, start))
+        for done in pending:
+            sink.write(done.result())
+
+
+def _iso_text(seconds: np.ndarray) -> Any:
+    """datetime64[s] as Arrow text ``2026-02-05T00:00:00Z``: Arrow's cast writes
+    ``2026-02-05 00:00:00``, whose fixed-width bytes get the ``T`` and the ``Z`` in place (a
+    string replace and a join cost ~1 s at 10M bars)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    rows, width = len(seconds), ISO_SECOND + 1
+    stored = pc.cast(pa.array(seconds), pa.string()).buffers()[2]
+    iso = np.empty((rows, width), dtype=np.uint8)
+    iso[:, :ISO_SECOND] = np.frombuffer(stored, dtype=np.uint8,
+                                        count=rows * ISO_SECOND).reshape(rows, ISO_SECOND)
+    iso[:, 10], iso[:, ISO_SECOND] = ord("T"), ord("Z")
+    offsets = np.arange(0, rows * width + 1, width, dtype=np.int32)
+    return pa.Array.from_buffers(pa.string(), rows, [None, pa.py_buffer(offsets),
+                                                     pa.py_buffer(iso)])
 
 
 def write_run(out_dir: Path, report: dict[str, Any], trades: pd.DataFrame,
