@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from backtest.config.common import iso, parse_utc_now
+from backtest.config.common import ISO_FORMAT, iso, parse_utc_now
 from backtest.config.run import RunConfig
 from backtest.data import regimes
 from backtest.inputs import RunInputs, prepare
@@ -166,8 +166,9 @@ def regime_spans(labels: pd.Series) -> list[dict[str, str]]:
     codes = labels.to_numpy()
     starts = np.flatnonzero(np.diff(codes, prepend=codes[0] - 1))
     ends = np.append(starts[1:] - 1, len(codes) - 1)
-    return [{"regime": regimes.LABELS[codes[a]], "start": iso(labels.index[a]),
-             "end": iso(labels.index[b])} for a, b in zip(starts, ends, strict=True)]
+    first, last = (labels.index[rows].strftime(ISO_FORMAT) for rows in (starts, ends))
+    return [{"regime": regimes.LABELS[code], "start": a, "end": b}
+            for code, a, b in zip(codes[starts], first, last, strict=True)]
 
 
 def equity_frame(outcome: RunOutcome) -> pd.DataFrame:
@@ -182,8 +183,10 @@ def write(outcome: RunOutcome, out_dir: Path, with_html: bool = True) -> Path:
     """Write the outcome's report directory atomically; return its path."""
     equity = equity_frame(outcome)
     trades = outcome.result.trades
-    page = None
-    if with_html:
-        rows = report.trades_records(trades)
-        page = html.render_run(outcome.report, rows, equity, outcome.bars["close"])
-    return report.write_run(out_dir, outcome.report, trades, outcome.result.orders, equity, page)
+
+    def page() -> str:
+        return html.render_run(outcome.report, report.trades_records(trades), equity,
+                               outcome.bars["close"])
+
+    return report.write_run(out_dir, outcome.report, trades, outcome.result.orders, equity,
+                            page if with_html else None)

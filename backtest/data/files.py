@@ -165,6 +165,8 @@ def read_csv_table(label: str, raw: bytes, required: tuple[str, ...],
         raise DataError(f"{label}: {where}: expected UTF-8 text, found byte "
                         f"0x{raw[exc.start]:02x} at byte offset {exc.start}") from None
     body = text.removeprefix("\ufeff").rstrip("\r\n")  # a BOM (Excel's UTF-8 export) is fine
+    # the same body as bytes: pandas' C parser reads bytes ~2x faster than a StringIO
+    data = raw.removeprefix(b"\xef\xbb\xbf").rstrip(b"\r\n")
     if not body.strip():
         raise DataError(f"{label}: expected a header and data rows, found an empty file")
     header_line = body.split("\n", 1)[0].rstrip("\r")
@@ -174,7 +176,7 @@ def read_csv_table(label: str, raw: bytes, required: tuple[str, ...],
         if "\n" not in body:
             raise DataError(f"{label}: expected at least one data row, found only the header")
         _check_repeated_header(label, body, header_line)
-    _check_field_counts(label, body, len(header), first_data_line)
+    _check_field_counts(label, data, len(header), first_data_line)
     wanted = [c for c in header if optional is None or c in (*required, *optional)]
     numeric = [c for c in wanted if c != "timestamp" and c not in text_columns]
     dtypes: dict[str, Any] = {c: "float64" for c in numeric}
@@ -183,12 +185,12 @@ def read_csv_table(label: str, raw: bytes, required: tuple[str, ...],
     if names:
         kwargs.update(header=None, names=list(names))
     try:
-        return pd.read_csv(io.StringIO(body), dtype=dtypes, **kwargs)
+        return pd.read_csv(io.BytesIO(data), dtype=dtypes, **kwargs)
     except pd.errors.ParserError as exc:  # quoting the field counts could not check
         raise DataError(f"{label}: expected CSV rows, found {str(exc).splitlines()[0][:160]}") \
             from None
     except ValueError:
-        frame = pd.read_csv(io.StringIO(body), dtype=str, **kwargs)
+        frame = pd.read_csv(io.BytesIO(data), dtype=str, **kwargs)
     raise _non_number(label, frame, numeric)
 
 
@@ -217,11 +219,11 @@ def _check_repeated_header(label: str, body: str, header_line: str) -> None:
                         f"{header_line[:60]!r} (files concatenated with their headers?)")
 
 
-def _check_field_counts(label: str, body: str, expected: int, first_data_line: int) -> None:
+def _check_field_counts(label: str, body: bytes, expected: int, first_data_line: int) -> None:
     """Every line must have the header's field count (skipped when quotes are present)."""
-    if '"' in body:
+    if b'"' in body:
         return
-    buf = np.frombuffer(body.encode("utf-8"), dtype=np.uint8)
+    buf = np.frombuffer(body, dtype=np.uint8)
     commas = np.flatnonzero(buf == ord(","))  # positions, not a running count: 10x faster
     line_ends = np.flatnonzero(buf == ord("\n"))
     bounds = np.concatenate(([0], np.searchsorted(commas, line_ends), [commas.size]))
@@ -386,6 +388,7 @@ def _plain_parquet(raw: bytes, required: tuple[str, ...], optional: tuple[str, .
     for position, (name, new) in enumerate(keep):
         if new == "timestamp":
             frame.insert(position, new, parquet.read(columns=[name]).column(0).to_pandas())
+    pa.default_memory_pool().release_unused()  # Arrow's pool keeps freed pages otherwise
     return frame
 
 

@@ -138,13 +138,15 @@ def segment_metrics(equity: np.ndarray, position: np.ndarray, init_cash: float, 
     of a wiped-out account are left out; a span without any defined return has null return
     metrics."""
     returns = (bar_returns(equity, init_cash) if returns is None else returns)[mask]
-    picked = returns[np.isfinite(returns)]
+    finite = np.isfinite(returns)
+    picked = returns if finite.all() else returns[finite]  # no copy of a span of 10M bars
     if picked.size == 0:
         return {"bars": int(returns.size), "total_return_pct": None, "sharpe": None,
                 "max_drawdown_pct": None,
                 "exposure_pct": 100.0 * float((position[mask] != 0).mean()) if returns.size
                 else None}
-    curve = np.cumprod(1.0 + picked)
+    curve = 1.0 + picked
+    np.multiply.accumulate(curve, out=curve)  # np.cumprod without a second 10M-bar array
     std = picked.std(ddof=1) if picked.size > 1 else 0.0
     return {
         "bars": int(returns.size),
@@ -160,9 +162,9 @@ def by_segment(equity: pd.Series, position: pd.Series, init_cash: float, freq: s
                segments: dict[str, np.ndarray]) -> dict[str, dict[str, float | int | None]]:
     """:func:`segment_metrics` for each named boolean mask, skipping empty segments."""
     eq = equity.to_numpy(dtype=float)
-    pos = position.to_numpy(dtype=float)
+    held = position.to_numpy(dtype=float) != 0  # exposure only asks "held?": 1 byte a bar
     returns = bar_returns(eq, init_cash)  # once for every segment (10M bars: 0.1 s each)
-    return {name: segment_metrics(eq, pos, init_cash, freq, mask, returns)
+    return {name: segment_metrics(eq, held, init_cash, freq, mask, returns)
             for name, mask in segments.items() if mask.any()}
 
 

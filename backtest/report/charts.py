@@ -177,7 +177,9 @@ def close_candles(close: pd.Series) -> tuple[str, pd.DataFrame]:
     most :data:`MAX_CANDLES`: open is the previous candle's close, high/low the extreme closes
     (``equity.csv`` records closes only, and a re-rendered page must match the first)."""
     close = close.dropna()
-    bar = close.index.to_series().diff().median() if len(close) > 1 else pd.Timedelta("1h")
+    bar = pd.Timedelta("1h")
+    if len(close) > 1:  # the median spacing, truncated to the index unit as pandas' median is
+        bar = pd.Timedelta(int(np.median(np.diff(close.index.asi8))), unit=close.index.unit)
     periods = [p for p in CANDLE_PERIODS if pd.Timedelta(p) >= bar] or [CANDLE_PERIODS[-1]]
     for period in periods:
         span = (close.index[-1] - close.index[0]) / pd.Timedelta(period) if len(close) else 0
