@@ -139,7 +139,7 @@ def segment_tables(result: SimResult, bench_equity: pd.Series, labels: pd.Series
     codes = labels.to_numpy()
     by_regime = {name: codes == code for code, name in enumerate(regimes.LABELS)}
     by_window = {w.name: _between(index, w.start, w.end) for w in regimes.windows().values()}
-    hold = pd.Series(1.0, index=index)  # buy-and-hold is always invested
+    hold = pd.Series(True, index=index)  # buy-and-hold is always invested
 
     def table(segments: dict[str, np.ndarray]) -> dict[str, Any]:
         return {

@@ -147,13 +147,15 @@ def segment_metrics(equity: np.ndarray, position: np.ndarray, init_cash: float, 
                 else None}
     curve = 1.0 + picked
     np.multiply.accumulate(curve, out=curve)  # np.cumprod without a second 10M-bar array
+    growth, drawdown = curve[-1], max_drawdown(curve, 1.0)
+    del curve  # before std's temporaries: one 10M-bar array less at the peak
     std = picked.std(ddof=1) if picked.size > 1 else 0.0
     return {
         "bars": int(returns.size),
-        "total_return_pct": 100.0 * (curve[-1] - 1.0),
+        "total_return_pct": 100.0 * (growth - 1.0),
         "sharpe": _finite(picked.mean() / std * math.sqrt(periods_per_year(freq)))
         if std > 0 else None,
-        "max_drawdown_pct": 100.0 * max_drawdown(curve, 1.0),
+        "max_drawdown_pct": 100.0 * drawdown,
         "exposure_pct": 100.0 * float((position[mask] != 0).mean()),
     }
 
@@ -162,7 +164,7 @@ def by_segment(equity: pd.Series, position: pd.Series, init_cash: float, freq: s
                segments: dict[str, np.ndarray]) -> dict[str, dict[str, float | int | None]]:
     """:func:`segment_metrics` for each named boolean mask, skipping empty segments."""
     eq = equity.to_numpy(dtype=float)
-    held = position.to_numpy(dtype=float) != 0  # exposure only asks "held?": 1 byte a bar
+    held = position.to_numpy() != 0  # exposure only asks "held?": 1 byte a bar
     returns = bar_returns(eq, init_cash)  # once for every segment (10M bars: 0.1 s each)
     return {name: segment_metrics(eq, held, init_cash, freq, mask, returns)
             for name, mask in segments.items() if mask.any()}

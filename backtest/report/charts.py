@@ -185,11 +185,29 @@ def close_candles(close: pd.Series) -> tuple[str, pd.DataFrame]:
         span = (close.index[-1] - close.index[0]) / pd.Timedelta(period) if len(close) else 0
         if span < MAX_CANDLES or period == periods[-1]:
             break
-    ohlc = close.resample(period, label="left", closed="left").ohlc().dropna()
+    ohlc = bucket_ohlc(close, period)
     ohlc["open"] = ohlc["close"].shift(1).fillna(ohlc["open"])
     ohlc["high"] = ohlc[["open", "high"]].max(axis=1)
     ohlc["low"] = ohlc[["open", "low"]].min(axis=1)
     return period, ohlc
+
+
+def bucket_ohlc(close: pd.Series, period: str) -> pd.DataFrame:
+    """``close.resample(period, label="left", closed="left").ohlc().dropna()`` for a series
+    without NaN, without pandas grouping every bar (10M bars: 0.05 s instead of 0.4 s and no
+    10M-row bin arrays): pandas resamples the first and last bar only, which yields every
+    bucket start, a binary search finds each bucket's rows and ``reduceat`` their extremes."""
+    if close.empty:
+        return close.resample(period, label="left", closed="left").ohlc()
+    starts_at = close.iloc[[0, -1]].resample(period, label="left", closed="left").first().index
+    starts = close.index.searchsorted(starts_at, side="left")
+    filled = starts < np.append(starts[1:], len(close))  # empty buckets are dropped
+    starts_at, starts = starts_at[filled], starts[filled]
+    values = close.to_numpy(dtype=float)
+    return pd.DataFrame({"open": values[starts], "high": np.maximum.reduceat(values, starts),
+                         "low": np.minimum.reduceat(values, starts),
+                         "close": values[np.append(starts[1:], len(close)) - 1]},
+                        index=starts_at)
 
 
 def candle_traces(close: pd.Series) -> tuple[list[dict[str, Any]], dict[str, list], float]:

@@ -191,7 +191,7 @@ def records_csv(records: pd.DataFrame) -> str:
     return records.to_csv(index=False, date_format="%Y-%m-%dT%H:%M:%SZ", float_format="%.10g")
 
 
-EQUITY_BATCH = 1 << 20  # equity.csv rows formatted at a time (bounded memory)
+EQUITY_BATCH = 1 << 17  # equity.csv rows formatted at a time: ~10 MB of text
 ISO_SECOND = len("2026-02-05 00:00:00")  # Arrow's text of a timestamp[s] of years 1000..9999
 
 

@@ -179,9 +179,9 @@ def equity_figures(rep: dict[str, Any], equity: pd.DataFrame, price: pd.Series |
     eq_traces = [line(TIME, eq[keep], label, PALETTE[0])]
     dd_traces = [line(TIME, dd[keep], label, PALETTE[0], fill="tozeroy")]
     if bh is not None:
-        bh_dd = 100.0 * (bh / np.maximum.accumulate(bh) - 1.0)
+        bh_dd = 100.0 * (bh[keep] / np.maximum.accumulate(bh)[keep] - 1.0)  # plotted rows
         eq_traces.append(line(TIME, bh[keep], "buy and hold", "#999999"))
-        dd_traces.append(line(TIME, bh_dd[keep], "buy and hold", "#999999"))
+        dd_traces.append(line(TIME, bh_dd, "buy and hold", "#999999"))
     start, end = rep["dataset"]["start"], rep["dataset"]["end"]
     log = charts.wide_range(*cols[:2])
     series = {"time": charts.iso_list(equity.index[keep])}
