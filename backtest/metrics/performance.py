@@ -131,9 +131,10 @@ def buy_and_hold_equity(bars: Bars, init_cash: float, fee_rate: float) -> pd.Ser
 
 
 def segment_metrics(equity: np.ndarray, position: np.ndarray, init_cash: float, freq: str,
-                    mask: np.ndarray, returns: np.ndarray | None = None
+                    mask: np.ndarray | slice, returns: np.ndarray | None = None
                     ) -> dict[str, float | int | None]:
-    """Metrics over the bars selected by ``mask`` (bar returns compounded across gaps;
+    """Metrics over the bars selected by ``mask``, a boolean mask or a slice of consecutive
+    bars (a view, no copy) (bar returns compounded across gaps;
     ``returns``: the curve's :func:`bar_returns`, when already at hand). The undefined returns
     of a wiped-out account are left out; a span without any defined return has null return
     metrics."""
@@ -161,13 +162,16 @@ def segment_metrics(equity: np.ndarray, position: np.ndarray, init_cash: float, 
 
 
 def by_segment(equity: pd.Series, position: pd.Series, init_cash: float, freq: str,
-               segments: dict[str, np.ndarray]) -> dict[str, dict[str, float | int | None]]:
-    """:func:`segment_metrics` for each named boolean mask, skipping empty segments."""
+               segments: dict[str, np.ndarray | slice]
+               ) -> dict[str, dict[str, float | int | None]]:
+    """:func:`segment_metrics` for each named boolean mask or slice, skipping empty
+    segments."""
     eq = equity.to_numpy(dtype=float)
     held = position.to_numpy() != 0  # exposure only asks "held?": 1 byte a bar
     returns = bar_returns(eq, init_cash)  # once for every segment (10M bars: 0.1 s each)
     return {name: segment_metrics(eq, held, init_cash, freq, mask, returns)
-            for name, mask in segments.items() if mask.any()}
+            for name, mask in segments.items()
+            if (mask.any() if isinstance(mask, np.ndarray) else len(range(eq.size)[mask]))}
 
 
 def perp_metrics(result: SimResult) -> dict[str, float | int]:

@@ -176,10 +176,12 @@ def close_candles(close: pd.Series) -> tuple[str, pd.DataFrame]:
     """Candles of closing prices at the finest period (not finer than the bars) that gives at
     most :data:`MAX_CANDLES`: open is the previous candle's close, high/low the extreme closes
     (``equity.csv`` records closes only, and a re-rendered page must match the first)."""
-    close = close.dropna()
+    if close.isna().any():  # dropna copies even when nothing drops: 160 MB at 10M bars
+        close = close.dropna()
     bar = pd.Timedelta("1h")
     if len(close) > 1:  # the median spacing, truncated to the index unit as pandas' median is
-        bar = pd.Timedelta(int(np.median(np.diff(close.index.asi8))), unit=close.index.unit)
+        steps = np.diff(close.index.asi8)
+        bar = pd.Timedelta(int(np.median(steps, overwrite_input=True)), unit=close.index.unit)
     periods = [p for p in CANDLE_PERIODS if pd.Timedelta(p) >= bar] or [CANDLE_PERIODS[-1]]
     for period in periods:
         span = (close.index[-1] - close.index[0]) / pd.Timedelta(period) if len(close) else 0
@@ -192,22 +194,29 @@ def close_candles(close: pd.Series) -> tuple[str, pd.DataFrame]:
     return period, ohlc
 
 
+def bucket_starts(values: pd.Series, rule: str) -> tuple[pd.DatetimeIndex, np.ndarray]:
+    """The labels of the non-empty buckets of ``values.resample(rule, label="left",
+    closed="left")`` (``values`` not empty) and each one's first row, without pandas grouping
+    every bar (10M bars: ~0.02 s instead of ~0.2 s and no 10M-row bin arrays): pandas
+    resamples the first and last bar only, which yields every bucket start, and a binary
+    search finds each bucket's rows."""
+    labels = values.iloc[[0, -1]].resample(rule, label="left", closed="left").first().index
+    starts = values.index.searchsorted(labels, side="left")
+    filled = starts < np.append(starts[1:], len(values))
+    return labels[filled], starts[filled]
+
+
 def bucket_ohlc(close: pd.Series, period: str) -> pd.DataFrame:
     """``close.resample(period, label="left", closed="left").ohlc().dropna()`` for a series
-    without NaN, without pandas grouping every bar (10M bars: 0.05 s instead of 0.4 s and no
-    10M-row bin arrays): pandas resamples the first and last bar only, which yields every
-    bucket start, a binary search finds each bucket's rows and ``reduceat`` their extremes."""
+    without NaN, by :func:`bucket_starts` and ``reduceat``."""
     if close.empty:
         return close.resample(period, label="left", closed="left").ohlc()
-    starts_at = close.iloc[[0, -1]].resample(period, label="left", closed="left").first().index
-    starts = close.index.searchsorted(starts_at, side="left")
-    filled = starts < np.append(starts[1:], len(close))  # empty buckets are dropped
-    starts_at, starts = starts_at[filled], starts[filled]
+    labels, starts = bucket_starts(close, period)
     values = close.to_numpy(dtype=float)
     return pd.DataFrame({"open": values[starts], "high": np.maximum.reduceat(values, starts),
                          "low": np.minimum.reduceat(values, starts),
-                         "close": values[np.append(starts[1:], len(close)) - 1]},
-                        index=starts_at)
+                         "close": values[np.append(starts[1:], len(values)) - 1]},
+                        index=labels)
 
 
 def candle_traces(close: pd.Series) -> tuple[list[dict[str, Any]], dict[str, list], float]:

@@ -204,14 +204,14 @@ def write_equity_csv(equity: pd.DataFrame, path: Path) -> None:
     import pyarrow as pa
     import pyarrow.csv as pa_csv
 
-    index = pd.DatetimeIndex(equity.index).tz_convert("UTC").as_unit("s").tz_localize(None)
-    seconds = index.to_numpy()
+    index = pd.DatetimeIndex(equity.index)
     floats = {str(name): equity[name].to_numpy(dtype=np.float64) for name in equity.columns}
     options = pa_csv.WriteOptions(include_header=False, quoting_style="none")
 
     def batch(start: int) -> pa.Buffer:
         rows = slice(start, start + EQUITY_BATCH)
-        table = pa.table({"timestamp": _iso_text(seconds[rows])}
+        seconds = index[rows].tz_convert("UTC").as_unit("s").tz_localize(None).to_numpy()
+        table = pa.table({"timestamp": _iso_text(seconds)}
                          | {name: pa.array(values[rows], from_pandas=True)
                             for name, values in floats.items()})
         text = pa.BufferOutputStream()
@@ -221,7 +221,7 @@ def write_equity_csv(equity: pd.DataFrame, path: Path) -> None:
     with path.open("wb") as sink, ThreadPoolExecutor(2) as pool:
         sink.write((",".join(["timestamp", *floats]) + "\n").encode("utf-8"))
         pending: deque[Future[pa.Buffer]] = deque()
-        for start in range(0, len(seconds), EQUITY_BATCH):
+        for start in range(0, len(index), EQUITY_BATCH):
             if len(pending) == 2:  # at most two batches of text in memory
                 sink.write(pending.popleft().result())
             pending.append(pool.submit(batch, start))
