@@ -66,7 +66,7 @@ def downsample_index(n: int, columns: list[np.ndarray], max_points: int = MAX_PO
     if n <= max_points:
         return np.arange(n)
     filled = [col if np.isfinite(col).all() else np.nan_to_num(col, nan=np.nanmean(col))
-              for col in columns if np.isfinite(col).any()]  # an all-NaN column has no extremes
+              for col in columns if np.isfinite(col).any()]  # no finite value: no extremes
     buckets = max(1, max_points // 3)
     extremes: list[tuple[np.ndarray, np.ndarray, bool]] = []  # (values, rows, is_min)
     while True:
@@ -86,10 +86,11 @@ def _first_extreme(values: np.ndarray, starts: np.ndarray,
                    is_min: bool) -> tuple[np.ndarray, np.ndarray, bool]:
     """Per bucket (``values[starts[k]:starts[k + 1]]``, none empty) its minimum (``is_min``)
     or maximum and the first row holding it."""
-    extremes = (np.minimum if is_min else np.maximum).reduceat(values, starts)
+    extremes = (np.fmin if is_min else np.fmax).reduceat(values, starts)  # NaN skipped
     lengths = np.diff(np.append(starts, values.size))
     hits = np.flatnonzero(values == np.repeat(extremes, lengths))
-    return extremes, hits[np.searchsorted(hits, starts)], is_min
+    # a bucket of NaN only has no hit: it borrows a later bucket's (already kept) row
+    return extremes, hits[np.minimum(np.searchsorted(hits, starts), hits.size - 1)], is_min
 
 
 def _merge_pairs(values: np.ndarray, rows: np.ndarray,
@@ -97,7 +98,8 @@ def _merge_pairs(values: np.ndarray, rows: np.ndarray,
     """:func:`_first_extreme` of buckets twice as wide from the extremes of buckets ``2k`` and
     ``2k + 1`` (a tie keeps the earlier row)."""
     pairs = values.reshape(-1, 2)
-    later = (pairs[:, 1] < pairs[:, 0] if is_min else pairs[:, 1] > pairs[:, 0]).astype(np.intp)
+    later = ((pairs[:, 1] < pairs[:, 0] if is_min else pairs[:, 1] > pairs[:, 0])
+             | np.isnan(pairs[:, 0])).astype(np.intp)  # a NaN-only bucket loses
     pair = np.arange(len(pairs))
     return pairs[pair, later], rows.reshape(-1, 2)[pair, later], is_min
 
