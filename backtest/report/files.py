@@ -57,6 +57,12 @@ def to_json(data: Any) -> str:
     return json.dumps(data, indent=2, sort_keys=True, allow_nan=False, default=str) + "\n"
 
 
+def as_json(data: Any) -> Any:
+    """``data`` as :func:`to_json` writes it, read back (sorted keys, JSON types), without
+    the indentation only Python's slow encoder does (a 10M-bar report: ~0.3 s less)."""
+    return json.loads(json.dumps(data, sort_keys=True, allow_nan=False, default=str))
+
+
 def current_umask() -> int:
     """The process umask (read by setting it and restoring it at once)."""
     umask = os.umask(0)

@@ -9,7 +9,6 @@ and, only to redraw the price chart of a run whose ``equity.csv`` has no ``close
 from __future__ import annotations
 
 import io
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,7 +95,7 @@ def as_written(report: dict[str, Any], trades: list[dict[str, Any]]) -> tuple[di
     frame = pd.DataFrame(trades)
     if len(frame):
         frame = pd.read_csv(io.StringIO(report_io.records_csv(frame.infer_objects())))
-    return json.loads(report_io.to_json(report)), frame
+    return report_io.as_json(report), frame
 
 
 def regime_trade_counts(report: dict[str, Any], trades: pd.DataFrame) -> dict[str, int]:
