@@ -1,10 +1,12 @@
 """Run ``crashbt`` with a SIGKILL planted at the Nth pass through one point of a search.
 
-``python tests/killpoint.py POINT N crashbt-args...`` (for tests/test_optimize_kill.py). Points:
-``ask`` right after Optuna created a trial (before crashbt writes anything of it), ``tell``
-inside ``study.tell`` before the trial's state is written, ``told`` inside it after the write,
-``append`` in the middle of a journal record (half of it written, under the journal lock),
-``eval`` inside a strategy evaluation, ``report`` while the best run's report is written.
+``python tests/killpoint.py POINT N crashbt-args...`` (for tests/test_optimize_kill.py and
+tests/test_optimize_postgres.py). Points, N counting passes through the point:
+``ask`` right after a batch of trials was claimed (RUNNING and owned, nothing else written),
+``tell`` before a batch's results are written, ``told`` right after they are, ``eval`` when a
+batch's evaluation starts, ``report`` while the best run's report is written; on the journal
+``append`` in the middle of any record (half of it written, under the journal lock),
+``claim-append`` / ``record-append`` in the middle of a batch's claim / result append.
 """
 
 from __future__ import annotations
@@ -13,13 +15,13 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Callable
 from typing import Any
 
 import optuna
 
 from backtest import cli, pipeline
-from backtest.optimize import evaluate
+from backtest.optimize import evaluate, storage
+from backtest.optimize.storage import Op
 
 #: A small search that trades in both folds (the kill tests and the PostgreSQL tests share it).
 SEARCH_CONFIG = """
@@ -33,6 +35,7 @@ name = "reclaim_80k"
 html = false
 [optimize]
 seed = 3
+batch = 2
 [optimize.validation]
 kind = "walk_forward"
 folds = 2
@@ -53,11 +56,11 @@ def plant(point: str, nth: int) -> None:
         passes += 1
         return passes == nth
 
-    def around(owner: Any, name: str, before: bool, when: Callable[..., bool] | None = None) -> None:
+    def around(owner: Any, name: str, before: bool) -> None:
         original = getattr(owner, name)
 
         def wrapped(*args: Any, **kwargs: Any) -> Any:
-            hit = (when is None or when(*args, **kwargs)) and due()
+            hit = due()
             if hit and before:
                 die()
             result = original(*args, **kwargs)
@@ -67,31 +70,31 @@ def plant(point: str, nth: int) -> None:
 
         setattr(owner, name, wrapped)
 
-    def finishing(*args: Any, **kwargs: Any) -> bool:
-        state = kwargs["state"] if "state" in kwargs else args[2]
-        return bool(state.is_finished())
-
+    claims = (storage._JournalClaims, storage._DatabaseClaims)
     if point == "ask":
-        around(optuna.Study, "ask", before=False)
+        for owner in claims:
+            around(owner, "claim_batch", before=False)
     elif point in ("tell", "told"):
-        for storage in (optuna.storages.journal.JournalStorage, optuna.storages.RDBStorage):
-            around(storage, "set_trial_state_values", before=point == "tell", when=finishing)
+        for owner in claims:
+            around(owner, "record_batch", before=point == "tell")
     elif point == "eval":
-        around(evaluate.Evaluator, "_summarize", before=True)
+        around(evaluate.Evaluator, "evaluate_many", before=True)
     elif point == "report":
         around(pipeline, "write", before=True)
-    elif point == "append":
+    elif point in ("append", "claim-append", "record-append"):
         backend = optuna.storages.journal.JournalFileBackend
         original = backend.append_logs
+        ops = {"append": None, "claim-append": Op.CREATE_TRIAL,
+               "record-append": Op.SET_TRIAL_STATE_VALUES}[point]
 
         def torn(self: Any, logs: list[dict[str, Any]]) -> None:
-            if not due():
+            if (ops is not None and all(log["op_code"] != ops for log in logs)) or not due():
                 original(self, logs)
                 return
             self._lock.acquire()  # the kernel lock dies with this process
             with open(self._file_path, "ab") as handle:
-                record = json.dumps(logs[0]).encode()
-                handle.write(record[: len(record) // 2])
+                records = "\n".join(json.dumps(log) for log in logs).encode()
+                handle.write(records[: len(records) // 2])
                 handle.flush()
             die()
 

@@ -1,11 +1,12 @@
 """A search SIGKILLed at the windows that matter always resumes to the exact count.
 
-Each case plants a SIGKILL at one point (tests/killpoint.py: right after Optuna's ``ask``, inside
-``tell`` before and after the state write, in the middle of a journal append, inside an
-evaluation, while the best run's report is written), runs the search with its pipes left unread
-beside two busy-loop processes, then resumes it with a bound on time. Afterwards: exactly the
-requested COMPLETE trials, every value completed before the kill unchanged, no trial number
-twice, nothing RUNNING or PRUNED, and the report written.
+Each case plants a SIGKILL at one point (tests/killpoint.py: right after a batch is claimed,
+before and after a batch's results are written, in the middle of a journal append, of a batch's
+claim append and of its result append, inside an evaluation, while the best run's report is
+written), runs the search (batches of 2) with its pipes left unread beside two busy-loop
+processes, then resumes it with a bound on time. Afterwards: exactly the requested COMPLETE
+trials, every value completed before the kill unchanged, no trial number twice, nothing RUNNING
+or PRUNED, and the report written.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from tests.killpoint import SEARCH_CONFIG as CONFIG
 
 ROOT = Path(__file__).resolve().parents[1]
 TRIALS = 10
+BATCH = 2  # tests/killpoint.py's config
 BOUND_S = 240  # generous: a resume takes seconds alone, this is the hang detector
 
 
@@ -69,7 +71,8 @@ def check_resumed(before: list[dict], after: list[dict]) -> None:
 
 @pytest.mark.timeout(2 * BOUND_S + 60)
 @pytest.mark.parametrize(("point", "nth"), [
-    ("ask", 1), ("ask", 4), ("tell", 3), ("told", 2), ("append", 5), ("append", 23),
+    ("ask", 1), ("ask", 4), ("tell", 3), ("told", 2), ("append", 5), ("append", 10),
+    ("claim-append", 1), ("claim-append", 3), ("record-append", 2), ("record-append", 5),
     ("eval", 3), ("report", 1)])
 def test_a_search_killed_at_a_window_resumes_to_the_exact_count(
         tmp_path: Path, cpu_hogs: None, point: str, nth: int) -> None:
@@ -78,12 +81,17 @@ def test_a_search_killed_at_a_window_resumes_to_the_exact_count(
     proc.wait(timeout=BOUND_S)
     assert proc.returncode == -9, f"{point}:{nth} was not reached (exit {proc.returncode})"
     journal = out / "k" / "study.journal"
-    if point == "append":
+    torn = point.endswith("append")
+    if torn:
         assert not journal.read_bytes().endswith(b"\n")  # a torn record is left behind
     before = storage.study_trials(None, journal, "k")  # (cuts the torn record)
     running = [t for t in before if t["state"] == "RUNNING"]
-    if point != "append":
-        assert len(running) == (1 if point in ("ask", "tell", "eval") else 0)
+    if point in ("ask", "tell", "eval", "record-append"):  # the batch claimed, not recorded
+        assert 1 <= len(running) <= BATCH
+    if point in ("ask", "tell", "eval"):
+        assert not any(t["params"] for t in running)  # nothing of its results was written
+    elif point in ("told", "claim-append", "report"):  # between batches: nothing running
+        assert not running
     assert all(t["worker"] for t in running)  # the owner was written with the trial
     if point == "report":
         assert sum(t["state"] == "COMPLETE" for t in before) == TRIALS

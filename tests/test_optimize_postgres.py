@@ -17,6 +17,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import sqlalchemy
 
 from backtest.optimize import storage
 from backtest.redact import mask_secrets
@@ -38,19 +39,27 @@ def pg_url() -> str:
     return url
 
 
-def test_two_workers_share_one_study_without_running_a_trial_twice(tmp_path: Path) -> None:
+def two_workers(tmp_path: Path, config_text: str,
+                trials: int) -> tuple[str, Path, str, list[tuple[str, str]]]:
+    """Run two ``crashbt optimize`` processes at once on one new study of the server (reports
+    under a/ and b/): the URL, the config, the study and each one's (stdout, stderr)."""
     url = pg_url()
     config = tmp_path / "pg.toml"
-    config.write_text(CONFIG, encoding="utf-8")
+    config.write_text(config_text, encoding="utf-8")
     study = f"pg-{uuid.uuid4().hex[:10]}"
     procs = [subprocess.Popen(
         [sys.executable, "-m", "backtest", "optimize", str(config), "--storage", url,
-         "--study", study, "--trials", str(TRIALS), "--out", str(tmp_path / name)],
+         "--study", study, "--trials", str(trials), "--out", str(tmp_path / name)],
         cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         for name in ("a", "b")]
     outputs = [p.communicate(timeout=300) for p in procs]
     for proc, (_out, err) in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, err
+    return url, config, study, outputs
+
+
+def test_two_workers_share_one_study_without_running_a_trial_twice(tmp_path: Path) -> None:
+    url, _config, study, outputs = two_workers(tmp_path, CONFIG, TRIALS)
     trials = storage.study_trials(url, tmp_path / "unused", study)
     complete = [t for t in trials if t["state"] == "COMPLETE"]
     assert len(complete) == TRIALS
@@ -72,7 +81,7 @@ def test_two_workers_share_one_study_without_running_a_trial_twice(tmp_path: Pat
 
 
 @pytest.mark.timeout(600)
-@pytest.mark.parametrize(("point", "nth"), [("ask", 3), ("tell", 2), ("eval", 4), ("told", 3)])
+@pytest.mark.parametrize(("point", "nth"), [("ask", 2), ("tell", 1), ("eval", 2), ("told", 2)])
 def test_two_workers_one_killed_at_a_window_resume_to_the_exact_count(
         tmp_path: Path, point: str, nth: int) -> None:
     """Worker a dies at ``point`` (its pipes unread, two busy loops beside it); worker b goes
@@ -146,3 +155,96 @@ def test_no_feasible_trial_and_ctrl_c_exit_2_and_130_with_a_report(tmp_path: Pat
     assert proc.returncode == 130, err
     doc = json.loads((tmp_path / "out" / study / "optimization.json").read_text())
     assert doc["interrupted"] is True and "RUNNING" not in doc["counts"]
+
+
+GRID = CONFIG.replace("batch = 2\n", 'batch = 4\nsampler = "grid"\n') + """\
+ath_fraction = { choices = [0.45, 0.5, 0.55, 0.6, 0.65, 0.7] }
+hold_bars = { choices = [3, 5, 10, 20, 30, 45] }
+stop_pct = { choices = [0.03, 0.06, 0.1, 0.15] }
+""" + "".join(f"{name} = {{ fixed = {value} }}\n" for name, value in (
+    ("level", 80000.0), ("ema_fraction", 1.17), ("ema_weeks", 200), ("confirm", '"close"'),
+    ("hold", 1), ("volume_k", 1.5), ("volume_window", 20), ("rearm_pct", 0.0),
+    ("buffer_pct", 0.0)))
+GRID_POINTS = 6 * 6 * 4
+
+
+def test_two_workers_take_batches_of_one_grid(tmp_path: Path) -> None:
+    """Two worker processes claim batches of 4 from one grid study on the server: every point
+    exactly once, both workers completed a batch, and a stored evaluation is what a fresh
+    single evaluation of its parameters gives."""
+    from backtest.config.loader import load_config
+    from backtest.optimize.evaluate import Evaluator
+    from backtest.plugins import resolve
+
+    url, config, study, _outputs = two_workers(tmp_path, GRID, GRID_POINTS + 10)
+    trials = storage.study_trials(url, tmp_path / "unused", study)
+    assert [t["state"] for t in trials] == ["COMPLETE"] * GRID_POINTS  # the grid, no more
+    points = {tuple(sorted(t["params"].items())) for t in trials}
+    assert len(points) == GRID_POINTS  # no point twice
+    by_worker: dict[str, list[int]] = {}
+    for t in trials:
+        by_worker.setdefault(t["worker"], []).append(t["number"])
+    assert len(by_worker) == 2 and all(len(n) >= 4 for n in by_worker.values()), by_worker
+
+    import optuna
+    loaded = optuna.load_study(study_name=study, storage=storage.open_storage(url, tmp_path))
+    cfg = load_config(config)
+    opt = cfg.optimize
+    evaluator = Evaluator(cfg.model_copy(update={"optimize": None}), opt,
+                          resolve(cfg.strategy.name, str(config), False), str(config))
+    for trial in loaded.get_trials()[::47]:
+        stored = trial.user_attrs["eval"]
+        fresh = evaluator.evaluate(stored["params_all"])
+        assert json.dumps({k: fresh[k] for k in stored if k != "params_all"}, sort_keys=True) \
+            == json.dumps({k: v for k, v in stored.items() if k != "params_all"}, sort_keys=True)
+        assert trial.values == fresh["objectives"]
+
+
+def test_every_trial_of_a_claimed_batch_has_a_heartbeat_that_keeps_beating() -> None:
+    """Optuna fails a dead worker's trial only if it has a heartbeat (fail_stale_trials skips
+    trials without one): the claim records one for every trial of the batch, and the worker's
+    heartbeat thread keeps them all fresh while the batch runs."""
+    import optuna
+    from optuna.storages._rdb import models
+
+    from backtest.optimize.batch import Heartbeat
+
+    url = pg_url()
+    opened = storage.open_storage(url, Path("unused"))
+    study = optuna.create_study(study_name=f"pg-{uuid.uuid4().hex[:10]}", storage=opened)
+    opened.set_quota(study, 10)
+
+    def beats(ids: list[int]) -> dict[int, object]:
+        with opened.engine.connect() as conn:
+            rows = conn.execute(sqlalchemy.select(
+                models.TrialHeartbeatModel.trial_id, models.TrialHeartbeatModel.heartbeat).where(
+                models.TrialHeartbeatModel.trial_id.in_(ids))).all()
+        return dict(rows)
+
+    ids = opened.claim_batch(study._study_id, 4)
+    first = beats(ids)
+    assert sorted(first) == sorted(ids)  # each trial of the batch, at its claim
+    heartbeat = Heartbeat(opened)
+    heartbeat.interval = 0.05  # Optuna's is 5 s; the thread is the same
+    heartbeat.trials = tuple(ids)
+    deadline = time.monotonic() + 120
+    with heartbeat.running():
+        while time.monotonic() < deadline:  # poll the server for the thread's beats
+            now = beats(ids)
+            if all(now[i] > first[i] for i in ids):
+                break
+            time.sleep(0.05)
+    assert all(now[i] > first[i] for i in ids), "the heartbeat thread did not beat"
+    assert not heartbeat._thread.is_alive()  # stopped with its block
+
+
+def test_queued_trials_are_claimed_first_with_their_parameters_on_the_server(
+        tmp_path: Path) -> None:
+    import dataclasses
+
+    from tests.test_optimize import NOISE, request
+    from tests.test_optimize_batch import check_queued_trials
+
+    req = request(tmp_path, NOISE, "batch = 3", 3)
+    check_queued_trials(dataclasses.replace(req, storage_url=pg_url(),
+                                            study=f"pg-{uuid.uuid4().hex[:10]}"))

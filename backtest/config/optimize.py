@@ -90,6 +90,11 @@ class ValidationSpec(_Strict):
 
 
 
+#: Trials a worker claims, evaluates and records at once, per sampler: small where the sampler
+#: learns from each result (a batch is sampled from the same history), larger where it does not
+DEFAULT_BATCH = {"tpe": 8, "nsga2": 8, "random": 64, "grid": 64}
+
+
 class OptimizeConfig(_Strict):
     """``[optimize]``: the search itself."""
 
@@ -100,6 +105,7 @@ class OptimizeConfig(_Strict):
     constraints: list[ConstraintSpec] = Field(default_factory=list)
     sampler: Literal["tpe", "nsga2", "random", "grid"] = "tpe"
     seed: int = Field(0, ge=0, le=2**31)
+    batch: int | None = Field(None, ge=1, le=1024)
     params: dict[str, ParamSpec] = Field(default_factory=dict)
     validation: ValidationSpec = ValidationSpec()
     cscv_blocks: int = Field(10, ge=2, le=16)
@@ -111,7 +117,13 @@ class OptimizeConfig(_Strict):
             raise ValueError(f"an even number, found {value}")
         return value
 
+    @property
+    def resolved_batch(self) -> int:
+        """The configured ``batch``, else the sampler's default (``DEFAULT_BATCH``)."""
+        return self.batch or DEFAULT_BATCH[self.sampler]
+
     def search_hash(self) -> str:
-        """What defines the search (not how long it runs): a resumed study must match it."""
-        fixed = self.model_dump(mode="json", exclude={"trials", "timeout_s", "seed"})
+        """What defines the search (not how long it runs, nor how it is batched): a resumed
+        study must match it."""
+        fixed = self.model_dump(mode="json", exclude={"trials", "timeout_s", "seed", "batch"})
         return json.dumps(fixed, sort_keys=True, separators=(",", ":"))

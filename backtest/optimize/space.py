@@ -1,5 +1,5 @@
 """The search space: the strategy's dimensions (plain data) narrowed or fixed by
-``[optimize.params]``, and their mapping onto Optuna suggestions and samplers."""
+``[optimize.params]``, and their mapping onto Optuna distributions and samplers."""
 
 from __future__ import annotations
 
@@ -65,13 +65,15 @@ def _narrow(dim: Dimension, narrow: ParamSpec, where: str) -> Dimension:
 
 
 
-def suggest(trial: optuna.trial.Trial, name: str, dim: Dimension) -> Any:
-    """One plain-data dimension -> an Optuna suggestion (the one place this mapping lives)."""
+def distribution(dim: Dimension) -> optuna.distributions.BaseDistribution:
+    """One plain-data dimension -> its Optuna distribution (the one place this mapping lives)."""
     if isinstance(dim, IntRange):
-        return trial.suggest_int(name, dim.low, dim.high, step=dim.step, log=dim.log)
+        return optuna.distributions.IntDistribution(dim.low, dim.high, log=dim.log,
+                                                    step=dim.step)
     if isinstance(dim, FloatRange):
-        return trial.suggest_float(name, dim.low, dim.high, step=dim.step, log=dim.log)
-    return trial.suggest_categorical(name, list(dim.options))
+        return optuna.distributions.FloatDistribution(dim.low, dim.high, log=dim.log,
+                                                      step=dim.step)
+    return optuna.distributions.CategoricalDistribution(list(dim.options))
 
 
 

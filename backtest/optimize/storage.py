@@ -1,24 +1,31 @@
 """Where a study lives, and who owns its running trials.
 
 A study lives in an Optuna journal file (default) or a database (``--storage URL``). Both are
-wrapped by :class:`_Claims`, which is what makes a killed search always resumable:
+wrapped by :class:`_Claims`, which hands out trials in batches (see ``batch``) and is what makes
+a killed search always resumable:
 
-- **Ownership is written with the trial.** A trial is created with its owner (user attr
-  ``worker`` = ``host:pid:start-time``) in the same record (journal line / database insert), so
-  no trial is ever RUNNING without an owner because a worker died between Optuna's ``ask`` and
-  its first write. A queued (WAITING) trial is given its owner under the claim lock before it
-  turns RUNNING.
+- **Ownership is written with the trial.** A batch of trials is created RUNNING with its owner
+  (user attr ``worker`` = ``host:pid:start-time``, see ``owners``) in the records that create
+  them (one journal append / database inserts under the claim lock), so no trial is ever
+  RUNNING without an owner. A queued (WAITING) trial is given its owner under the claim lock
+  before it turns RUNNING, and keeps its stored params.
 - **Orphans are failed at once when their owner is provably gone**: the owner ran on this host
   and that process no longer exists (pid and start time), or the trial has no owner at all (it
   was made by another tool, e.g. plain Optuna, outside crashbt's claim protocol). On a database,
-  a dead worker of another host is found by Optuna's own heartbeat (``fail_stale_trials``) and
-  its parameters are queued again by Optuna's ``RetryFailedTrialCallback``.
-- **The requested count is claimed, not waited for.** With a quota set, a new trial is created
-  only while COMPLETE + RUNNING trials are fewer than the quota; the check and the creation run
-  under one claim lock (the journal's kernel lock, or a PostgreSQL advisory lock), so concurrent
-  workers never create more trials than requested and nothing is pruned to make the count.
-  When the quota is full the creation raises :class:`StudyFull` and the worker stops; no worker
-  ever waits for work that only it could do.
+  a dead worker of another host is found by Optuna's own heartbeat (``fail_stale_trials``; the
+  worker beats for each trial of its batch, ``batch.Heartbeat``) and its parameters are queued
+  again by Optuna's ``RetryHeartbeatStaleTrialCallback``.
+- **The requested count is claimed, not waited for.** With a quota set, trials are created
+  only while COMPLETE + RUNNING trials are fewer than the quota (a batch is cut short to fit);
+  the check and the creation run under one claim lock (the journal's kernel lock, or a
+  PostgreSQL advisory lock), so concurrent workers never create more trials than requested and
+  nothing is pruned to make the count. When the quota is full the claim raises
+  :class:`StudyFull` and the worker stops; no worker ever waits for work that only it could do.
+- **Nothing completed is lost.** A trial turns COMPLETE only in the write that also holds its
+  params and evaluation: on the journal one append for the whole batch, in which each trial's
+  state record follows its params and evaluation. A kill that tears the append leaves the
+  trials before the tear complete and the rest RUNNING (failed at once on resume); the torn
+  last record is cut off (:func:`repair_journal`).
 
 The journal's kernel lock is ``<journal>.crashbt-lock`` (not Optuna's ``<journal>.lock``: a
 stock Optuna tool would take crashbt's file for its own stale lock, wait 30 s and delete it).
@@ -29,29 +36,30 @@ A database connection gives up after ``CONNECT_TIMEOUT_S`` and a statement after
 from __future__ import annotations
 
 import abc
-import copy
 import datetime as dt
 import fcntl
 import importlib.util
 import os
-import socket
 import time
 import warnings
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import optuna
 import sqlalchemy
+from optuna.distributions import BaseDistribution, distribution_to_json
+from optuna.storages.journal._storage import JournalOperation as Op
 
 from backtest.errors import OutputError
+from backtest.optimize.owners import OWNER, owner_gone, worker_id
 from backtest.redact import mask_secrets
 
 COMPLETE, RUNNING, WAITING = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING,
                               optuna.trial.TrialState.WAITING)
-OWNER = "worker"  # the user attr naming a trial's owner, host:pid:start-time
 HEARTBEAT_S, GRACE_S, MAX_RETRY, OPEN_ATTEMPTS = 5, 20, 3, 4
 CONNECT_TIMEOUT_S, STATEMENT_TIMEOUT_S = 10, 60
 LOCK_SUFFIX = ".crashbt-lock"
@@ -67,51 +75,6 @@ def _driver_url(url: str) -> str:
     if scheme in ("postgresql", "postgres") and importlib.util.find_spec("psycopg2") is None:
         return f"postgresql+psycopg{sep}{rest}"
     return url
-
-
-# ---------------------------------------------------------------- owners
-
-
-def _start_time(pid: int) -> str | None:
-    """The kernel's start time of process ``pid`` (clock ticks since boot), None if it is gone.
-
-    With the pid it names one process for good: a recycled pid has another start time. Without
-    /proc (not Linux) it is "-" for any live pid: only the pid is compared then.
-    """
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        if Path("/proc/self/stat").exists():
-            return None
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            pass
-        return "-"
-    return stat.rpartition(")")[2].split()[19]  # field 22 of proc(5); the name may hold spaces
-
-
-def worker_id() -> str:
-    """``host:pid:start-time`` of this process."""
-    pid = os.getpid()
-    return f"{socket.gethostname()}:{pid}:{_start_time(pid)}"
-
-
-def owner_gone(owner: str | None) -> bool:
-    """Whether a trial's owner is provably gone: none at all, or a dead process of this host.
-
-    An owner on another host cannot be checked here (a database's heartbeat does that).
-    """
-    if not owner:
-        return True
-    host, _, rest = owner.partition(":")
-    pid, _, started = rest.partition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    now = _start_time(int(pid))
-    return now is None or (started not in ("", "-") and now != started)
 
 
 # ---------------------------------------------------------------- claim locks
@@ -154,11 +117,26 @@ class _FlockLock(optuna.storages.journal.JournalFileOpenLock):
             self.release()
 
 
+@dataclass(frozen=True)
+class TrialRecord:
+    """What a finished trial of a batch adds to its stored RUNNING trial, written in one go."""
+
+    trial_id: int
+    state: optuna.trial.TrialState
+    values: list[float] | None
+    params: dict[str, Any]
+    distributions: dict[str, BaseDistribution]
+    user_attrs: dict[str, Any]
+    system_attrs: dict[str, Any]
+
+
 class _Claims(abc.ABC):
-    """Mixin for an Optuna storage: owned trial creation, orphan recovery and the quota claim
-    (see the module docstring). No quota until :meth:`set_quota` (tools reading a study)."""
+    """Mixin for an Optuna storage: owned batch claims within the quota, orphan recovery, and
+    a batch's results in one write (see the module docstring). No quota until
+    :meth:`set_quota` (tools reading a study)."""
 
     quota: tuple[int, int] | None = None  # (study id, COMPLETE + RUNNING trials allowed)
+    _sampling: Mapping[int, optuna.trial.FrozenTrial] = {}  # trials being sampled, by id
 
     def set_quota(self, study: optuna.Study, trials: int) -> None:
         self.quota = (study._study_id, trials)
@@ -168,57 +146,66 @@ class _Claims(abc.ABC):
         """The context manager that serializes claims: the journal's kernel lock, or a
         PostgreSQL advisory lock (each storage below provides its own)."""
 
-    def claimed(self, study_id: int, template: optuna.trial.FrozenTrial | None,
-                create: Callable[[int, optuna.trial.FrozenTrial | None], Any]) -> Any:
-        """``create`` a RUNNING trial under the claim lock, within the quota, owned by this
-        process; a queued (WAITING) or finished copy has nothing to own yet."""
-        if template is not None and template.state != RUNNING:
-            return create(study_id, template)
+    @abc.abstractmethod
+    def _start(self, study_id: int, waiting: Sequence[int], new: int) -> list[int]:
+        """Make the ``waiting`` trials and ``new`` new ones RUNNING, owned by this process;
+        the ids of those this process got."""
+
+    @abc.abstractmethod
+    def record_batch(self, records: Sequence[TrialRecord]) -> None:
+        """Write each record's params, attributes, state and values (the journal: one append)."""
+
+    def claim_batch(self, study_id: int, size: int) -> list[int]:
+        """Up to ``size`` RUNNING trials owned by this process, made under the claim lock within
+        the quota (which may cut the batch short): queued (WAITING) trials first, keeping their
+        stored params, then new ones. Raises StudyFull when the quota leaves none."""
         with self.claim_lock():
-            self._check_quota(study_id)
-            return create(study_id, _owned(template))
+            room = self._room(study_id, size)
+            waiting = self.get_all_trials(study_id, deepcopy=False,  # type: ignore[attr-defined]
+                                          states=(WAITING,))[:room]
+            ids = self._start(study_id, [t._trial_id for t in waiting], room - len(waiting))
+        if not ids:
+            raise StudyFull("every queued trial was taken by another worker")
+        return ids
 
-    def set_trial_state_values(self, trial_id: int, state: optuna.trial.TrialState,
-                               values: Any = None) -> bool:
-        if state != RUNNING:
-            return super().set_trial_state_values(trial_id, state, values)  # type: ignore[misc]
-        with self.claim_lock():  # a queued trial is popped: claim it like a new one
-            try:
-                self._check_quota(None)
-            except StudyFull:
-                return False  # to Optuna: someone else took it; its next create raises
-            if self.get_trial(trial_id).state != WAITING:  # type: ignore[attr-defined]
-                return False
-            self.set_trial_user_attr(trial_id, OWNER, worker_id())  # type: ignore[attr-defined]
-            return super().set_trial_state_values(trial_id, state, values)  # type: ignore[misc]
+    @contextmanager
+    def sampling(self, trials: Sequence[optuna.trial.FrozenTrial]) -> Iterator[None]:
+        """While a batch is sampled, a sampler's writes to its trials (NSGA-II's generation)
+        go to the given FrozenTrials and are written with the batch's results."""
+        self._sampling = {t._trial_id: t for t in trials}
+        try:
+            yield
+        finally:
+            self._sampling = {}
 
-    def _check_quota(self, study_id: int | None) -> None:
-        """Fail orphans, then raise StudyFull if the quota's study has no trial left to run."""
-        if self.quota is None or study_id not in (None, self.quota[0]):
-            return
-        study_id, allowed = self.quota
+    def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
+        trial = self._sampling.get(trial_id)
+        if trial is None:
+            super().set_trial_system_attr(trial_id, key, value)  # type: ignore[misc]
+        else:
+            trial.system_attrs[key] = value
+
+    def _room(self, study_id: int, size: int) -> int:
+        """Fail orphans, then how many trials the quota still allows (StudyFull if none)."""
+        if self.quota is None or study_id != self.quota[0]:
+            return size
+        allowed = self.quota[1]
         fail_orphans(self, study_id)  # type: ignore[arg-type]
         live = self.get_all_trials(study_id, deepcopy=False,  # type: ignore[attr-defined]
                                    states=(COMPLETE, RUNNING))
         if len(live) >= allowed:
             raise StudyFull(f"{len(live)} complete or running trials of {allowed}")
+        return min(size, allowed - len(live))
 
 
-def _owned(template: optuna.trial.FrozenTrial | None) -> optuna.trial.FrozenTrial:
-    """A RUNNING trial template that names this process as its owner."""
-    if template is None:
-        return optuna.trial.FrozenTrial(
-            number=-1, state=RUNNING, value=None, values=None,
-            datetime_start=dt.datetime.now(), datetime_complete=None, params={},
-            distributions={}, user_attrs={OWNER: worker_id()}, system_attrs={},
-            intermediate_values={}, trial_id=-1)
-    owned = copy.copy(template)
-    owned.user_attrs = {**template.user_attrs, OWNER: worker_id()}
-    owned.datetime_start = template.datetime_start or dt.datetime.now()
-    return owned
+def _now() -> str:
+    return dt.datetime.now(tz=dt.UTC).isoformat(timespec="microseconds")
 
 
 class _JournalClaims(_Claims, optuna.storages.journal.JournalStorage):
+    """A batch's claims are one journal append, and its results another (one flock + fsync
+    each); the storage then replays its own records like any other writer's."""
+
     def __init__(self, journal: Path) -> None:
         self._flock = _FlockLock(journal)
         super().__init__(optuna.storages.journal.JournalFileBackend(str(journal),
@@ -227,21 +214,95 @@ class _JournalClaims(_Claims, optuna.storages.journal.JournalStorage):
     def claim_lock(self) -> Any:
         return self._flock.held()
 
-    def create_new_trial(self, study_id: int,
-                         template_trial: optuna.trial.FrozenTrial | None = None) -> int:
-        return self.claimed(study_id, template_trial, super().create_new_trial)
+    def _append(self, records: Sequence[tuple[Op, dict[str, Any]]]) -> None:
+        if not records:
+            return  # (an empty append would write an empty line)
+        with self._thread_lock:
+            me = self._replay_result.worker_id
+            self._backend.append_logs([{"op_code": op, "worker_id": me, **fields}
+                                       for op, fields in records])
+            self._sync_with_backend()
+
+    def _start(self, study_id: int, waiting: Sequence[int], new: int) -> list[int]:
+        owner, now = worker_id(), _now()
+        records: list[tuple[Op, dict[str, Any]]] = []
+        for trial_id in waiting:
+            records += [(Op.SET_TRIAL_USER_ATTR, {"trial_id": trial_id,
+                                                  "user_attr": {OWNER: owner}}),
+                        (Op.SET_TRIAL_STATE_VALUES, {"trial_id": trial_id, "state": RUNNING,
+                                                     "values": None, "datetime_start": now})]
+        records += [(Op.CREATE_TRIAL, {"study_id": study_id, "datetime_start": now,
+                                       "user_attrs": {OWNER: owner}})] * new
+        self._append(records)
+        replay = self._replay_result
+        popped = [i for i in waiting if replay.get_trial(i).state == RUNNING
+                  and replay.get_trial(i).user_attrs.get(OWNER) == owner]
+        # one write under the lock: the new trials are the last ones this process created
+        last = replay._last_created_trial_id_by_this_process if new else 0
+        return popped + list(range(last - new + 1, last + 1))
+
+    def record_batch(self, records: Sequence[TrialRecord]) -> None:
+        logs: list[tuple[Op, dict[str, Any]]] = []
+        now = _now()
+        for r in records:
+            logs += [(Op.SET_TRIAL_PARAM, {
+                "trial_id": r.trial_id, "param_name": name,
+                "param_value_internal": r.distributions[name].to_internal_repr(value),
+                "distribution": distribution_to_json(r.distributions[name])})
+                for name, value in r.params.items()]
+            logs += [(Op.SET_TRIAL_SYSTEM_ATTR, {"trial_id": r.trial_id, "system_attr": {k: v}})
+                     for k, v in r.system_attrs.items()]
+            logs += [(Op.SET_TRIAL_USER_ATTR, {"trial_id": r.trial_id, "user_attr": {k: v}})
+                     for k, v in r.user_attrs.items()]
+            logs.append((Op.SET_TRIAL_STATE_VALUES, {"trial_id": r.trial_id, "state": r.state,
+                                                     "values": r.values,
+                                                     "datetime_complete": now}))
+        self._append(logs)
 
 
 class _DatabaseClaims(_Claims, optuna.storages.RDBStorage):
+    """A batch on a database: one row per write as Optuna makes them, and a heartbeat for
+    every claimed trial at once (Optuna's ``fail_stale_trials`` ignores a trial without one)."""
+
     def claim_lock(self) -> Any:
         if self.engine.dialect.name != "postgresql":
             return nullcontext()  # other databases: the quota check is best-effort
         return _advisory_lock(self.engine)
 
-    def _create_new_trial(self, study_id: int, template_trial: optuna.trial.FrozenTrial | None
-                          = None) -> optuna.trial.FrozenTrial:
-        # RDBStorage.create_new_trial and Optuna's cache in front of it both create through here
-        return self.claimed(study_id, template_trial, super()._create_new_trial)
+    def _start(self, study_id: int, waiting: Sequence[int], new: int) -> list[int]:
+        owner, ids = worker_id(), []
+        for trial_id in waiting:  # owner first: popped only under the claim lock
+            self.set_trial_user_attr(trial_id, OWNER, owner)
+            if super().set_trial_state_values(trial_id, RUNNING):
+                ids.append(trial_id)
+        for _ in range(new):
+            ids.append(self._create_new_trial(study_id, _owned())._trial_id)
+        if self.heartbeat_interval:
+            for trial_id in ids:
+                self.record_heartbeat(trial_id)
+        return ids
+
+    def record_batch(self, records: Sequence[TrialRecord]) -> None:
+        for r in records:
+            try:
+                for name, value in r.params.items():
+                    dist = r.distributions[name]
+                    self.set_trial_param(r.trial_id, name, dist.to_internal_repr(value), dist)
+                for key, value in r.system_attrs.items():
+                    self.set_trial_system_attr(r.trial_id, key, value)
+                for key, value in r.user_attrs.items():
+                    self.set_trial_user_attr(r.trial_id, key, value)
+                self.set_trial_state_values(r.trial_id, r.state, r.values)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue  # failed as stale meanwhile: its parameters are queued again
+
+
+def _owned() -> optuna.trial.FrozenTrial:
+    """A new RUNNING trial template that names this process as its owner."""
+    return optuna.trial.FrozenTrial(
+        number=-1, state=RUNNING, value=None, values=None, datetime_start=dt.datetime.now(),
+        datetime_complete=None, params={}, distributions={}, user_attrs={OWNER: worker_id()},
+        system_attrs={}, intermediate_values={}, trial_id=-1)
 
 
 @contextmanager

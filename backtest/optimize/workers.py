@@ -1,4 +1,5 @@
-"""Workers: the Optuna objective, Ctrl-C handling, one worker's loop and ``--jobs N`` children.
+"""Workers: Ctrl-C handling, one worker's batched loop (claim, sample, evaluate, record: see
+``batch``) and ``--jobs N`` children.
 
 The study ends with exactly ``trials`` COMPLETE trials over all resumes and workers: the
 storage's claims (see ``storage``) create a trial only while complete + running trials are
@@ -6,31 +7,36 @@ fewer than that, so no trial is ever pruned or waited for to make the count."""
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import multiprocessing
 import signal
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import optuna
 
 from backtest.config.optimize import OptimizeConfig
 from backtest.config.run import RunConfig
 from backtest.errors import ConfigError, OutputError, StrategyError, UserError
+from backtest.optimize import batch
+from backtest.optimize.batch import Heartbeat
 from backtest.optimize.evaluate import Evaluator
-from backtest.optimize.space import make_sampler, search_space, suggest
+from backtest.optimize.grid import EnumeratedGridSampler
+from backtest.optimize.owners import OWNER, worker_id
+from backtest.optimize.space import distribution, make_sampler, search_space
 from backtest.optimize.storage import (
-    COMPLETE,
-    OWNER,
     RUNNING,
     StudyFull,
+    TrialRecord,
     open_storage,
     quiet_optuna,
     recover,
-    worker_id,
 )
 from backtest.redact import mask_secrets
 from backtest.report import files as report
@@ -73,11 +79,10 @@ class Request:
 
 
 class Interrupts:
-    """Ctrl-C during a search. Inside a strategy's evaluation it interrupts at once (optuna
-    marks the trial failed and re-raises). While optuna asks, tells or writes the storage it is
-    deferred to the end of that step: a KeyboardInterrupt inside ``study.tell`` escapes optuna
-    5.0 as an UnboundLocalError and can leave a trial RUNNING or a record half-written. A
-    second Ctrl-C interrupts at once wherever it lands."""
+    """Ctrl-C during a search. Inside the evaluation of a batch it interrupts at once (the
+    worker then marks its RUNNING trials failed). While a batch is claimed, sampled or recorded
+    it is deferred to the end of that batch, so no record is left half-written. A second
+    Ctrl-C interrupts at once wherever it lands."""
 
     def __init__(self) -> None:
         self.requested = False
@@ -110,89 +115,112 @@ class Interrupts:
 
 
 
-class Objective:
-    """Suggest, evaluate, record one trial (the trial already names its owner, see storage)."""
+class _Batches:
+    """One worker's loop over batches: claim, sample, evaluate in one call, record in one
+    write, tell the sampler (see ``batch``)."""
 
-    def __init__(self, req: Request, evaluator: Evaluator,
-                 on_done: Callable[[optuna.Study], None], interrupts: Interrupts) -> None:
+    def __init__(self, req: Request, study: optuna.Study, storage: Any,
+                 evaluator: Evaluator) -> None:
         dims, fixed = search_space(req.spec, req.opt, req.source)
-        self.req, self.evaluator, self.on_done, self.dims = req, evaluator, on_done, dims
-        self.interrupts = interrupts
+        self.req, self.study, self.storage, self.evaluator = req, study, storage, evaluator
+        self.dims = dims
+        self.distributions = {name: distribution(dim) for name, dim in dims.items()}
         self.base = {**req.cfg.strategy.params, **fixed}
         self.invalid = 0
 
-    def __call__(self, trial: optuna.trial.Trial) -> list[float]:
-        values = {**self.base, **{n: suggest(trial, n, d) for n, d in self.dims.items()}}
+    def run(self, interrupts: Interrupts, heartbeat: Heartbeat,
+            on_done: Callable[[optuna.Study], None]) -> None:
+        """Batches until the quota is claimed (``StudyFull``), the sampler stops the study
+        (the grid's end: ``study.stop()`` works here as inside ``study.optimize``), a Ctrl-C
+        or the timeout (checked before each batch, as optimize checks before each trial)."""
+        study, timeout = self.study, self.req.opt.timeout_s
+        deadline = None if timeout is None else time.monotonic() + timeout
+        study._stop_flag = False
+        study._thread_local.in_optimize_loop = True
         try:
-            with self.interrupts.evaluation():
-                ev = self.evaluator.evaluate(values)
-        except StrategyError as exc:
-            self.invalid += 1
-            if self.invalid > max(50, 5 * self.req.opt.trials):
-                raise ConfigError(f"{self.req.source}: optimize.params: expected a space with "
-                                  f"valid parameter sets, found {self.invalid} invalid ones "
-                                  f"(last: {exc})") from None
-            trial.set_user_attr("invalid", str(exc))
-            raise optuna.TrialPruned(str(exc)) from None
-        keys = ("folds", "is_mean", "oos_mean", "constraints", "undefined", "full_stats",
-                "blocks")
-        trial.set_user_attr("eval", {**{k: ev[k] for k in keys}, "params_all": values})
-        for spec, violation in zip(self.req.opt.constraints, ev["constraints"], strict=True):
-            trial.set_constraint(f"{spec.metric} {spec.op} {spec.value:g}", violation)
-        trial.set_constraint("objectives defined", 1.0 if ev["undefined"] else 0.0)
-        return ev["objectives"]
+            while not (study._stop_flag or interrupts.requested
+                       or (deadline is not None and time.monotonic() >= deadline)):
+                try:
+                    ids = self.storage.claim_batch(study._study_id, self.req.opt.resolved_batch)
+                except StudyFull:
+                    return
+                heartbeat.trials = tuple(ids)
+                self.one(ids, interrupts)
+                heartbeat.trials = ()
+                on_done(study)
+        finally:
+            study._thread_local.in_optimize_loop = False
 
-    def callback(self, study: optuna.Study, frozen: optuna.trial.FrozenTrial) -> None:
-        """After each trial: report progress; a deferred Ctrl-C stops the loop."""
-        self.on_done(study)
-        if self.interrupts.requested:  # work() raises it after optimize returns
-            study.stop()
+    def one(self, ids: list[int], interrupts: Interrupts) -> None:
+        claimed = batch.claimed_trials(self.study, ids)
+        trials = copy.deepcopy(claimed)
+        batch.sample(self.study, self.storage, trials, self.distributions)
+        sets = [{**self.base, **{n: t.params[n] for n in self.distributions}} for t in trials]
+        with interrupts.evaluation():
+            results = self.evaluator.evaluate_many(sets)
+        records = batch.record(trials, results, sets, self.req.opt, claimed)
+        self.storage.record_batch(records)
+        for trial, rec in zip(trials, records, strict=True):  # as study.tell would
+            self.study.sampler.after_trial(self.study, trial, rec.state, rec.values)
+        invalid = [r for r in results if isinstance(r, StrategyError)]
+        self.invalid += len(invalid)
+        if invalid and self.invalid > max(50, 5 * self.req.opt.trials):
+            raise ConfigError(f"{self.req.source}: optimize.params: expected a space with "
+                              f"valid parameter sets, found {self.invalid} invalid ones "
+                              f"(last: {invalid[-1]})")
 
 
 
 def work(req: Request, index: int, on_done: Callable[[optuna.Study], None] | None = None,
          evaluator: Evaluator | None = None) -> None:
-    """One worker: open the shared study and run trials until the count or the timeout.
+    """One worker: open the shared study and run batches of trials until the count, the grid's
+    end or the timeout.
 
-    The storage's quota (``trials``) hands out trials: a worker stops when every remaining
-    trial is complete or running elsewhere (``StudyFull``); Optuna's ``MaxTrialsCallback`` stops
-    it as soon as the count is complete. The sampler's seed is ``seed + 7919 * worker + trials
-    already stored``: a fresh single worker is reproducible, and neither a resume nor a second
-    worker replays the same draws.
+    The storage's quota (see :func:`quota`) hands out trials: a worker stops when every
+    remaining trial is complete or running elsewhere (``StudyFull``). The sampler's seed is
+    ``seed + 7919 * worker + trials already stored``: a fresh single worker is reproducible,
+    and neither a resume nor a second worker replays the same draws.
     """
     quiet_optuna()
     evaluator = evaluator or Evaluator(req.cfg, req.opt, req.spec, req.source)
     storage = req.open()
     study = optuna.load_study(study_name=req.study, storage=storage)
-    storage.set_quota(study, req.opt.trials)
     recover(study)
     existing = len(study.get_trials(deepcopy=False))
+    batches = _Batches(req, study, storage, evaluator)
+    study.sampler = make_sampler(req.opt, batches.dims, req.opt.seed + 7919 * index + existing,
+                                 req.source)
+    storage.set_quota(study, quota(req.opt, study.sampler))
     interrupts = Interrupts()
-    objective = Objective(req, evaluator, on_done or (lambda _s: None), interrupts)
-    study.sampler = make_sampler(req.opt, objective.dims,
-                                 req.opt.seed + 7919 * index + existing, req.source)
-    enough = optuna.study.MaxTrialsCallback(req.opt.trials, states=(COMPLETE,))
     try:
-        with interrupts.installed(), evaluator.timed("search"):
-            study.optimize(objective, timeout=req.opt.timeout_s,
-                           callbacks=[enough, objective.callback])
-    except StudyFull:
-        pass
+        with (interrupts.installed(), evaluator.timed("search"),
+              Heartbeat(storage).running() as heartbeat):
+            batches.run(interrupts, heartbeat, on_done or (lambda _s: None))
     except KeyboardInterrupt:
-        _fail_own_running(study)
+        _fail_own_running(study, storage)
         raise
     if interrupts.requested:
         raise KeyboardInterrupt
 
 
 
-def _fail_own_running(study: optuna.Study) -> None:
-    """After Ctrl-C: a trial of this process interrupted outside the objective (while being
-    asked or told) would stay RUNNING; mark it failed."""
+def quota(opt: OptimizeConfig, sampler: optuna.samplers.BaseSampler) -> int:
+    """COMPLETE + RUNNING trials the study may hold: ``trials``, and on a grid at most one per
+    point (a batch then never runs a point twice; a failed point frees its slot for a re-run)."""
+    if isinstance(sampler, EnumeratedGridSampler):
+        return min(opt.trials, sampler.size)
+    return opt.trials
+
+
+
+def _fail_own_running(study: optuna.Study, storage: Any) -> None:
+    """After Ctrl-C: the trials of this process still RUNNING (its batch, interrupted in its
+    evaluation or claim) are marked failed, in one write."""
     me = worker_id()
-    for trial in study.get_trials(deepcopy=False, states=(RUNNING,)):
-        if trial.user_attrs.get(OWNER) == me:
-            study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+    storage.record_batch([
+        TrialRecord(t._trial_id, optuna.trial.TrialState.FAIL, None, {}, {}, {}, {})
+        for t in study.get_trials(deepcopy=False, states=(RUNNING,))
+        if t.user_attrs.get(OWNER) == me])
 
 
 

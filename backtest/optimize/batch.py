@@ -1,0 +1,169 @@
+"""A batch of trials: sampled by the study's sampler, recorded in one write, kept alive by a
+heartbeat (the pieces of the worker loop in ``workers``).
+
+Why batches: ``study.optimize`` made about ten storage writes per trial (create, each suggest,
+the evaluation, each constraint, the state), each one a locked, fsync'd journal append. A
+worker now claims up to ``[optimize] batch`` trials in one write (``storage.claim_batch``),
+samples them here, evaluates them with one ``Evaluator.evaluate_many`` call and records them in
+one write (``storage.record_batch``).
+
+Sampling goes through Optuna's public sampler API on the claimed FrozenTrials, in the order
+``optuna.Trial._suggest`` uses: ``before_trial``; for each dimension a stored param first (a
+queued retry keeps its parameters), then an enqueued ``fixed_params`` value, a single-valued
+distribution's value, the sampler's ``sample_relative`` result (asked lazily, once) and
+``sample_independent``. Nothing is written while sampling: a sampler's own writes to the trial
+(NSGA-II's generation) are held by the storage (``storage.sampling``) and written with the
+results. The trials of one batch are sampled from the same completed history, as trials of
+parallel workers are; TPE and NSGA-II keep their sample efficiency with small batches.
+
+A trial's result is stored exactly as ``Trial.set_user_attr`` / ``Trial.set_constraint`` /
+``study.tell`` store it (user attr ``eval``, system attrs ``constraints:<name>``), so TPE's and
+NSGA-II's constraint handling and ``summary.is_feasible`` read it unchanged; an invalid set is
+PRUNED with its ``invalid`` user attr, a NaN objective FAIL, as ``study.optimize`` did.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import optuna
+import sqlalchemy
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    check_distribution_compatibility,
+)
+from optuna.trial import FrozenTrial, TrialState
+
+from backtest.config.optimize import OptimizeConfig
+from backtest.errors import StrategyError
+from backtest.optimize.storage import RUNNING, TrialRecord
+
+#: Optuna 5's system attr prefix of ``Trial.set_constraint`` (read by its constrained samplers)
+CONSTRAINT_PREFIX = "constraints:"
+#: ``study.enqueue_trial``'s system attr of parameters fixed for a queued trial
+FIXED_PARAMS = "fixed_params"
+EVAL_KEYS = ("folds", "is_mean", "oos_mean", "constraints", "undefined", "full_stats", "blocks")
+
+
+def claimed_trials(study: optuna.Study, ids: Sequence[int]) -> list[FrozenTrial]:
+    """Private copies of the claimed RUNNING trials, in claim order (sampling fills them in)."""
+    running = {t._trial_id: t for t in study._storage.get_all_trials(
+        study._study_id, deepcopy=False, states=(RUNNING,))}
+    return [copy.deepcopy(running[i]) for i in ids if i in running]
+
+
+def sample(study: optuna.Study, storage: Any, trials: Sequence[FrozenTrial],
+           distributions: Mapping[str, BaseDistribution]) -> None:
+    """Fill each trial's params and distributions with the study's sampler (see the module
+    docstring); the sampler sees the completed trials as of this batch. ``storage``: the
+    study's crashbt storage (``storage.open_storage``), which holds the sampler's writes."""
+    study._thread_local.cached_all_trials = None  # what study.ask does once per trial
+    with storage.sampling(trials):
+        for trial in trials:
+            _sample_one(study, trial, distributions)
+
+
+def _sample_one(study: optuna.Study, trial: FrozenTrial,
+                distributions: Mapping[str, BaseDistribution]) -> None:
+    sampler = study.sampler
+    sampler.before_trial(study, trial)
+    fixed = trial.system_attrs.get(FIXED_PARAMS, {})
+    relative: tuple[dict[str, BaseDistribution], dict[str, Any]] | None = None
+    for name, dist in distributions.items():
+        if name in trial.distributions:  # stored with the queued trial: honored
+            check_distribution_compatibility(trial.distributions[name], dist)
+            continue
+        if name in fixed:
+            value = fixed[name]
+        elif dist.single():
+            value = _single_value(dist)
+        else:
+            if relative is None:
+                space = sampler.infer_relative_search_space(study, trial)
+                relative = (space, sampler.sample_relative(study, trial, space))
+            space, values = relative
+            if name in values and name in space:
+                check_distribution_compatibility(space[name], dist)
+                value = values[name]
+            else:
+                value = sampler.sample_independent(study, trial, name, dist)
+        trial.params[name] = dist.to_external_repr(dist.to_internal_repr(value))
+        trial.distributions[name] = dist
+
+
+def _single_value(dist: BaseDistribution) -> Any:
+    if isinstance(dist, CategoricalDistribution):
+        return dist.choices[0]
+    return dist.low  # type: ignore[attr-defined]
+
+
+def record(trials: Sequence[FrozenTrial], results: Sequence[dict[str, Any] | StrategyError],
+           values: Sequence[Mapping[str, Any]], opt: OptimizeConfig,
+           claimed: Sequence[FrozenTrial]) -> list[TrialRecord]:
+    """The records of a batch's results: what each sampled trial adds to its ``claimed``
+    state. Each trial's FrozenTrial gets its result too (for ``after_trial``)."""
+    out = []
+    for trial, result, params_all, before in zip(trials, results, values, claimed, strict=True):
+        user: dict[str, Any]
+        if isinstance(result, StrategyError):
+            state, objectives, user = TrialState.PRUNED, None, {"invalid": str(result)}
+        else:
+            user = {"eval": {**{k: result[k] for k in EVAL_KEYS}, "params_all": dict(params_all)}}
+            names = [f"{c.metric} {c.op} {c.value:g}" for c in opt.constraints]
+            for name, violation in zip([*names, "objectives defined"],
+                                       [*result["constraints"],
+                                        1.0 if result["undefined"] else 0.0], strict=True):
+                trial.system_attrs[CONSTRAINT_PREFIX + name] = float(violation)
+            objectives = [float(v) for v in result["objectives"]]
+            state = TrialState.COMPLETE
+            if any(math.isnan(v) for v in objectives):  # what study.tell makes of a NaN
+                state, objectives = TrialState.FAIL, None
+        trial.user_attrs.update(user)
+        params = {k: v for k, v in trial.params.items() if k not in before.params}
+        system = {k: v for k, v in trial.system_attrs.items()
+                  if k not in before.system_attrs or before.system_attrs[k] != v}
+        out.append(TrialRecord(trial._trial_id, state, objectives, params,
+                               {k: trial.distributions[k] for k in params}, user, system))
+    return out
+
+
+class Heartbeat:
+    """Optuna's heartbeat for the RUNNING trials of this worker's batch, on a database with
+    heartbeats (Optuna beats only inside ``study.optimize``): other hosts' ``fail_stale_trials``
+    then fails the trials of a dead worker, and only those. A thread with a stop event; the
+    claim records each trial's first beat itself."""
+
+    def __init__(self, storage: optuna.storages.BaseStorage) -> None:
+        interval = getattr(storage, "heartbeat_interval", None)
+        self.storage, self.interval = storage, interval
+        self.trials: tuple[int, ...] = ()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.interval):
+            for trial_id in self.trials:
+                try:
+                    self.storage.record_heartbeat(trial_id)
+                except sqlalchemy.exc.SQLAlchemyError:
+                    break  # the worker's own next write reports an unreachable database
+
+    @contextmanager
+    def running(self) -> Iterator[Heartbeat]:
+        """Beat for ``self.trials`` (set per batch) for the duration of the block."""
+        if self.interval:
+            self._thread = threading.Thread(target=self._beat, name="crashbt-heartbeat",
+                                            daemon=True)
+            self._thread.start()
+        try:
+            yield self
+        finally:
+            self._stop.set()
+            if self._thread is not None:
+                self._thread.join(timeout=60)
