@@ -7,6 +7,10 @@ tests/test_optimize_postgres.py). Points, N counting passes through the point:
 batch's evaluation starts, ``report`` while the best run's report is written; on the journal
 ``append`` in the middle of any record (half of it written, under the journal lock),
 ``claim-append`` / ``record-append`` in the middle of a batch's claim / result append.
+
+``python tests/killpoint.py meet DIR N crashbt-args...`` kills nothing: the worker holds its
+first batch's evaluation until N workers have claimed theirs (one file each in DIR), so a test
+of several workers does not depend on which one the machine starts first.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import json
 import os
 import signal
 import sys
+import time
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -46,6 +52,31 @@ level_mode = { fixed = "ath_fraction" }
 
 def die() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+MEET_TIMEOUT_S = 300
+
+
+def meet(folder: Path, count: int) -> None:
+    """Hold the first ``evaluate_many`` until ``count`` workers reached theirs (files in
+    ``folder``); gives up with an error after MEET_TIMEOUT_S."""
+    original = evaluate.Evaluator.evaluate_many
+    waited = False
+
+    def held(self: Any, sets: Any) -> Any:
+        nonlocal waited
+        if not waited:
+            waited = True
+            (folder / str(os.getpid())).touch()
+            deadline = time.monotonic() + MEET_TIMEOUT_S
+            while len(list(folder.iterdir())) < count:
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"meet: expected {count} workers in {folder} within "
+                                     f"{MEET_TIMEOUT_S} s, found {len(list(folder.iterdir()))}")
+                time.sleep(0.05)  # polling a condition with a deadline, not a stand-in for it
+        return original(self, sets)
+
+    evaluate.Evaluator.evaluate_many = held
 
 
 def plant(point: str, nth: int) -> None:
@@ -104,5 +135,8 @@ def plant(point: str, nth: int) -> None:
 
 
 if __name__ == "__main__":
+    if sys.argv[1] == "meet":
+        meet(Path(sys.argv[2]), int(sys.argv[3]))
+        sys.exit(cli.main(sys.argv[4:]))
     plant(sys.argv[1], int(sys.argv[2]))
     sys.exit(cli.main(sys.argv[3:]))

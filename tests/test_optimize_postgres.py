@@ -39,16 +39,22 @@ def pg_url() -> str:
     return url
 
 
-def two_workers(tmp_path: Path, config_text: str,
-                trials: int) -> tuple[str, Path, str, list[tuple[str, str]]]:
+def two_workers(tmp_path: Path, config_text: str, trials: int, *, meet: bool = False
+                ) -> tuple[str, Path, str, list[tuple[str, str]]]:
     """Run two ``crashbt optimize`` processes at once on one new study of the server (reports
-    under a/ and b/): the URL, the config, the study and each one's (stdout, stderr)."""
+    under a/ and b/): the URL, the config, the study and each one's (stdout, stderr). With
+    ``meet`` each holds its first batch until the other has claimed one (tests/killpoint.py)."""
     url = pg_url()
     config = tmp_path / "pg.toml"
     config.write_text(config_text, encoding="utf-8")
     study = f"pg-{uuid.uuid4().hex[:10]}"
+    launcher = [sys.executable, "-m", "backtest"]
+    if meet:
+        (tmp_path / "meet").mkdir()
+        launcher = [sys.executable, str(ROOT / "tests" / "killpoint.py"), "meet",
+                    str(tmp_path / "meet"), "2"]
     procs = [subprocess.Popen(
-        [sys.executable, "-m", "backtest", "optimize", str(config), "--storage", url,
+        [*launcher, "optimize", str(config), "--storage", url,
          "--study", study, "--trials", str(trials), "--out", str(tmp_path / name)],
         cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         for name in ("a", "b")]
@@ -176,7 +182,8 @@ def test_two_workers_take_batches_of_one_grid(tmp_path: Path) -> None:
     from backtest.optimize.evaluate import Evaluator
     from backtest.plugins import resolve
 
-    url, config, study, _outputs = two_workers(tmp_path, GRID, GRID_POINTS + 10)
+    url, config, study, _outputs = two_workers(tmp_path, GRID, GRID_POINTS + 10, meet=True)
+    assert len(list((tmp_path / "meet").iterdir())) == 2  # both held their first batch
     trials = storage.study_trials(url, tmp_path / "unused", study)
     assert [t["state"] for t in trials] == ["COMPLETE"] * GRID_POINTS  # the grid, no more
     points = {tuple(sorted(t["params"].items())) for t in trials}
