@@ -475,3 +475,12 @@ def test_ctrl_c_outside_an_evaluation_is_deferred_to_the_end_of_the_step() -> No
         with pytest.raises(KeyboardInterrupt):
             signal.raise_signal(signal.SIGINT)  # the second one, outside: at once too
     assert signal.getsignal(signal.SIGINT) is before  # the previous handler is back
+
+
+def test_a_journal_search_does_not_import_the_database_driver_layer() -> None:
+    """SQLAlchemy (about 0.1 s to import) is loaded only when a database is opened."""
+    code = ("import sys, backtest.optimize.search, backtest.optimize.workers; "
+            "print('sqlalchemy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=120)
+    assert out.stdout.strip() == "False"

@@ -165,6 +165,8 @@ def read_csv_table(label: str, raw: bytes, required: tuple[str, ...],
         raise DataError(f"{label}: {where}: expected UTF-8 text, found byte "
                         f"0x{raw[exc.start]:02x} at byte offset {exc.start}") from None
     body = text.removeprefix("\ufeff").rstrip("\r\n")  # a BOM (Excel's UTF-8 export) is fine
+    # the same body as bytes: pandas' C parser reads bytes ~2x faster than a StringIO
+    data = raw.removeprefix(b"\xef\xbb\xbf").rstrip(b"\r\n")
     if not body.strip():
         raise DataError(f"{label}: expected a header and data rows, found an empty file")
     header_line = body.split("\n", 1)[0].rstrip("\r")
@@ -174,7 +176,7 @@ def read_csv_table(label: str, raw: bytes, required: tuple[str, ...],
         if "\n" not in body:
             raise DataError(f"{label}: expected at least one data row, found only the header")
         _check_repeated_header(label, body, header_line)
-    _check_field_counts(label, body, len(header), first_data_line)
+    _check_field_counts(label, data, len(header), first_data_line)
     wanted = [c for c in header if optional is None or c in (*required, *optional)]
     numeric = [c for c in wanted if c != "timestamp" and c not in text_columns]
     dtypes: dict[str, Any] = {c: "float64" for c in numeric}
@@ -183,12 +185,12 @@ def read_csv_table(label: str, raw: bytes, required: tuple[str, ...],
     if names:
         kwargs.update(header=None, names=list(names))
     try:
-        return pd.read_csv(io.StringIO(body), dtype=dtypes, **kwargs)
+        return pd.read_csv(io.BytesIO(data), dtype=dtypes, **kwargs)
     except pd.errors.ParserError as exc:  # quoting the field counts could not check
         raise DataError(f"{label}: expected CSV rows, found {str(exc).splitlines()[0][:160]}") \
             from None
     except ValueError:
-        frame = pd.read_csv(io.StringIO(body), dtype=str, **kwargs)
+        frame = pd.read_csv(io.BytesIO(data), dtype=str, **kwargs)
     raise _non_number(label, frame, numeric)
 
 
@@ -217,11 +219,11 @@ def _check_repeated_header(label: str, body: str, header_line: str) -> None:
                         f"{header_line[:60]!r} (files concatenated with their headers?)")
 
 
-def _check_field_counts(label: str, body: str, expected: int, first_data_line: int) -> None:
+def _check_field_counts(label: str, body: bytes, expected: int, first_data_line: int) -> None:
     """Every line must have the header's field count (skipped when quotes are present)."""
-    if '"' in body:
+    if b'"' in body:
         return
-    buf = np.frombuffer(body.encode("utf-8"), dtype=np.uint8)
+    buf = np.frombuffer(body, dtype=np.uint8)
     commas = np.flatnonzero(buf == ord(","))  # positions, not a running count: 10x faster
     line_ends = np.flatnonzero(buf == ord("\n"))
     bounds = np.concatenate(([0], np.searchsorted(commas, line_ends), [commas.size]))
@@ -327,7 +329,77 @@ def read_parquet_table(label: str, raw: bytes, required: tuple[str, ...],
                        optional: tuple[str, ...] | None = (), text_columns: tuple[str, ...] = (),
                        rename: Callable[[list[str]], list[str]] | None = None) -> pd.DataFrame:
     """Parquet bytes -> a frame like :func:`read_csv_table`'s: ``timestamp`` (as stored) and
-    float64 columns (``text_columns`` kept as they are); ``rename`` maps the stored names."""
+    float64 columns (``text_columns`` kept as they are); ``rename`` maps the stored names.
+
+    A plain file (numeric columns, a timestamp or epoch ``timestamp``) is read row group by row
+    group into one float64 block with no pandas copy (10M bars: ~0.5 GB less, seconds faster);
+    every other file, and every error, goes through pandas' reader (:func:`_parquet_by_pandas`).
+    """
+    import pyarrow as pa
+
+    try:
+        frame = _plain_parquet(raw, required, optional, text_columns, rename)
+    except (OSError, ValueError, TypeError, NotImplementedError, pa.ArrowException):
+        frame = None  # unreadable: pandas' reader names the problem
+    if frame is not None:
+        return frame
+    return _parquet_by_pandas(label, raw, required, optional, text_columns, rename)
+
+
+def _plain_parquet(raw: bytes, required: tuple[str, ...], optional: tuple[str, ...] | None,
+                   text_columns: tuple[str, ...],
+                   rename: Callable[[list[str]], list[str]] | None) -> pd.DataFrame | None:
+    """The frame :func:`_parquet_by_pandas` would return, or None when the file is not plain:
+    an index other than one ``timestamp``/``date`` column, repeated names, a missing required
+    column, a kept column that is not an integer or float, text timestamps, or no rows."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    parquet = pq.ParquetFile(pa.BufferReader(raw))
+    schema = parquet.schema_arrow
+    stored = list(schema.names)
+    index = [c for c in (schema.pandas_metadata or {}).get("index_columns", [])
+             if not isinstance(c, dict)]  # a dict is a RangeIndex: not stored
+    if index and (len(index) > 1 or str(index[0]).lower() not in ("timestamp", "date")):
+        return None
+    stored = index + [c for c in stored if c not in index]  # reset_index puts it first
+    names = rename(stored) if rename else stored
+    if (parquet.metadata.num_rows == 0 or len(set(names)) != len(names)
+            or any(c not in names for c in required)):
+        return None
+    keep = [(s, n) for s, n in zip(stored, names, strict=True)
+            if optional is None or n in (*required, *optional)]
+    numeric = [(s, n) for s, n in keep if n != "timestamp"]
+    types = {n: schema.field(s).type for s, n in keep}
+    if any(n in text_columns or not (pa.types.is_integer(t) or pa.types.is_floating(t))
+           for n, t in types.items() if n != "timestamp"):
+        return None
+    if "timestamp" in types and not (pa.types.is_timestamp(types["timestamp"])
+                                     or pa.types.is_integer(types["timestamp"])
+                                     or pa.types.is_floating(types["timestamp"])):
+        return None
+    block = np.empty((len(numeric), parquet.metadata.num_rows), dtype=np.float64)
+    start = 0
+    for group in range(parquet.num_row_groups):  # one row group in Arrow memory at a time,
+        part = parquet.read_row_group(group, columns=[s for s, _ in numeric], use_threads=True)
+        for row, column in enumerate(part.columns):  # its columns decoded in parallel
+            at = start
+            for chunk in column.chunks:
+                block[row, at:at + len(chunk)] = chunk.to_numpy(zero_copy_only=False)
+                at += len(chunk)
+        start += part.num_rows
+    frame = pd.DataFrame(block.T, columns=[n for _, n in numeric], copy=False)
+    for position, (name, new) in enumerate(keep):
+        if new == "timestamp":
+            frame.insert(position, new, parquet.read(columns=[name]).column(0).to_pandas())
+    pa.default_memory_pool().release_unused()  # Arrow's pool keeps freed pages otherwise
+    return frame
+
+
+def _parquet_by_pandas(label: str, raw: bytes, required: tuple[str, ...],
+                       optional: tuple[str, ...] | None, text_columns: tuple[str, ...],
+                       rename: Callable[[list[str]], list[str]] | None) -> pd.DataFrame:
+    """:func:`read_parquet_table` through ``pd.read_parquet``: any file, every error."""
     import pyarrow as pa
 
     try:

@@ -67,10 +67,15 @@ def window(name: str, where: str) -> Window:
     return known[name]
 
 
-def _bars_per(days: float, index: pd.DatetimeIndex) -> int:
+def _bar_step(index: pd.DatetimeIndex) -> pd.Timedelta:
+    """The median bar spacing (one day for fewer than two bars)."""
     steps = np.diff(index.asi8)
-    step = pd.Timedelta(int(np.median(steps)), unit=index.unit) if steps.size else \
-        pd.Timedelta("1D")
+    if not steps.size:
+        return pd.Timedelta("1D")
+    return pd.Timedelta(int(np.median(steps, overwrite_input=True)), unit=index.unit)
+
+
+def _bars_per(days: float, step: pd.Timedelta) -> int:
     return max(1, round(pd.Timedelta(days=days) / step))
 
 
@@ -82,7 +87,8 @@ def detect(bars: pd.DataFrame, liquidation_intensity: pd.Series | None = None) -
     """
     close = bars["close"].to_numpy(dtype=float)
     drawdown = close / np.maximum.accumulate(bars["high"].to_numpy(dtype=float)) - 1.0
-    week, month = _bars_per(7, bars.index), _bars_per(30, bars.index)
+    step = _bar_step(bars.index)  # one median of the spacing (10M bars: 0.1 s each)
+    week, month = _bars_per(7, step), _bars_per(30, step)
     fell = np.full(len(close), np.nan)  # NaN in the first week: no speed known
     fell[week:] = drawdown[week:] - drawdown[:-week]
     low_30d = pd.Series(bars["low"].to_numpy(dtype=float)).rolling(month, min_periods=1).min()

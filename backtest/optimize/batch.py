@@ -32,7 +32,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import optuna
-import sqlalchemy
 from optuna.distributions import (
     BaseDistribution,
     CategoricalDistribution,
@@ -147,6 +146,8 @@ class Heartbeat:
         self._thread: threading.Thread | None = None
 
     def _beat(self) -> None:
+        import sqlalchemy  # a database's heartbeat only: a journal search never imports it
+
         while not self._stop.wait(self.interval):
             for trial_id in self.trials:
                 try:

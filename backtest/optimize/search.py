@@ -3,6 +3,7 @@ optimization.json / optimization.html and the best parameters' run report."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -92,7 +93,7 @@ def run(req: Request, on_progress: Progress | None = None) -> Outcome:
     doc = summarize(study, req, evaluator, interrupted)
     best_run = None
     if doc["best"] is not None and not interrupted:
-        best_run = _write_best_run(req, doc["best"]["params"])
+        best_run = _write_best_run(req, evaluator, doc["best"]["params"])
         doc["best_run"] = str(best_run.relative_to(req.study_dir))
     doc["timing"] = {"created_at": parse_utc_now(),
                      "duration_s": round(time.perf_counter() - started, 3)}
@@ -117,11 +118,15 @@ def search_breakdown(clock: Mapping[str, float]) -> dict[str, float]:
 
 
 
-def _write_best_run(req: Request, params: Mapping[str, Any]) -> Path:
+def _write_best_run(req: Request, evaluator: Evaluator, params: Mapping[str, Any]) -> Path:
+    """The best set's run report, from the search's own inputs (loaded once, as a run of the
+    same config would load them: only the params differ)."""
     label = f"{req.study}-best"
     strategy = req.cfg.strategy.model_copy(update={"params": dict(params), "label": label})
     cfg = req.cfg.model_copy(update={"strategy": strategy})
-    outcome = pipeline.execute(cfg, req.spec, req.source)
+    inputs = dataclasses.replace(evaluator.inputs, cfg=cfg,
+                                 params=req.spec.make_params(strategy.params, req.source))
+    outcome = pipeline.execute(cfg, req.spec, req.source, inputs)
     return pipeline.write(outcome, req.study_dir, with_html=cfg.report.html)
 
 

@@ -47,16 +47,18 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
-import sqlalchemy
 from optuna.distributions import BaseDistribution, distribution_to_json
 from optuna.storages.journal._storage import JournalOperation as Op
 
 from backtest.errors import OutputError
 from backtest.optimize.owners import OWNER, owner_gone, worker_id
 from backtest.redact import mask_secrets
+
+if TYPE_CHECKING:  # imported where a database is opened: a journal search never needs it
+    import sqlalchemy
 
 COMPLETE, RUNNING, WAITING = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING,
                               optuna.trial.TrialState.WAITING)
@@ -308,6 +310,8 @@ def _owned() -> optuna.trial.FrozenTrial:
 @contextmanager
 def _advisory_lock(engine: sqlalchemy.engine.Engine) -> Iterator[None]:
     """PostgreSQL's session advisory lock for crashbt's claims (released if the worker dies)."""
+    import sqlalchemy
+
     key = zlib.crc32(b"crashbt-claim")
     with engine.connect() as conn:
         conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})

@@ -54,23 +54,54 @@ def iso_list(index: pd.DatetimeIndex) -> list[str]:
 
 def downsample_index(n: int, columns: list[np.ndarray], max_points: int = MAX_POINTS) -> np.ndarray:
     """Row positions to plot: all rows when ``n <= max_points``, else per bucket the first row
-    and each column's minimum and maximum, so peaks and troughs (drawdowns) survive. Extremes
-    of several columns often share a row, so buckets start at a third of ``max_points`` and
-    halve until the kept rows fit."""
+    and each column's minimum and maximum (the first row holding it), so peaks and troughs
+    (drawdowns) survive; NaN counts as the column's mean. Extremes of several columns often
+    share a row, so buckets start at a third of ``max_points`` and halve until the kept rows
+    fit.
+
+    Bucket ``k`` of ``b`` holds the rows ``i`` with ``i * b // n == k``: contiguous, so each
+    extreme is a ``reduceat`` and a search (no group-by), and bucket ``k`` of ``b // 2`` is
+    buckets ``2k`` and ``2k + 1`` of an even ``b``, so halving merges pairs instead of reading
+    the rows again (10M rows: 0.4 s instead of 6 s)."""
     if n <= max_points:
         return np.arange(n)
-    filled = [pd.Series(np.nan_to_num(col, nan=np.nanmean(col))) for col in columns]
+    filled = [col if np.isfinite(col).all() else np.nan_to_num(col, nan=np.nanmean(col))
+              for col in columns if np.isfinite(col).any()]  # no finite value: no extremes
     buckets = max(1, max_points // 3)
+    extremes: list[tuple[np.ndarray, np.ndarray, bool]] = []  # (values, rows, is_min)
     while True:
-        labels = np.arange(n) * buckets // n
-        keep = [np.unique(labels, return_index=True)[1], np.array([n - 1])]
-        for col in filled:
-            grouped = col.groupby(labels)
-            keep += [grouped.idxmin().to_numpy(), grouped.idxmax().to_numpy()]
-        rows = np.unique(np.concatenate(keep))
+        starts = (np.arange(buckets) * n + buckets - 1) // buckets  # first row of each bucket
+        if extremes and len(extremes[0][0]) == 2 * buckets:
+            extremes = [_merge_pairs(*ext) for ext in extremes]
+        else:
+            extremes = [_first_extreme(col, starts, is_min) for col in filled
+                        for is_min in (True, False)]
+        rows = np.unique(np.concatenate([starts, [n - 1], *(r for _, r, _ in extremes)]))
         if rows.size <= max_points or buckets == 1:
             return rows
         buckets //= 2
+
+
+def _first_extreme(values: np.ndarray, starts: np.ndarray,
+                   is_min: bool) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Per bucket (``values[starts[k]:starts[k + 1]]``, none empty) its minimum (``is_min``)
+    or maximum and the first row holding it."""
+    extremes = (np.fmin if is_min else np.fmax).reduceat(values, starts)  # NaN skipped
+    lengths = np.diff(np.append(starts, values.size))
+    hits = np.flatnonzero(values == np.repeat(extremes, lengths))
+    # a bucket of NaN only has no hit: it borrows a later bucket's (already kept) row
+    return extremes, hits[np.minimum(np.searchsorted(hits, starts), hits.size - 1)], is_min
+
+
+def _merge_pairs(values: np.ndarray, rows: np.ndarray,
+                 is_min: bool) -> tuple[np.ndarray, np.ndarray, bool]:
+    """:func:`_first_extreme` of buckets twice as wide from the extremes of buckets ``2k`` and
+    ``2k + 1`` (a tie keeps the earlier row)."""
+    pairs = values.reshape(-1, 2)
+    later = ((pairs[:, 1] < pairs[:, 0] if is_min else pairs[:, 1] > pairs[:, 0])
+             | np.isnan(pairs[:, 0])).astype(np.intp)  # a NaN-only bucket loses
+    pair = np.arange(len(pairs))
+    return pairs[pair, later], rows.reshape(-1, 2)[pair, later], is_min
 
 
 def figure(div_id: str, data: list[dict[str, Any]], layout: dict[str, Any],
@@ -114,9 +145,13 @@ def scale_toggle(axis: str = "yaxis", log: bool = False) -> list[dict[str, Any]]
 
 def wide_range(*series: np.ndarray, ratio: float = 5.0) -> bool:
     """Whether positive series span more than ``ratio`` (max/min): log scale reads better."""
-    values = np.concatenate([np.asarray(s, dtype=float) for s in series])
-    values = values[np.isfinite(values) & (values > 0)]
-    return bool(values.size) and float(values.max() / values.min()) > ratio
+    low, high = np.inf, 0.0
+    for values in series:  # one series at a time: no concatenated copy of 10M-bar curves
+        kept = np.asarray(values, dtype=float)
+        kept = kept[np.isfinite(kept) & (kept > 0)]
+        if kept.size:
+            low, high = min(low, float(kept.min())), max(high, float(kept.max()))
+    return high > 0 and high / low > ratio
 
 
 def aggregated_markers(times: pd.Series, prices: pd.Series, start: str, end: str,
@@ -143,18 +178,47 @@ def close_candles(close: pd.Series) -> tuple[str, pd.DataFrame]:
     """Candles of closing prices at the finest period (not finer than the bars) that gives at
     most :data:`MAX_CANDLES`: open is the previous candle's close, high/low the extreme closes
     (``equity.csv`` records closes only, and a re-rendered page must match the first)."""
-    close = close.dropna()
-    bar = close.index.to_series().diff().median() if len(close) > 1 else pd.Timedelta("1h")
+    if close.isna().any():  # dropna copies even when nothing drops: 160 MB at 10M bars
+        close = close.dropna()
+    bar = pd.Timedelta("1h")
+    if len(close) > 1:  # the median spacing, truncated to the index unit as pandas' median is
+        steps = np.diff(close.index.asi8)
+        bar = pd.Timedelta(int(np.median(steps, overwrite_input=True)), unit=close.index.unit)
     periods = [p for p in CANDLE_PERIODS if pd.Timedelta(p) >= bar] or [CANDLE_PERIODS[-1]]
     for period in periods:
         span = (close.index[-1] - close.index[0]) / pd.Timedelta(period) if len(close) else 0
         if span < MAX_CANDLES or period == periods[-1]:
             break
-    ohlc = close.resample(period, label="left", closed="left").ohlc().dropna()
+    ohlc = bucket_ohlc(close, period)
     ohlc["open"] = ohlc["close"].shift(1).fillna(ohlc["open"])
     ohlc["high"] = ohlc[["open", "high"]].max(axis=1)
     ohlc["low"] = ohlc[["open", "low"]].min(axis=1)
     return period, ohlc
+
+
+def bucket_starts(values: pd.Series, rule: str) -> tuple[pd.DatetimeIndex, np.ndarray]:
+    """The labels of the non-empty buckets of ``values.resample(rule, label="left",
+    closed="left")`` (``values`` not empty) and each one's first row, without pandas grouping
+    every bar (10M bars: ~0.02 s instead of ~0.2 s and no 10M-row bin arrays): pandas
+    resamples the first and last bar only, which yields every bucket start, and a binary
+    search finds each bucket's rows."""
+    labels = values.iloc[[0, -1]].resample(rule, label="left", closed="left").first().index
+    starts = values.index.searchsorted(labels, side="left")
+    filled = starts < np.append(starts[1:], len(values))
+    return labels[filled], starts[filled]
+
+
+def bucket_ohlc(close: pd.Series, period: str) -> pd.DataFrame:
+    """``close.resample(period, label="left", closed="left").ohlc().dropna()`` for a series
+    without NaN, by :func:`bucket_starts` and ``reduceat``."""
+    if close.empty:
+        return close.resample(period, label="left", closed="left").ohlc()
+    labels, starts = bucket_starts(close, period)
+    values = close.to_numpy(dtype=float)
+    return pd.DataFrame({"open": values[starts], "high": np.maximum.reduceat(values, starts),
+                         "low": np.minimum.reduceat(values, starts),
+                         "close": values[np.append(starts[1:], len(values)) - 1]},
+                        index=labels)
 
 
 def candle_traces(close: pd.Series) -> tuple[list[dict[str, Any]], dict[str, list], float]:
