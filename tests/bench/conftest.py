@@ -75,7 +75,8 @@ def _sweep_table() -> list[str]:
             f"{r['evals_per_s'] / 1e6:.1f} M | "
             f"{r['evals_per_s'] / vbt['evals_per_s'] if vbt else float('nan'):.1f} | "
             f"{ceil['evals_per_s'] / r['evals_per_s'] if ceil else float('nan'):.2f} | "
-            f"{r['peak_rss_mib']:.0f} MiB ({r['rss_before_mib']:.0f}) | {r['entries']:,} |")
+            f"{r['peak_rss_mib']:.0f} MiB ({r['rss_before_mib']:.0f}) | {r['entries']:,}"
+            + (f" ({r['wiped_out']} accounts wiped out)" if r.get("wiped_out") else "") + " |")
     return lines
 
 

@@ -32,8 +32,10 @@ def windows(sets: int) -> np.ndarray:
     return np.linspace(20, 2000, sets).round().astype(np.int64)
 
 
-def runner(method: str, bars, w: np.ndarray) -> Callable[[], int]:
-    """A zero-argument run of ``method`` over ``bars`` and windows ``w`` -> total entries."""
+def runner(method: str, bars, w: np.ndarray) -> Callable[[], tuple[int, int]]:
+    """A zero-argument run of ``method`` over ``bars`` and windows ``w`` -> (total entries,
+    windows whose account was wiped out: the engine takes no entry below its dust floor, see
+    ``kernels.DUST``; the peers and the fused sweep keep trading a vanishing balance)."""
     import sweep
 
     from backtest.config.execution import ExecutionConfig
@@ -44,16 +46,20 @@ def runner(method: str, bars, w: np.ndarray) -> Callable[[], int]:
     if method == "crashbt_fused":
         def fused() -> int:
             out = sweep.sma_cross_sweep(o, c, w, ex, peers.FREQ)
-            return int(out["n_trades"].sum() + out["open_at_end"].sum())  # = entries
+            return int(out["n_trades"].sum()), 0  # n_trades counts a position open at the end
 
         return fused
     if method == "crashbt_columns":
-        return lambda: int(sweep.sma_cross_columns(o, h, lo, c, w, ex)["n_trades"].sum())
+        def columns() -> tuple[int, int]:
+            out = sweep.sma_cross_columns(o, h, lo, c, w, ex)
+            return int(out["n_trades"].sum()), int((out["final_equity"] == 0.0).sum())
+
+        return columns
     if method == "vbt_rust":
         close = peers.naive(bars)
-        return lambda: int(peers.vbt_sweep(close, w)[0].sum())
+        return lambda: (int(peers.vbt_sweep(close, w)[0].sum()), 0)
     if method == "numba_ceiling":
-        return lambda: int(peers.numba_sweep(c, w, peers.FEE, peers.CASH)[0].sum())
+        return lambda: (int(peers.numba_sweep(c, w, peers.FEE, peers.CASH)[0].sum()), 0)
     raise SystemExit(f"unknown method {method}")
 
 
@@ -73,14 +79,14 @@ def main(method: str, n_bars: int, sets: int) -> dict:
     before = rss_mib()
     run = runner(method, bars, w)
     repeats = 2 if n_bars * sets <= 10**8 and method != "vbt_rust" else 1
-    best, entries = float("inf"), 0
+    best, entries, wiped = float("inf"), 0, 0
     for _ in range(repeats):
         start = time.perf_counter()
-        entries = run()
+        entries, wiped = run()
         best = min(best, time.perf_counter() - start)
     return {"method": method, "bars": n_bars, "sets": sets, "seconds": best,
             "evals_per_s": n_bars * sets / best, "peak_rss_mib": rss_mib(),
-            "rss_before_mib": before, "entries": entries}
+            "rss_before_mib": before, "entries": entries, "wiped_out": wiped}
 
 
 if __name__ == "__main__":

@@ -41,7 +41,12 @@ def test_sweep(benchmark, method: str, n: int, sets: int) -> None:
     ENTRIES.setdefault((n, sets), {})[method] = got["entries"]
     # all methods agree on the entries, up to a few exact close == SMA ties on the 0.01 grid
     # (running sum vs cumulative sum vs vectorbt's rolling mean round differently)
+    # a wiped-out account (0.1% fees on every SMA-20 cross of 1M bars) stops trading in the
+    # engine (dust floor) and trades on in the others: fewer entries, never more
     first = next(iter(ENTRIES[(n, sets)].values()))
-    assert abs(got["entries"] - first) <= 1e-4 * first
+    if got["wiped_out"]:
+        assert got["entries"] < first
+    else:
+        assert abs(got["entries"] - first) <= 1e-4 * first
     if method == "crashbt_fused" and sets == 1000:
         assert got["peak_rss_mib"] < 2048
