@@ -197,8 +197,9 @@ def _arrow_parquet(path: Path, handle: Any) -> pd.DataFrame:
     names = list(schema.names)
     missing = [c for c in FILLED if c not in names]
     if missing or len(set(names)) != len(names):
-        what = f"a column named {missing[0]!r}" if missing else "distinct column names"
-        raise OutputError(f"{path}: expected {what}, found columns {', '.join(names)[:200]}")
+        what = f"column {missing[0]!r}: expected a column named {missing[0]!r}" if missing \
+            else "expected distinct column names"
+        raise OutputError(f"{path}: {what}, found columns {', '.join(names)[:200]}")
     for name in names:
         kind = schema.field(name).type
         wanted = (pa.types.is_timestamp(kind) and kind.tz in ("UTC", "+00:00")
