@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import io
+import mmap
 import os
 import stat
 from pathlib import Path
@@ -53,6 +54,19 @@ def open_capped(path: Path, limit: int, error: type[UserError], what: str) -> io
         raise
     return _CappedFile(fd, error(f"{path}: expected {what} of at most {_size(limit)}, found a "
                                  f"larger file"), limit)
+
+
+def map_capped(path: Path, limit: int, error: type[UserError], what: str) -> mmap.mmap | bytes:
+    """:func:`read_capped`'s bytes as a read-only memory map (an empty file: ``b""``), with its
+    checks and errors: a parser reads the page cache in place, with no copy into fresh memory
+    (10M Parquet bars: 360 MB and ~0.15 s). The map covers the size checked at opening, so the
+    cap holds; a file cut shorter while mapped would fault its reader (SIGBUS), so only inputs
+    that are parsed at once, not long-lived ones, are mapped."""
+    with open_capped(path, limit, error, what) as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size == 0:
+            return b""
+        return mmap.mmap(handle.fileno(), size, access=mmap.ACCESS_READ)
 
 
 class _CappedFile(io.FileIO):
