@@ -6,7 +6,8 @@ range (``data.window`` or ``data.start``/``data.end``), the warm-up history befo
 the external series (required kinds, and optional kinds the config supplies), the funding of a
 perp run, the maintenance tiers and the bar frequency cannot differ between commands.
 :meth:`RunInputs.signals` and :meth:`RunInputs.simulate` are the one way from inputs to a
-simulation, so a trial and a run on the same range make the same engine call.
+simulation; the optimizer's batches (:mod:`backtest.engine.batch`) run the same kernel on the
+same slices of these inputs, so a trial and a run on the same range agree.
 
 Imports from crashbt: config, data, engine, errors, types, strategy contract; never ``strategies``
 (the spec is passed in), optuna or the report.

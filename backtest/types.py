@@ -90,7 +90,7 @@ class Signals:
 
 
 def _check_index(name: str, series: pd.Series, index: pd.Index) -> None:
-    if not series.index.equals(index):
+    if series.index is not index and not series.index.equals(index):
         raise StrategyError(f"signals: {name}: expected the index of the bars, found a different "
                             f"index ({len(series)} rows vs {len(index)})")
 

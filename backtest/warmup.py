@@ -10,13 +10,14 @@ import pandas as pd
 
 from backtest.config.execution import ExecutionConfig
 from backtest.engine import simulate as engine
+from backtest.engine.batch import RangeEngine
 from backtest.metrics import performance as metrics
 from backtest.types import Signals
 
 
 def warm() -> None:
-    """Run a tiny simulation through every engine path (kernel and vectorbt) and the metrics so
-    each numba function is compiled and cached."""
+    """Run a tiny simulation through every engine path (kernel, vectorbt, the optimizer's
+    batch) and the metrics so each numba function is compiled and cached."""
     index = pd.date_range("2024-01-01", periods=8, freq="1h", tz="UTC", name="timestamp")
     close = np.array([100.0, 101, 99, 98, 102, 103, 101, 100])
     bars = pd.DataFrame({"open": close, "high": close + 1, "low": close - 1, "close": close,
@@ -31,6 +32,7 @@ def warm() -> None:
     for fill in ("next_open", "close"):
         engine.simulate(bars, sigs, ExecutionConfig(fill=fill, sl_stop=0.05, tsl_stop=0.05), "1h")
         metrics.compute(engine.simulate(bars, plain, ExecutionConfig(fill=fill), "1h"), "1h")
+    RangeEngine(bars, 0, [(0, 8), (2, 6)], ExecutionConfig(), "1h", None).run([sigs, plain])
 
 
 if __name__ == "__main__":

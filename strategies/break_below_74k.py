@@ -70,13 +70,16 @@ SPACE = {
 }
 
 
+FEATURES = pd.Index(["level", "target", "stop"])
+
+
 def features(bars: Bars, params: Params, context: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     """The three levels on the bar clock (constant, or moving with the ATH / EMA at each bar)."""
-    return pd.DataFrame({
-        name: level_series(bars, anchored(params.level_mode, getattr(params, key),
-                                          params.ema_weeks))
-        for name, key in (("level", "level"), ("target", "target"), ("stop", "stop_level"))
-    })
+    block = np.empty((len(FEATURES), len(bars)))  # one float block, one column per level
+    for row, key in enumerate(("level", "target", "stop_level")):
+        block[row] = level_series(bars, anchored(params.level_mode, getattr(params, key),
+                                                 params.ema_weeks)).to_numpy()
+    return pd.DataFrame(block.T, index=bars.index, columns=FEATURES, copy=False)
 
 
 def signals(bars: Bars, feats: pd.DataFrame, params: Params) -> Signals:
@@ -94,11 +97,11 @@ def signals(bars: Bars, feats: pd.DataFrame, params: Params) -> Signals:
         out = pd.Series(np.where(broke, 1.0, np.where(reclaimed, 0.0, np.nan)), index=bars.index)
         holding = out.ffill().fillna(0.0).eq(0.0) & ~broke
         return Signals(long_entries=holding, long_exits=broke, levels=levels, notes=notes)
-    levels |= {"target": _last(feats["target"]), "stop": _last(feats["stop"])}
+    target, stop = feats["target"], feats["stop"]
+    levels |= {"target": _last(target), "stop": _last(stop)}
     return Signals(
         long_entries=no, long_exits=no, short_entries=broke, short_exits=no,
-        stop_price=feats["stop"].rename("stop_price"),
-        target_price=feats["target"].rename("target_price"),
+        stop_price=stop.rename("stop_price"), target_price=target.rename("target_price"),
         levels=levels, notes=notes,
     )
 

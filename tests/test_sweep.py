@@ -1,4 +1,4 @@
-"""The sweep fast paths (tests/bench/sweep.py, a benchmark of the kernel on an SMA cross) give the plain path's results, in any parameter order.
+"""The sweep fast paths (tests/bench/sweep.py, a benchmark of the kernel on an SMA cross) give the plain path's results, in any parameter order, and the fused sweep the batched engine's (the optimizer's path).
 
 Plain path: features.sma -> signals.crossed_above/below -> engine.simulate(direction="long")
 -> metrics.compute, on real BTCUSDT 1h bars (tick-rounded prices; none of the windows below
@@ -16,6 +16,8 @@ from hypothesis import strategies as st
 from backtest import catalogue
 from backtest.config.execution import ExecutionConfig
 from backtest.engine import simulate as engine
+from backtest.engine.batch import RangeEngine
+from backtest.engine.batch_kernels import T_OPEN, T_TRADES
 from backtest.errors import StrategyError
 from backtest.features import indicators as features
 from backtest.features import levels as signals
@@ -145,3 +147,31 @@ def test_bad_windows_are_user_errors() -> None:
         sweep.sma_cross_sweep(close, close, [2, 11], ExecutionConfig(), "1h")
     with pytest.raises(StrategyError, match="expected a non-empty list of integers >= 1"):
         sweep.sma_cross_sweep(close, close, [0], ExecutionConfig(), "1h")
+
+
+@pytest.mark.parametrize("fill", ["close", "next_open"])
+def test_fused_sweep_equals_the_batched_engine(bars: pd.DataFrame, fill: str) -> None:
+    """The fused kernel is a special case of the general batched path (what the optimizer
+    runs): the same SMA signal columns through RangeEngine give each window's final equity and
+    trade count (a position still open at the end included), and the optimizer's metrics of them
+every metric the fused kernel accumulates."""
+    ex = execution(fill)
+    windows = np.array([2, 7, *WINDOWS, 333])
+    fast = sweep.sma_cross_sweep(bars["open"], bars["close"], windows, ex, "1h")
+    entries, exits = sweep.sma_cross_signals(bars["close"].to_numpy(), windows)
+    columns = [Signals(pd.Series(entries[:, j], index=bars.index),
+                       pd.Series(exits[:, j], index=bars.index)) for j in range(len(windows))]
+    runs = RangeEngine(bars, 0, [(0, len(bars))], ex, "1h", None).run(columns)
+    for j in range(len(windows)):
+        equity, position = runs.curve(j, 0)
+        assert equity[-1] == pytest.approx(fast["final_equity"][j], rel=1e-10)
+        assert runs.totals[j, 0, T_TRADES] == fast["n_trades"][j] > 0
+        assert runs.totals[j, 0, T_OPEN] == fast["open_at_end"][j]
+        scored = metrics.curve_metrics(equity, metrics.bar_returns(equity, ex.init_cash),
+                                       position, metrics.totals_summary(runs.totals[j, 0]),
+                                       ex.init_cash, "1h")
+        for key in catalogue.METRIC_KEYS:
+            if scored[key] is None:
+                assert np.isnan(fast[key][j]), key
+            else:
+                assert scored[key] == pytest.approx(fast[key][j], rel=1e-8), key

@@ -255,8 +255,8 @@ def _notional_cap(execution: ExecutionConfig, tiers: np.ndarray, source: str) ->
     return margin.max_notional(tiers, execution.leverage, source)
 
 
-def _market(bars: Bars, execution: ExecutionConfig, freq: str,
-            funding: pd.Series | None) -> kernels.Market:
+def kernel_market(bars: Bars, execution: ExecutionConfig, freq: str,
+                  funding: pd.Series | None) -> kernels.Market:
     """The kernel's per-bar market arrays of a run (funding and volatility only when used)."""
     n = len(bars)
     o, h, lo, c = ohlc(bars)
@@ -283,8 +283,8 @@ def realized_vol(close: np.ndarray, lookback: int, freq: str) -> np.ndarray:
     return np.ascontiguousarray(sigma * np.sqrt(periods_per_year(freq)))
 
 
-def _terms(execution: ExecutionConfig, signals: Signals, notional_cap: float,
-           out: np.ndarray) -> None:
+def kernel_terms(execution: ExecutionConfig, signals: Signals, notional_cap: float,
+                 out: np.ndarray) -> None:
     """Fill one :data:`kernels.TERMS` record from a run's settings."""
     size = execution.size
     value = {"all_in": 0.0, "fraction": getattr(size, "fraction", 0.0),
@@ -315,19 +315,31 @@ class KernelRun(NamedTuple):
     tiers: np.ndarray
 
 
+def kernel_signals(signals: Signals, direction: str) -> kernels.SignalArrays:
+    """One column of kernel signal arrays: the side ``direction`` excludes switched off, unset
+    levels as NaN."""
+    n = len(signals.long_entries)
+    le, lx, se, sx = filtered_signals(signals, direction)
+    return kernels.SignalArrays(le, lx, se, sx, float_array(signals.stop_price, n),
+                                float_array(signals.target_price, n),
+                                float_array(signals.entry_fraction, n))
+
+
+def kernel_tiers(execution: ExecutionConfig) -> tuple[np.ndarray, float]:
+    """The maintenance tiers of a run and the largest notional they allow at its leverage
+    (spot: no tiers, no cap)."""
+    tiers, source = _tiers(execution)
+    return tiers, _notional_cap(execution, tiers, source)
+
+
 def kernel_inputs(bars: Bars, signals: Signals, execution: ExecutionConfig, freq: str,
                   funding: pd.Series | None) -> KernelRun:
     """The numba kernel's inputs for one run (the one place they are built from a config)."""
-    n = len(bars)
-    mk = _market(bars, execution, freq, funding)
-    le, lx, se, sx = filtered_signals(signals, execution.direction)
-    sg = kernels.SignalArrays(le, lx, se, sx, float_array(signals.stop_price, n),
-                              float_array(signals.target_price, n),
-                              float_array(signals.entry_fraction, n))
-    tiers, source = _tiers(execution)
+    tiers, cap = kernel_tiers(execution)
     terms = kernels.terms_record()
-    _terms(execution, signals, _notional_cap(execution, tiers, source), terms[0])
-    return KernelRun(mk, sg, terms[0], tiers)
+    kernel_terms(execution, signals, cap, terms[0])
+    return KernelRun(kernel_market(bars, execution, freq, funding),
+                     kernel_signals(signals, execution.direction), terms[0], tiers)
 
 
 def recorded(n: int) -> kernels.Records:
@@ -378,11 +390,11 @@ def simulate_many(bars: Bars, signals: Sequence[Signals], executions: Sequence[E
         return np.asfortranarray(np.stack([float_array(getattr(s, name), n) for s in signals],
                                           axis=1))
 
-    mk = _market(bars, base, freq, funding)
+    mk = kernel_market(bars, base, freq, funding)
     tiers, source = _tiers(base)
     terms = kernels.terms_record(len(executions))
     for record, (sig, ex) in zip(terms, zip(signals, executions, strict=True), strict=True):
-        _terms(ex, sig, _notional_cap(ex, tiers, source), record)
+        kernel_terms(ex, sig, _notional_cap(ex, tiers, source), record)
     terms["use_frac"] = any(s.entry_fraction is not None for s in signals)
     final, n_trades, fees, paid, liquidations = kernels.simulate_columns_nb(
         mk, le, lx, se, sx, levels("stop_price"), levels("target_price"),

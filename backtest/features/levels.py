@@ -131,7 +131,8 @@ def level_series(bars: Bars, level: Level) -> pd.Series:
         values = level
     else:
         _check_positive("level", level)
-        values = pd.Series(float(level), index=index)
+        return pd.Series(np.full(len(index), float(level)), index=index, name="level",
+                         copy=False)
     return values.astype("float64").rename("level")
 
 
@@ -139,36 +140,60 @@ def unreachable_note(bars: Bars, level: pd.Series, name: str = "level") -> dict[
     """``{name: warning}`` when ``level`` never lies within a bar's low..high (e.g. BTC's 74,400
     on ETH bars): such a rule can never fire, which a run would otherwise report as 0 trades
     without a word. Empty when the level is reached at least once or the bars are empty."""
-    valid = level.notna() & bars["low"].notna()
-    if not valid.any() or ((bars["low"] <= level) & (level <= bars["high"]))[valid].any():
+    lvl = (level.to_numpy() if level.dtype == np.float64
+           else level.to_numpy(dtype="float64", na_value=np.nan))
+    low = bars["low"].to_numpy(dtype="float64")
+    high = bars["high"].to_numpy(dtype="float64")
+    if _reached_or_undefined(lvl, low, high):
         return {}
-    low, high = level[valid].min(), level[valid].max()
-    span = f"{low:,.6g}" if low == high else f"{low:,.6g}..{high:,.6g}"
-    return {name: f"never reached: {span} vs prices {bars['low'].min():,.6g}.."
-                  f"{bars['high'].max():,.6g}; give a level for this asset or a relative "
+    valid = ~(np.isnan(lvl) | np.isnan(low))
+    low_level, high_level = lvl[valid].min(), lvl[valid].max()
+    span = (f"{low_level:,.6g}" if low_level == high_level
+            else f"{low_level:,.6g}..{high_level:,.6g}")
+    return {name: f"never reached: {span} vs prices {np.nanmin(low):,.6g}.."
+                  f"{np.nanmax(high):,.6g}; give a level for this asset or a relative "
                   f"level_mode"}
 
 
 @njit(cache=True)
-def _level_events(beyond: np.ndarray, rearm: np.ndarray, valid: np.ndarray,
-                  volume_ok: np.ndarray, hold: int) -> np.ndarray:
-    """Armed/count state machine of the module docstring, on aligned bool arrays."""
-    out = np.zeros(beyond.shape[0], dtype=np.bool_)
+def _reached_or_undefined(level: np.ndarray, low: np.ndarray, high: np.ndarray) -> bool:
+    """Whether some bar with a level and a low has ``low <= level <= high``, or none has both.
+    Scans from the last bar and stops at the first that reaches the level: a level worth
+    trading is usually near recent prices."""
+    defined = False
+    for t in range(level.shape[0] - 1, -1, -1):
+        lvl = level[t]
+        if lvl != lvl or low[t] != low[t]:
+            continue
+        defined = True
+        if low[t] <= lvl <= high[t]:
+            return True
+    return not defined
+
+
+@njit(cache=True)
+def _level_events(close: np.ndarray, probe: np.ndarray, level: np.ndarray, below: bool,
+                  rearm_pct: float, volume_ok: np.ndarray, hold: int) -> np.ndarray:
+    """Armed/count state machine of the module docstring on aligned price arrays (``probe``:
+    the close or the wick; ``volume_ok`` empty when no volume confirmation is asked)."""
+    out = np.zeros(close.shape[0], dtype=np.bool_)
+    rearm_up, rearm_down = 1.0 + rearm_pct, 1.0 - rearm_pct
     armed = False
     count = 0
-    for t in range(beyond.shape[0]):
-        if not valid[t]:
+    for t in range(close.shape[0]):
+        c, p, lvl = close[t], probe[t], level[t]
+        if lvl != lvl or c != c or p != p:  # no value, no crossing through it
             armed = False
             count = 0
-        elif armed and beyond[t]:
+        elif armed and (p < lvl if below else p > lvl):
             count += 1
-            if count >= hold and volume_ok[t]:
+            if count >= hold and (volume_ok.shape[0] == 0 or volume_ok[t]):
                 out[t] = True
                 armed = False
                 count = 0
         else:
             count = 0
-            armed = armed or rearm[t]
+            armed = armed or (c >= lvl * rearm_up if below else c <= lvl * rearm_down)
     return out
 
 
@@ -196,20 +221,16 @@ def _cross(bars: Bars, level: Level, direction: Literal["below", "above"], confi
             or not 0 <= rearm_pct < 1:
         raise StrategyError(f"signals: rearm_pct: expected a number in [0, 1), found "
                             f"{rearm_pct!r}")
-    lvl = level_series(bars, level).to_numpy()
+    on_bars = isinstance(level, pd.Series) and level.dtype == np.float64 and (
+        level.index is bars.index or level.index.equals(bars.index))
+    lvl = level.to_numpy() if on_bars else level_series(bars, level).to_numpy()
     close = bars["close"].to_numpy(dtype="float64")
-    if direction == "below":
-        probe = close if confirm == "close" else bars["low"].to_numpy(dtype="float64")
-        beyond = probe < lvl
-        rearm = close >= lvl * (1.0 + rearm_pct)
-    else:
-        probe = close if confirm == "close" else bars["high"].to_numpy(dtype="float64")
-        beyond = probe > lvl
-        rearm = close <= lvl * (1.0 - rearm_pct)
-    valid = ~(np.isnan(lvl) | np.isnan(close) | np.isnan(probe))
-    volume_ok = (np.ones(len(close), dtype=bool) if volume_k is None
+    below = direction == "below"
+    probe = (close if confirm == "close"
+             else bars["low" if below else "high"].to_numpy(dtype="float64"))
+    volume_ok = (np.empty(0, dtype=bool) if volume_k is None
                  else volume_confirmed(bars, volume_k, volume_window).to_numpy())
-    events = _level_events(beyond, rearm, valid, volume_ok, hold)
+    events = _level_events(close, probe, lvl, below, float(rearm_pct), volume_ok, hold)
     return pd.Series(events, index=bars.index, name=f"cross_{direction}")
 
 

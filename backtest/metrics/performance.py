@@ -10,19 +10,21 @@ in the first bar (a fee, an open-to-close fall) counts, as in quantstats and emp
 bars without any defined return (all after a wiped-out account, whose equity stays 0) has null
 return metrics.
 
-Imports from crashbt only :mod:`backtest.catalogue`, :mod:`backtest.types` and numba kernels of
-:mod:`backtest.engine.kernels` (bar returns, one-pass curve statistics and drawdown); never the
-simulation.
+Imports from crashbt only :mod:`backtest.catalogue`, :mod:`backtest.types`, the bar returns of
+:mod:`backtest.engine.kernels`, the trade-total slots of :mod:`backtest.engine.batch_kernels` and
+the curve statistics of :mod:`backtest.metrics.kernels`; never the simulation.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
 
 from backtest.catalogue import METRIC_KEYS, periods_per_year
+from backtest.engine.batch_kernels import T_FEES, T_GAINS, T_LOSSES, T_OPEN, T_TRADES, T_WINS
 from backtest.engine.kernels import bar_returns_nb
 from backtest.metrics.kernels import curve_stats_nb, max_drawdown_nb
 from backtest.types import Bars, SimResult
@@ -86,29 +88,53 @@ def trade_metrics(trades: pd.DataFrame) -> dict[str, float | int | None]:
     """Trade counts (``n_trades`` = closed + a position still open at the end, both also
     apart); win rate and profit factor over closed trades; fees of every fill."""
     if len(trades) == 0:
-        return {"n_trades": 0, "n_closed_trades": 0, "n_open_trades": 0, "win_rate_pct": None,
-                "profit_factor": None, "fees_paid": 0.0}
+        return trade_summary(0, 0, 0, 0.0, 0.0, 0.0)
     closed = (trades["status"] == "closed").to_numpy(dtype=bool)
     pnl = trades["pnl"].to_numpy(dtype=float)[closed]
-    gains, losses = pnl[pnl > 0].sum(), -pnl[pnl < 0].sum()
+    return trade_summary(len(trades), int(len(trades) - pnl.size), int((pnl > 0).sum()),
+                         float(pnl[pnl > 0].sum()), float(-pnl[pnl < 0].sum()),
+                         float(trades["fees"].to_numpy(dtype=float).sum()))
+
+
+def trade_summary(n_trades: int, n_open: int, wins: int, gains: float, losses: float,
+                  fees: float) -> dict[str, float | int | None]:
+    """The trade metrics from trade totals: ``wins`` closed trades with pnl > 0 summing to
+    ``gains``, closed losers summing to ``-losses``, ``fees`` of every trade."""
+    n_closed = n_trades - n_open
     return {
-        "n_trades": len(trades),
-        "n_closed_trades": int(pnl.size),
-        "n_open_trades": int(len(trades) - pnl.size),
-        "win_rate_pct": 100.0 * float((pnl > 0).mean()) if pnl.size else None,
+        "n_trades": n_trades,
+        "n_closed_trades": n_closed,
+        "n_open_trades": n_open,
+        "win_rate_pct": 100.0 * (wins / n_closed) if n_closed else None,
         "profit_factor": _finite(gains / losses) if losses > 0 else None,
-        "fees_paid": float(trades["fees"].to_numpy(dtype=float).sum()),
+        "fees_paid": fees,
     }
+
+
+def totals_summary(totals: np.ndarray) -> dict[str, float | int | None]:
+    """:func:`trade_summary` of one row of the batched engine's trade totals
+    (:data:`backtest.engine.batch_kernels.TOTALS`)."""
+    return trade_summary(int(totals[T_TRADES]), int(totals[T_OPEN]), int(totals[T_WINS]),
+                         float(totals[T_GAINS]), float(totals[T_LOSSES]),
+                         float(totals[T_FEES]))
 
 
 def compute(result: SimResult, freq: str) -> dict[str, float | int | None]:
     """All headline metrics of one simulation."""
-    equity = result.equity.to_numpy(dtype=float)
-    out: dict[str, float | int | None] = {}
-    out.update(equity_metrics(equity, result.init_cash, freq,
-                              result.returns.to_numpy(dtype=float),
-                              result.position.to_numpy(dtype=float)))
-    out.update(trade_metrics(result.trades))
+    return curve_metrics(result.equity.to_numpy(dtype=float),
+                         result.returns.to_numpy(dtype=float),
+                         result.position.to_numpy(dtype=float),
+                         trade_metrics(result.trades), result.init_cash, freq)
+
+
+def curve_metrics(equity: np.ndarray, returns: np.ndarray, position: np.ndarray,
+                  trades: Mapping[str, float | int | None], init_cash: float,
+                  freq: str) -> dict[str, float | int | None]:
+    """All headline metrics from plain arrays (equity, its bar returns and the position at each
+    bar) and the trade metrics (:func:`trade_summary`): what :func:`compute` returns."""
+    out: dict[str, float | int | None] = dict(equity_metrics(equity, init_cash, freq, returns,
+                                                             position))
+    out.update(trades)
     out.setdefault("exposure_pct", 0.0)  # no bars
     return {key: out[key] for key in METRIC_KEYS}
 

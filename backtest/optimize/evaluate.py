@@ -1,6 +1,8 @@
-"""Scoring one parameter set: features (cached), signals, the engine on every fold range, and the
-in-sample / out-of-sample metrics and return statistics a trial stores. The inputs (run range,
-history, external series, funding) come from :func:`backtest.inputs.prepare`, as for a run."""
+"""Scoring parameter sets: features (cached), signals, the engine on every fold range (one
+batched kernel call for many sets, :mod:`backtest.engine.batch`), and the in-sample /
+out-of-sample metrics and return statistics a trial stores, computed from the engine's arrays
+(no trade or order frame). The inputs (run range, history, external series, funding) come from
+:func:`backtest.inputs.prepare`, as for a run."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from backtest.config.common import iso, parse_utc
 from backtest.config.optimize import ConstraintSpec, OptimizeConfig, ValidationSpec
 from backtest.config.run import RunConfig
 from backtest.data import regimes
+from backtest.engine.batch import RangeEngine, RangeRuns
 from backtest.errors import ConfigError, StrategyError, UserError
 from backtest.inputs import RunInputs, prepare
 from backtest.metrics import overfit
@@ -30,6 +33,9 @@ from backtest.types import Signals
 # engine, crashbt's metrics and fold statistics; "search" is the whole loop of one worker, so
 # search minus the rest is Optuna's sampler, its storage and crashbt's trial bookkeeping
 PHASES = ("search", "features", "signals", "simulation", "metrics")
+#: bytes of signals and engine output (equity and position of every range) one kernel call may
+#: hold (RangeEngine.columns_per_call)
+BATCH_BYTES = 64 * 2**20
 
 
 
@@ -60,8 +66,8 @@ class FeatureCache:
         except Exception:  # a feature function that needs the real dataclass: key on everything
             frame = self.spec.features(bars, params, context)
             read = {f.name for f in dataclasses.fields(params)}
-        self.entries = [*self.entries[-(self.size - 1):], ({k: getattr(params, k) for k in read},
-                                                           frame)]
+        key = {k: getattr(params, k) for k in read}
+        self.entries = [*self.entries, (key, frame)][-self.size:]  # the newest ``size``
         return frame
 
 
@@ -102,8 +108,8 @@ def _mean_metrics(rows: Sequence[Mapping[str, Any]], total_trades: bool) -> dict
         defined = [float(r[k]) for r in rows if r.get(k) is not None]
         if k == "n_trades" and total_trades:
             out[k] = float(sum(defined))
-        else:
-            out[k] = float(np.mean(defined)) if defined else None
+        else:  # sum / count: numpy's mean to the last bit below 8 values, 10x faster
+            out[k] = sum(defined) / len(defined) if defined else None
     return out
 
 
@@ -126,6 +132,8 @@ class Evaluator:
             raise ConfigError(f"{source}: optimize.validation: expected {exc}") from None
         self.scored = set(splits.distinct_ranges(self.folds))  # ranges whose metrics count
         self.ranges = sorted({*self.scored, (0, n)})  # (0, n): the returns for the DSR/PBO
+        self.engine = RangeEngine(self.inputs.history, self.inputs.first, self.ranges,
+                                  cfg.execution, self.inputs.freq, self.inputs.funding)
         self.features = FeatureCache(spec)
         self.clock = dict.fromkeys(PHASES, 0.0)
 
@@ -148,31 +156,63 @@ class Evaluator:
             return inp.signals(params, feats)
 
     def evaluate(self, values: Mapping[str, Any]) -> dict[str, Any]:
-        """Fold metrics, objective and constraint values, and return statistics of one set."""
-        sigs = self.signals(values)
-        by_range, full_returns = {}, np.empty(0)
-        for rows in self.ranges:
-            with self.timed("simulation"):
-                result = self.inputs.simulate(sigs, rows)
-            if rows in self.scored:
-                with self.timed("metrics"):
-                    by_range[rows] = metrics.compute(result, self.inputs.freq)
-            if rows == (0, len(self.bars)):
-                full_returns = result.returns.to_numpy(dtype=float)
-        with self.timed("metrics"):
-            return self._summarize(by_range, full_returns)
+        """Fold metrics, objective and constraint values, and return statistics of one set
+        (:meth:`evaluate_many` of one set; raises its StrategyError)."""
+        scored = self.evaluate_many([values])[0]
+        if isinstance(scored, StrategyError):
+            raise scored
+        return scored
 
     def evaluate_many(self, sets: Sequence[Mapping[str, Any]]
                       ) -> list[dict[str, Any] | StrategyError]:
-        """:meth:`evaluate` for each set, in order; an invalid set (``StrategyError``) yields
-        its error in its slot instead of stopping the batch."""
+        """Scores of each set, in order; an invalid set (``StrategyError``) yields its error in
+        its slot instead of stopping the batch.
+
+        Signals per set (features from the cache), then the engine over every (set, range) in
+        one kernel call per chunk of sets (no trade or order frame is built), then the metrics
+        from its arrays. Chunks keep the signals and the kernel's output near ``BATCH_BYTES``.
+        """
         out: list[dict[str, Any] | StrategyError] = []
-        for values in sets:
-            try:
-                out.append(self.evaluate(values))
-            except StrategyError as exc:
-                out.append(exc)
+        step = self.engine.columns_per_call(BATCH_BYTES)
+        for start in range(0, len(sets), step):
+            out.extend(self._evaluate_chunk(sets[start:start + step]))
         return out
+
+    def _evaluate_chunk(self, sets: Sequence[Mapping[str, Any]]
+                        ) -> list[dict[str, Any] | StrategyError]:
+        """One kernel call for the sets whose signals could be built."""
+        errors: dict[int, StrategyError] = {}
+        columns: dict[int, Signals] = {}
+        for slot, values in enumerate(sets):
+            try:
+                columns[slot] = self.signals(values)
+                self.engine.check(columns[slot])
+            except StrategyError as exc:
+                columns.pop(slot, None)
+                errors[slot] = exc
+        scores: dict[int, dict[str, Any]] = {}
+        if columns:
+            with self.timed("simulation"):
+                runs = self.engine.run(list(columns.values()))
+            with self.timed("metrics"):
+                scores = {slot: self._score(runs, column)
+                          for column, slot in enumerate(columns)}
+        return [scores[slot] if slot in scores else errors[slot] for slot in range(len(sets))]
+
+    def _score(self, runs: RangeRuns, column: int) -> dict[str, Any]:
+        """:meth:`_summarize` of one column of a batch."""
+        init_cash = float(self.cfg.execution.init_cash)
+        by_range, full_returns = {}, np.empty(0)
+        for r, rows in enumerate(self.ranges):
+            equity, position = runs.curve(column, r)
+            returns = metrics.bar_returns(equity, init_cash)
+            if rows in self.scored:
+                by_range[rows] = metrics.curve_metrics(
+                    equity, returns, position, metrics.totals_summary(runs.totals[column, r]),
+                    init_cash, self.inputs.freq)
+            if rows == (0, len(self.bars)):
+                full_returns = returns
+        return self._summarize(by_range, full_returns)
 
     def _summarize(self, by_range: Mapping[tuple[int, int], Mapping[str, Any]],
                    full_returns: np.ndarray) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """A benchmark of the engine's kernel: one long/flat SMA-cross strategy over many windows.
 
 Not part of the product (no user command reaches it): it measures how fast a columnar search
-could go (``make bench``), and ``tests/test_sweep.py`` pins it to the plain path.
+could go (``make bench``), and ``tests/test_sweep.py`` pins it to the plain path and to the
+general batched path the optimizer runs (:class:`backtest.engine.batch.RangeEngine`).
 
 Strategy (the same as the plain path ``features.sma`` + ``signals.crossed_above/below`` +
 ``engine.simulate`` with ``direction="long"``): enter when the close crosses above its
