@@ -6,15 +6,18 @@
     result = api.run(cfg)
     result.metrics        # metric x (strategy, buy_and_hold), as in report.json
     result.trades         # trades.csv as a DataFrame; result.orders: every fill
-    result.equity         # equity.csv: equity, position, buy_and_hold, close per bar
+    result.equity         # the equity file: equity, position, buy_and_hold, close per bar
     result.write("reports")   # the report directory `crashbt run` writes
+    done = api.read_run("reports/<run_id>")   # a finished run read back (checked)
+    done.report, done.trades, done.equity     # equity from equity.csv or equity.parquet
 
 A config is built from a TOML file (:func:`load_config`) or a dict (:func:`config_from_dict`),
 changed with ``--set``-style overrides (:func:`override`, same ``extends`` rules), and run with
 :func:`run` (one strategy) or :func:`run_all` (each ``[[strategies]]`` entry). Errors are the
 CLI's: :class:`backtest.errors.UserError` with one line naming the key and what was expected.
 
-Imports from crashbt: config, errors, inputs, pipeline, plugins (which loads ``strategies``).
+Imports from crashbt: config, errors, inputs, pipeline, plugins (which loads ``strategies``),
+report (reading a run directory back).
 """
 
 from __future__ import annotations
@@ -30,9 +33,10 @@ from backtest.config import loader
 from backtest.config.run import RunConfig
 from backtest.errors import ConfigError
 from backtest.inputs import RunInputs, prepare
+from backtest.report.pages.run import RunRecords, read_run_dir
 
-__all__ = ["RunConfig", "RunInputs", "RunResult", "config_from_dict", "load_config", "override",
-           "prepare_inputs", "run", "run_all"]
+__all__ = ["RunConfig", "RunInputs", "RunRecords", "RunResult", "config_from_dict", "load_config",
+           "override", "prepare_inputs", "read_run", "run", "run_all"]
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,8 @@ class RunResult:
 
     @property
     def equity(self) -> pd.DataFrame:
-        """``equity.csv``: equity, position, buy-and-hold equity and close per bar."""
+        """The equity file's table (equity.csv or equity.parquet, ``[report] equity_format``):
+        equity, position, buy-and-hold equity and close per bar."""
         return pipeline.equity_frame(self.outcome)
 
     def write(self, out_dir: str | Path = "reports", html: bool | None = None) -> Path:
@@ -116,6 +121,13 @@ def run_all(cfg: RunConfig, source: str = "config",
             allow_external: bool = False) -> list[RunResult]:
     """One :class:`RunResult` per strategy entry of ``cfg`` (a ``[[strategies]]`` config)."""
     return [run(one, source, allow_external) for one in cfg.runs()]
+
+
+def read_run(path: str | Path) -> RunRecords:
+    """A finished run read back from its directory (or its ``report.json``): the report dict,
+    trades and the equity curve (equity.csv or equity.parquet, as ``files.equity`` names it),
+    each checked as ``crashbt report`` checks them (a tampered file: one :class:`UserError`)."""
+    return read_run_dir(Path(path))
 
 
 def _single(cfg: RunConfig) -> RunConfig:

@@ -27,6 +27,7 @@ from backtest.data import regimes
 from backtest.inputs import RunInputs, prepare
 from backtest.metrics import performance as metrics
 from backtest.redact import mask_secrets
+from backtest.report import equity as equity_file
 from backtest.report import files as report
 from backtest.report import html
 from backtest.strategy.contract import StrategySpec, params_dict
@@ -112,7 +113,8 @@ def execute(cfg: RunConfig, spec: StrategySpec, source: str,
         "benchmark": metrics.buy_and_hold(bars, cfg.execution.init_cash, fee, info.freq),
         **segment_tables(result, bench_equity, regime_labels.iloc[inp.first:],
                          cfg.execution.init_cash, info.freq),
-        "files": {"trades": "trades.csv", "orders": "orders.csv", "equity": "equity.csv"},
+        "files": {"trades": "trades.csv", "orders": "orders.csv",
+                  "equity": equity_file.FILES[cfg.report.equity_format]},
         "versions": versions,
         "timing": {"created_at": parse_utc_now(),
                    "duration_s": round(time.perf_counter() - started, 3)},
@@ -173,7 +175,7 @@ def regime_spans(labels: pd.Series) -> list[dict[str, str]]:
 
 
 def equity_frame(outcome: RunOutcome) -> pd.DataFrame:
-    """The ``equity.csv`` table: equity, position, buy-and-hold equity and close per bar."""
+    """The equity file's table: equity, position, buy-and-hold equity and close per bar."""
     result = outcome.result
     return pd.DataFrame({"equity": result.equity, "position": result.position,
                          "buy_and_hold": outcome.benchmark_equity,

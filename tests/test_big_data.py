@@ -29,7 +29,8 @@ from backtest.errors import DataError
 from backtest.metrics import performance as metrics
 from backtest.pipeline import regime_spans
 from backtest.report import charts
-from backtest.report.files import EQUITY_BATCH, write_equity_csv
+from backtest.report.equity import BATCH as EQUITY_BATCH
+from backtest.report.equity import write_equity_csv
 from backtest.report.pages.run import drawdown_pct, monthly_returns
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -47,7 +47,7 @@ class Case:
     """One row of cases.toml: how to run it and what must come out.
 
     ``args`` (and ``config``, ``env``, edits) may name ``{run}`` (a copy of a finished run
-    directory, edited by ``edit`` / ``truncate`` / ``fifo``), ``{good}`` (an untouched run
+    directory, edited by ``edit`` / ``truncate`` / ``rename`` / ``fifo``), ``{good}`` (an untouched run
     directory), ``{tmp}`` (the case's scratch folder), ``{corpus}`` (this folder, absolute) and
     ``{huge_name}`` (a --set of a 10 MB strategy name).
     """
@@ -63,6 +63,7 @@ class Case:
     warns: str = ""
     edit: list[dict[str, str]] = field(default_factory=list)  # [{file, find, replace}] in {run}
     truncate: dict[str, object] = field(default_factory=dict)  # {file, keep} in {run}
+    rename: dict[str, str] = field(default_factory=dict)  # {file, to} in {run}
     fifo: str = ""            # a path below {tmp} made a FIFO (named pipe)
     env: dict[str, str] = field(default_factory=dict)
     process: str = ""         # "disk-full" or "closed-stdout": run in a fresh process
@@ -99,6 +100,8 @@ class Case:
         if self.truncate:
             target = tmp / "run" / str(self.truncate["file"])
             target.write_bytes(target.read_bytes()[:int(str(self.truncate["keep"]))])
+        if self.rename:
+            (tmp / "run" / self.rename["file"]).rename(tmp / "run" / self.rename["to"])
         if self.fifo:
             path = tmp / self.fifo
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -226,6 +229,7 @@ def test_case_through_the_cli(case: Case, good_run: Path, tmp_path: Path,
     (run_dir,) = (tmp_path / "out").iterdir()
     report = json.loads((run_dir / "report.json").read_text())
     assert report["dataset"]["bars"] == 40  # every bar kept: nothing dropped or repaired
+    assert (run_dir / report["files"]["equity"]).is_file()
     messages = [str(w.message) for w in seen if issubclass(w.category, DataWarning)]
     if case.warns:
         assert any(case.warns in m for m in messages), messages

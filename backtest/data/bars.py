@@ -18,6 +18,7 @@ Imports from crashbt only :mod:`backtest.errors`, :mod:`backtest.limits`, :mod:`
 
 from __future__ import annotations
 
+import mmap
 import re
 import warnings
 from dataclasses import dataclass
@@ -180,11 +181,14 @@ def load_bars(cfg: DataConfig, source: str = "config") -> tuple[Bars, DataInfo]:
         frame = read_csv_table(str(path), raw, ("timestamp", *OHLCV), EXTRAS)
     else:
         path = Path(str(cfg.path))
-        raw, digest = read_user_bytes(path)
+        fmt = cfg.format
+        if fmt == "auto" and path.suffix in (".parquet", ".pq"):
+            fmt = "parquet"
+        raw, digest = read_user_bytes(path, mapped=fmt == "parquet")  # Parquet: parsed in place
         name, symbol, timeframe = path.name.split(".")[0], cfg.symbol or "", cfg.timeframe
-        frame = _read_user_bars(path, raw, cfg.format, cfg.columns)
+        frame = _read_user_bars(path, raw, fmt, cfg.columns)
         symbol = symbol or name.split("_")[0].upper()
-    del raw  # the file's bytes (360 MB for 10M Parquet bars) are parsed: free them now
+    del raw  # the file's bytes or map (360 MB for 10M Parquet bars) are parsed: free them now
     label = str(path)
     index = parse_timestamps(label, frame["timestamp"])
     bars = frame.drop(columns="timestamp").set_index(index)
@@ -218,10 +222,12 @@ def load_bars(cfg: DataConfig, source: str = "config") -> tuple[Bars, DataInfo]:
     return bars, info
 
 
-def _read_user_bars(path: Path, raw: bytes, fmt: str, columns: dict[str, str]) -> pd.DataFrame:
+def _read_user_bars(path: Path, raw: bytes | mmap.mmap, fmt: str,
+                    columns: dict[str, str]) -> pd.DataFrame:
+    """The frame of a user file in ``fmt`` (``raw`` is a memory map only for Parquet)."""
     label = str(path)
     if fmt == "auto":
-        fmt = "parquet" if path.suffix in (".parquet", ".pq") else _sniff_csv(raw)
+        fmt = _sniff_csv(raw)
     if fmt == "parquet":
         return read_parquet_table(label, raw, ("timestamp", *OHLCV), EXTRAS,
                                   rename=lambda names: canonical_names(label, names, columns))

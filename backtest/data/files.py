@@ -13,6 +13,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import mmap
 import os
 import re
 import tomllib
@@ -27,7 +28,7 @@ import pandas as pd
 
 from backtest.config.common import iso
 from backtest.errors import DataError, did_you_mean
-from backtest.limits import CONFIG_BYTES, DATA_BYTES, read_capped
+from backtest.limits import CONFIG_BYTES, DATA_BYTES, map_capped, read_capped
 from backtest.redact import mask_secrets
 
 _TZ_SUFFIX = re.compile(r"(?:Z|[+-]\d{2}(?::?\d{2})?)$")
@@ -113,16 +114,19 @@ def read_dataset_bytes(name: str, entry: dict[str, Any]) -> tuple[Path, bytes, s
     return path, _gunzip(path, blob), digest
 
 
-def read_user_bytes(path: Path) -> tuple[bytes, str]:
-    """Bytes (gunzipped if ``.gz``) and the sha256 of the file as stored."""
-    blob = _read_file(path)
+def read_user_bytes(path: Path, mapped: bool = False) -> tuple[bytes | mmap.mmap, str]:
+    """Bytes (gunzipped if ``.gz``) and the sha256 of the file as stored; ``mapped``: a
+    read-only memory map instead of a copy (for a Parquet file, parsed in place)."""
+    blob = _read_file(path, mapped and path.suffix != ".gz")
     return _gunzip(path, blob) if path.suffix == ".gz" else blob, hashlib.sha256(blob).hexdigest()
 
 
-def _read_file(path: Path) -> bytes:
-    """A regular file of at most :data:`~backtest.limits.DATA_BYTES` (never a FIFO or device)."""
+def _read_file(path: Path, mapped: bool = False) -> Any:
+    """A regular file of at most :data:`~backtest.limits.DATA_BYTES` (never a FIFO or device),
+    as bytes or, ``mapped``, a memory map (:func:`~backtest.limits.map_capped`)."""
     try:
-        return read_capped(path, DATA_BYTES, DataError, "a data file")
+        return (map_capped if mapped else read_capped)(path, DATA_BYTES, DataError,
+                                                       "a data file")
     except FileNotFoundError:
         raise DataError(mask_secrets(f"{path}: expected an existing data file, found no such "
                                      f"file")) from None
@@ -325,11 +329,12 @@ def _from_iso(label: str, column: pd.Series) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(parsed)
 
 
-def read_parquet_table(label: str, raw: bytes, required: tuple[str, ...],
+def read_parquet_table(label: str, raw: bytes | mmap.mmap, required: tuple[str, ...],
                        optional: tuple[str, ...] | None = (), text_columns: tuple[str, ...] = (),
                        rename: Callable[[list[str]], list[str]] | None = None) -> pd.DataFrame:
-    """Parquet bytes -> a frame like :func:`read_csv_table`'s: ``timestamp`` (as stored) and
-    float64 columns (``text_columns`` kept as they are); ``rename`` maps the stored names.
+    """Parquet bytes (or a memory map of the file) -> a frame like :func:`read_csv_table`'s:
+    ``timestamp`` (as stored) and float64 columns (``text_columns`` kept as they are);
+    ``rename`` maps the stored names.
 
     A plain file (numeric columns, a timestamp or epoch ``timestamp``) is read row group by row
     group into one float64 block with no pandas copy (10M bars: ~0.5 GB less, seconds faster);
@@ -346,8 +351,8 @@ def read_parquet_table(label: str, raw: bytes, required: tuple[str, ...],
     return _parquet_by_pandas(label, raw, required, optional, text_columns, rename)
 
 
-def _plain_parquet(raw: bytes, required: tuple[str, ...], optional: tuple[str, ...] | None,
-                   text_columns: tuple[str, ...],
+def _plain_parquet(raw: bytes | mmap.mmap, required: tuple[str, ...],
+                   optional: tuple[str, ...] | None, text_columns: tuple[str, ...],
                    rename: Callable[[list[str]], list[str]] | None) -> pd.DataFrame | None:
     """The frame :func:`_parquet_by_pandas` would return, or None when the file is not plain:
     an index other than one ``timestamp``/``date`` column, repeated names, a missing required
@@ -396,7 +401,7 @@ def _plain_parquet(raw: bytes, required: tuple[str, ...], optional: tuple[str, .
     return frame
 
 
-def _parquet_by_pandas(label: str, raw: bytes, required: tuple[str, ...],
+def _parquet_by_pandas(label: str, raw: bytes | mmap.mmap, required: tuple[str, ...],
                        optional: tuple[str, ...] | None, text_columns: tuple[str, ...],
                        rename: Callable[[list[str]], list[str]] | None) -> pd.DataFrame:
     """:func:`read_parquet_table` through ``pd.read_parquet``: any file, every error."""

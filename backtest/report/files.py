@@ -20,9 +20,8 @@ import re
 import shutil
 import stat
 import tempfile
-from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -197,75 +196,23 @@ def records_csv(records: pd.DataFrame) -> str:
     return records.to_csv(index=False, date_format="%Y-%m-%dT%H:%M:%SZ", float_format="%.10g")
 
 
-EQUITY_BATCH = 1 << 17  # equity.csv rows formatted at a time: ~10 MB of text
-ISO_SECOND = len("2026-02-05 00:00:00")  # Arrow's text of a timestamp[s] of years 1000..9999
-
-
-def write_equity_csv(equity: pd.DataFrame, path: Path) -> None:
-    """One row per bar: ISO UTC timestamp, then the float columns in shortest round-trip form
-    (NaN as an empty field). Arrow's C++ CSV writer formats batches of :data:`EQUITY_BATCH`
-    rows on two threads (it releases the GIL), written to ``path`` in order: pandas'
-    ``to_csv`` takes ~7 s a million bars, this ~0.2 s of CPU, and 10M bars (~0.8 GB of text)
-    are never held at once."""
-    import pyarrow as pa
-    import pyarrow.csv as pa_csv
-
-    index = pd.DatetimeIndex(equity.index)
-    floats = {str(name): equity[name].to_numpy(dtype=np.float64) for name in equity.columns}
-    options = pa_csv.WriteOptions(include_header=False, quoting_style="none")
-
-    def batch(start: int) -> pa.Buffer:
-        rows = slice(start, start + EQUITY_BATCH)
-        seconds = index[rows].tz_convert("UTC").as_unit("s").tz_localize(None).to_numpy()
-        table = pa.table({"timestamp": _iso_text(seconds)}
-                         | {name: pa.array(values[rows], from_pandas=True)
-                            for name, values in floats.items()})
-        text = pa.BufferOutputStream()
-        pa_csv.write_csv(table, text, options)
-        return text.getvalue()
-
-    with path.open("wb") as sink, ThreadPoolExecutor(2) as pool:
-        sink.write((",".join(["timestamp", *floats]) + "\n").encode("utf-8"))
-        pending: deque[Future[pa.Buffer]] = deque()
-        for start in range(0, len(index), EQUITY_BATCH):
-            if len(pending) == 2:  # at most two batches of text in memory
-                sink.write(pending.popleft().result())
-            pending.append(pool.submit(batch, start))
-        for done in pending:
-            sink.write(done.result())
-
-
-def _iso_text(seconds: np.ndarray) -> Any:
-    """datetime64[s] as Arrow text ``2026-02-05T00:00:00Z``: Arrow's cast writes
-    ``2026-02-05 00:00:00``, whose fixed-width bytes get the ``T`` and the ``Z`` in place (a
-    string replace and a join cost ~1 s at 10M bars)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    rows, width = len(seconds), ISO_SECOND + 1
-    stored = pc.cast(pa.array(seconds), pa.string()).buffers()[2]
-    iso = np.empty((rows, width), dtype=np.uint8)
-    iso[:, :ISO_SECOND] = np.frombuffer(stored, dtype=np.uint8,
-                                        count=rows * ISO_SECOND).reshape(rows, ISO_SECOND)
-    iso[:, 10], iso[:, ISO_SECOND] = ord("T"), ord("Z")
-    offsets = np.arange(0, rows * width + 1, width, dtype=np.int32)
-    return pa.Array.from_buffers(pa.string(), rows, [None, pa.py_buffer(offsets),
-                                                     pa.py_buffer(iso)])
-
-
 def write_run(out_dir: Path, report: dict[str, Any], trades: pd.DataFrame,
               orders: pd.DataFrame, equity: pd.DataFrame,
               html: Callable[[], str] | None) -> Path:
     """Write one run's directory ``out_dir/<run_id>/`` atomically and return its path:
     report.json, trades.csv (one row per position), orders.csv (every fill, so each tranche
-    buy shows), equity.csv and report.html (``html`` renders it; None for no page). The page
-    is rendered while a background thread writes equity.csv (Arrow formats it without the
+    buy shows), the equity file ``report["files"]["equity"]`` names (equity.csv or
+    equity.parquet) and report.html (``html`` renders it; None for no page). The page is
+    rendered while a background thread writes the equity file (Arrow formats it without the
     GIL): at 10M bars each takes about a second."""
+    from backtest.report.equity import write_equity  # it reads through this module
+
     final = confined(out_dir, report["run_id"])
+    equity_name = run_file(final, report, "equity", "equity.csv").name
 
     def fill(tmp: Path) -> None:
         with ThreadPoolExecutor(1) as background:
-            equity_csv = background.submit(write_equity_csv, equity, tmp / "equity.csv")
+            writing = background.submit(write_equity, equity, tmp / equity_name)
             try:
                 (tmp / "trades.csv").write_text(records_csv(trades), encoding="utf-8")
                 (tmp / "orders.csv").write_text(records_csv(orders), encoding="utf-8")
@@ -273,7 +220,7 @@ def write_run(out_dir: Path, report: dict[str, Any], trades: pd.DataFrame,
                 if html is not None:
                     (tmp / "report.html").write_text(html(), encoding="utf-8")
             finally:
-                equity_csv.result()  # waits for it, and raises what it raised
+                writing.result()  # waits for it, and raises what it raised
 
     return write_dir_atomically(final, fill)
 

@@ -2,7 +2,7 @@
 price with trades and levels, monthly returns, per-regime tables, trades, config.
 
 Imports from crashbt: :mod:`backtest.catalogue`, :mod:`backtest.errors`, :mod:`backtest.report`
-and, only to redraw the price chart of a run whose ``equity.csv`` has no ``close`` column,
+and, only to redraw the price chart of a run whose equity file has no ``close`` column,
 :mod:`backtest.config` and :mod:`backtest.data`. Never the engine or optuna.
 """
 
@@ -22,6 +22,7 @@ from backtest.errors import UserError
 from backtest.report import charts, formatting, templating
 from backtest.report import files as report_io
 from backtest.report.charts import PALETTE, figure, line
+from backtest.report.equity import read_equity
 
 MAX_TRADE_ROWS = 300  # about 70 kB of table; trades.csv holds every trade
 MAX_GAP_ROWS = 100  # report.json holds every gap
@@ -51,18 +52,16 @@ class RunRecords:
 
 
 def read_run_dir(run_dir: Path) -> RunRecords:
-    """Load ``report.json``, ``trades.csv`` and ``equity.csv`` of a run (or from beside a JSON),
-    each checked (:mod:`backtest.report.files`): a tampered file is one line, exit 2."""
+    """Load ``report.json``, ``trades.csv`` and the equity file (``equity.csv`` or
+    ``equity.parquet``, as ``files.equity`` names it) of a run (or from beside a JSON), each
+    checked (:mod:`backtest.report.files`, :mod:`backtest.report.equity`): a tampered file is
+    one line, exit 2."""
     run_dir = Path(run_dir)
     rep = report_io.read_report(run_dir)
     base = run_dir if run_dir.is_dir() else run_dir.parent
     equity_path = report_io.run_file(base, rep, "equity", "equity.csv")
     trades_path = report_io.run_file(base, rep, "trades", "trades.csv")
-    equity = pd.DataFrame()
-    if equity_path.exists():
-        equity = report_io.read_table(equity_path, ("timestamp", "equity"), times=("timestamp",),
-                                      filled=("timestamp", "equity"))
-        equity.index = pd.DatetimeIndex(equity.pop("timestamp"))
+    equity = read_equity(equity_path) if equity_path.exists() else pd.DataFrame()
     trades = pd.DataFrame()
     if trades_path.exists():
         trades = report_io.read_table(trades_path, REQUIRED_TRADE_COLUMNS,
@@ -72,7 +71,7 @@ def read_run_dir(run_dir: Path) -> RunRecords:
 
 
 def load_price(rep: dict[str, Any], equity: pd.DataFrame) -> pd.Series | None:
-    """Close prices for the price chart: ``equity.csv``'s ``close`` column when present, else
+    """Close prices for the price chart: the equity file's ``close`` column when present, else
     the bars the report names, re-read and checked against the report's dataset sha256."""
     if "close" in equity:
         return equity["close"]
