@@ -44,10 +44,11 @@ def cmd_optimize(args: argparse.Namespace) -> int:
 
 
 @contextmanager
-def _progress(total: int) -> Iterator[Callable[[int, float | None], None]]:
-    """A rich progress bar on stderr with the best value; silent when stderr is not a TTY."""
+def _progress(total: int) -> Iterator[Callable[[int, float | None], None] | None]:
+    """A rich progress bar on stderr with the best value; None (no listener, so the search
+    queries no counts) when stderr is not a TTY."""
     if not sys.stderr.isatty():
-        yield lambda _n, _best: None
+        yield None
         return
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn

@@ -70,7 +70,7 @@ Progress = Callable[[int, float | None], None]  # (complete trials, best feasibl
 def run(req: Request, on_progress: Progress | None = None) -> Outcome:
     """Run (or resume) the search, then write optimization.json and the best run's report.
 
-    ``on_progress`` hears the complete count and best value after each trial. Ctrl-C stops the
+    ``on_progress`` hears the complete count and best value after each batch. Ctrl-C stops the
     workers (a running trial is marked failed), and the report of what was done is still
     written; ``Outcome.interrupted`` tells the caller to exit with 130.
     """
@@ -80,12 +80,12 @@ def run(req: Request, on_progress: Progress | None = None) -> Outcome:
     interrupted = False
 
     def on_done(s: optuna.Study) -> None:
-        if on_progress is not None:
+        if on_progress is not None:  # the counts are queried only for a listener
             on_progress(*_progress_state(s, req.opt))
 
     try:
         if req.jobs <= 1:
-            work(req, 0, on_done, evaluator)
+            work(req, 0, on_done if on_progress is not None else None, evaluator)
         else:
             run_children(req, study, on_done)
     except KeyboardInterrupt:
@@ -101,10 +101,10 @@ def run(req: Request, on_progress: Progress | None = None) -> Outcome:
         doc["timing"]["search_s"] = search_breakdown(evaluator.clock)
     req.study_dir.mkdir(parents=True, exist_ok=True)  # a database study has no journal there
     path = req.study_dir / "optimization.json"
-    clean = _finite(doc)
-    report.atomic_write_text(path, report.to_json(clean))
-    report.atomic_write_text(req.study_dir / "optimization.html", html.render_optimization(
-        json.loads(report.to_json(clean))))
+    text = report.to_json(_finite(doc))  # encoded once (indented: Python's slow encoder)
+    report.atomic_write_text(path, text)
+    report.atomic_write_text(req.study_dir / "optimization.html",
+                             html.render_optimization(json.loads(text)))
     return Outcome(path, doc, best_run, interrupted)
 
 
