@@ -294,3 +294,69 @@ def test_feature_cache_keeps_the_newest_frames(size: int) -> None:
         assert frames[level]["level"].iloc[-1] == level
     assert len(cache.entries) == size
     assert cache.hits == (1 if size >= 2 else 0)  # 72,000 again, two levels later
+
+
+# ------------------------------------------- the batched metrics, bit for bit the per-range road
+
+def per_range_road(ev: Evaluator, sets: list[dict[str, Any]]) -> tuple[Any, list[dict]]:
+    """The engine's batch output and, per (set, scored range), ``curve_metrics`` of its arrays
+    with the trade ratios None in a range without a trade (what the search scored before the
+    metrics were batched)."""
+    runs = ev.engine.run([ev.signals(values) for values in sets])
+    init_cash = float(ev.cfg.execution.init_cash)
+    rows = []
+    for c in range(len(sets)):
+        for r in ev.scored_at:
+            equity, position = runs.curve(c, int(r))
+            row = metrics.curve_metrics(equity, metrics.bar_returns(equity, init_cash), position,
+                                        metrics.totals_summary(runs.totals[c, r]), init_cash,
+                                        ev.inputs.freq)
+            if not row["n_trades"]:
+                row.update(dict.fromkeys(TRADE_RATIOS))
+            rows.append(row)
+    return runs, rows
+
+
+def python_mean(rows: list[dict], summed: str | None) -> dict[str, float | None]:
+    """Mean of each metric over the rows defining it, in Python (``summed``: summed)."""
+    out: dict[str, float | None] = {}
+    for key in catalogue.METRIC_KEYS:
+        defined = [float(r[key]) for r in rows if r[key] is not None]
+        out[key] = (float(sum(defined)) if key == summed
+                    else sum(defined) / len(defined) if defined else None)
+    return out
+
+
+def as_rows(table: np.ndarray) -> list[dict]:
+    return [{k: None if math.isnan(v) else v for k, v in zip(catalogue.METRIC_KEYS, row, strict=True)}
+            for row in table.reshape(-1, table.shape[-1]).tolist()]
+
+
+@pytest.mark.parametrize("config", ["optimize_break_below.toml", "optimize_reclaim_ath.toml"])
+def test_range_metrics_are_curve_metrics_to_the_last_bit(config: str) -> None:
+    ev = evaluator(config, validation={"kind": "walk_forward", "folds": 4, "train_frac": 0.7})
+    sets = [{}, *(sampled(ev.spec, random.Random(seed)) for seed in range(7))]
+    sets = [s for s in sets if not isinstance(ev.evaluate_many([s])[0], StrategyError)]
+    runs, want = per_range_road(ev, sets)
+    table = metrics.range_metrics(runs.equity, runs.position, runs.at, runs.totals, ev.scored_at,
+                                  float(ev.cfg.execution.init_cash), ev.inputs.freq,
+                                  TRADE_RATIOS)
+    assert as_rows(table) == want  # ==, not approx: the same operations in the same order
+    assert any(r["n_trades"] for r in want) and any(not r["n_trades"] for r in want)
+
+
+def test_defined_means_are_pythons_means_to_the_last_bit() -> None:
+    rng = np.random.default_rng(3)
+    table = rng.normal(size=(3, 6, len(catalogue.METRIC_KEYS))) * 10.0 ** rng.integers(-3, 9)
+    table[rng.random(table.shape) < 0.3] = np.nan  # undefined metrics, some groups all NaN
+    table[:, :, 0] = [-0.0, -0.0, np.nan, 1e300, -1e300, 1e-300]
+    groups = [[0, 2, 5], [1], [3, 4, 0, 2], [2]]
+    padded = np.full((len(groups), 4), -1, dtype=np.int64)
+    for g, members in enumerate(groups):
+        padded[g, :len(members)] = members
+    for summed in (None, "n_trades"):
+        got = metrics.defined_means(table, padded, summed)
+        for c in range(table.shape[0]):
+            rows = as_rows(table[c])
+            want = [python_mean([rows[i] for i in members], summed) for members in groups]
+            assert as_rows(got[c]) == want

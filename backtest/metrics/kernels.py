@@ -3,13 +3,26 @@
 :func:`curve_stats_nb` (moments, drawdown, exposure), :func:`max_drawdown_nb` and
 :func:`return_moments_nb` are what
 :mod:`backtest.metrics.performance` and :mod:`backtest.metrics.overfit` read. Drawdowns start
-from a given peak (the initial cash). Imports numpy and numba only.
+from a given peak (the initial cash). :func:`range_metrics_nb` and :func:`defined_means_nb` are
+the batched metrics of a search: every (column, range) of the batched engine in one call.
+Imports numpy, numba, the bar returns of :mod:`backtest.engine.kernels` and the trade-total
+slots of :mod:`backtest.engine.batch_kernels`.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
+
+from backtest.engine.batch_kernels import T_FEES, T_GAINS, T_LOSSES, T_OPEN, T_TRADES, T_WINS
+from backtest.engine.kernels import bar_returns_nb
+
+#: the columns of :func:`range_metrics_nb`, in ``backtest.catalogue.METRIC_KEYS`` order
+(M_TOTAL_RETURN, M_CAGR, M_SHARPE, M_SORTINO, M_CALMAR, M_MAX_DRAWDOWN, M_TRADES, M_CLOSED,
+ M_OPEN, M_WIN_RATE, M_EXPOSURE, M_PROFIT_FACTOR, M_FEES) = range(13)
+N_METRICS = 13
 
 
 @njit(cache=True)
@@ -82,3 +95,75 @@ def return_moments_nb(returns: np.ndarray) -> tuple[float, float, float, float, 
         m3 += d2 * d
         m4 += d2 * d2
     return mean, m2, m3, m4, high - low
+
+
+@njit(cache=True)
+def _finite_nb(x: float) -> float:
+    return x if math.isfinite(x) else np.nan
+
+
+@njit(cache=True)
+def range_metrics_nb(equity: np.ndarray, position: np.ndarray, at: np.ndarray,
+                     totals: np.ndarray, which: np.ndarray, init_cash: float, ppy: float,
+                     needs_trades: np.ndarray, out: np.ndarray) -> None:
+    """``performance.curve_metrics`` of column c over range ``which[j]`` into ``out[c, j]``,
+    for every column of the batched engine's output (range r of ``equity``/``position`` at
+    ``[at[r], at[r + 1])``, its trade totals at ``totals[c, r]``), NaN where a metric is None;
+    the metrics ``needs_trades`` are NaN in a range without a trade. The same operations in the
+    same order as the per-range functions, so the values are the same to the last bit."""
+    for c in range(equity.shape[0]):
+        for j in range(which.shape[0]):
+            r = which[j]
+            eq = equity[c, at[r]:at[r + 1]]
+            size = eq.shape[0]
+            returns = bar_returns_nb(eq, init_cash)
+            mean, var, down, mdd, exposed, defined = curve_stats_nb(
+                eq, returns, position[c, at[r]:at[r + 1]], init_cash)
+            growth = eq[size - 1] / init_cash
+            log_cagr = math.log(growth) / (size / ppy) if growth > 0 else -np.inf
+            cagr = math.expm1(log_cagr) if log_cagr < 700 else np.inf
+            std = math.sqrt(var)
+            downside = math.sqrt(down / defined) if defined else 0.0
+            row, t = out[c, j], totals[c, r]
+            row[M_TOTAL_RETURN] = 100.0 * (growth - 1.0)
+            row[M_CAGR] = _finite_nb(100.0 * cagr)
+            row[M_SHARPE] = _finite_nb(mean / std * math.sqrt(ppy)) if std > 0 else np.nan
+            row[M_SORTINO] = (_finite_nb(mean / downside * math.sqrt(ppy)) if downside > 0
+                              else np.nan)
+            row[M_CALMAR] = (_finite_nb(cagr / mdd) if mdd > 0 and math.isfinite(cagr)
+                             else np.nan)
+            row[M_MAX_DRAWDOWN] = 100.0 * mdd
+            n_trades, n_open = int(t[T_TRADES]), int(t[T_OPEN])
+            n_closed = n_trades - n_open
+            row[M_TRADES], row[M_CLOSED], row[M_OPEN] = n_trades, n_closed, n_open
+            row[M_WIN_RATE] = 100.0 * (int(t[T_WINS]) / n_closed) if n_closed else np.nan
+            row[M_EXPOSURE] = 100.0 * (exposed / size)
+            row[M_PROFIT_FACTOR] = (_finite_nb(t[T_GAINS] / t[T_LOSSES]) if t[T_LOSSES] > 0
+                                    else np.nan)
+            row[M_FEES] = t[T_FEES]
+            if n_trades == 0:
+                row[needs_trades] = np.nan
+
+
+@njit(cache=True)
+def defined_means_nb(values: np.ndarray, groups: np.ndarray, summed: int,
+                     out: np.ndarray) -> None:
+    """Per column c and group g: the mean over the rows ``groups[g]`` (indices into axis 1 of
+    ``values``; -1 pads) of each metric's defined (non-NaN) values, summed left to right as
+    Python's ``sum`` does; NaN where no row defines it. Metric ``summed`` (-1: none) is the sum,
+    not the mean."""
+    for c in range(values.shape[0]):
+        for g in range(groups.shape[0]):
+            for m in range(values.shape[2]):
+                total, n = 0.0, 0
+                for r in groups[g]:
+                    if r < 0:
+                        break
+                    v = values[c, r, m]
+                    if v == v:
+                        total += v
+                        n += 1
+                if m == summed:
+                    out[c, g, m] = total
+                else:
+                    out[c, g, m] = total / n if n else np.nan

@@ -18,7 +18,7 @@ the curve statistics of :mod:`backtest.metrics.kernels`; never the simulation.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -26,7 +26,13 @@ import pandas as pd
 from backtest.catalogue import METRIC_KEYS, periods_per_year
 from backtest.engine.batch_kernels import T_FEES, T_GAINS, T_LOSSES, T_OPEN, T_TRADES, T_WINS
 from backtest.engine.kernels import bar_returns_nb
-from backtest.metrics.kernels import curve_stats_nb, max_drawdown_nb
+from backtest.metrics.kernels import (
+    N_METRICS,
+    curve_stats_nb,
+    defined_means_nb,
+    max_drawdown_nb,
+    range_metrics_nb,
+)
 from backtest.types import Bars, SimResult
 
 
@@ -137,6 +143,30 @@ def curve_metrics(equity: np.ndarray, returns: np.ndarray, position: np.ndarray,
     out.update(trades)
     out.setdefault("exposure_pct", 0.0)  # no bars
     return {key: out[key] for key in METRIC_KEYS}
+
+
+def range_metrics(equity: np.ndarray, position: np.ndarray, at: np.ndarray,
+                  totals: np.ndarray, which: np.ndarray, init_cash: float, freq: str,
+                  needs_trades: Sequence[str] = ()) -> np.ndarray:
+    """:func:`curve_metrics` of every column of the batched engine's output
+    (:class:`backtest.engine.batch.RangeRuns`) over each range ``which[j]``, in one kernel call:
+    an array (columns, ranges, ``METRIC_KEYS``) with NaN for None, and NaN for the metrics
+    ``needs_trades`` in a range without a trade."""
+    out = np.empty((equity.shape[0], len(which), N_METRICS))
+    undefined = np.array([METRIC_KEYS.index(k) for k in needs_trades], dtype=np.int64)
+    range_metrics_nb(equity, position, at, totals, np.asarray(which, dtype=np.int64),
+                     float(init_cash), float(periods_per_year(freq)), undefined, out)
+    return out
+
+
+def defined_means(table: np.ndarray, groups: np.ndarray, summed: str | None = None
+                  ) -> np.ndarray:
+    """Per column and group of rows of a :func:`range_metrics` table (``groups``: row indices,
+    -1 padding), each metric's mean over the rows defining it (NaN if none); metric ``summed``
+    is summed instead (a sample's trade count). Python's left-to-right sum, to the last bit."""
+    out = np.empty((table.shape[0], groups.shape[0], table.shape[2]))
+    defined_means_nb(table, groups, -1 if summed is None else METRIC_KEYS.index(summed), out)
+    return out
 
 
 def buy_and_hold(bars: Bars, init_cash: float, fee_rate: float, freq: str) -> dict:
