@@ -171,3 +171,29 @@ def test_batch_is_range_checked(tmp_path: Path) -> None:
         OptimizeConfig(batch=0)
     # how a search is batched is not part of what it is: a study resumes with another batch
     assert OptimizeConfig(batch=3).search_hash() == OptimizeConfig().search_hash()
+
+
+def stored(study: optuna.Study) -> list[tuple]:
+    """What a search stores per trial: number, state, params, values, its evaluation and its
+    constraint attrs."""
+    return [(t.number, t.state, t.params, t.values, t.user_attrs.get("eval"),
+             {k: v for k, v in t.system_attrs.items() if k.startswith(CONSTRAINT_PREFIX)})
+            for t in study.get_trials()]
+
+
+@pytest.mark.parametrize(("sampler", "trials", "compared"), [("grid", 6, 6), ("tpe", 12, 10)])
+def test_the_batch_size_changes_no_stored_result(tmp_path: Path, sampler: str, trials: int,
+                                                 compared: int) -> None:
+    """One trial per batch (what ``study.optimize`` did) and larger batches store the same
+    trials, evaluations included: the grid's every point, and TPE's seeded random start-up
+    trials (10, before TPE's model sees the batch's history)."""
+    got = []
+    for batch in (1, 4, 6):
+        (tmp_path / str(batch)).mkdir()
+        req = request(tmp_path / str(batch), NOISE, f'sampler = "{sampler}"\nbatch = {batch}',
+                      trials, "[optimize.params]\n" + GRID if sampler == "grid" else "")
+        study = search.prepare(req)
+        workers.work(req, 0)
+        got.append(stored(study)[:compared])
+    assert len(got[0]) == compared and all(t[4] is not None for t in got[0])
+    assert got[0] == got[1] == got[2]
