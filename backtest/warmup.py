@@ -1,25 +1,33 @@
 """Compile and cache every numba kernel once, at install time (``make`` runs it).
 
-A user's first ``crashbt run`` then loads cached machine code instead of paying JIT compilation.
+A user's first ``crashbt run`` then loads cached machine code instead of paying JIT compilation:
+the engine paths run on a few synthetic bars, then every shipped config under ``configs/`` runs
+in memory the way its command would (a run of each strategy, a batch of the optimizer's
+evaluation, a small stress test, an event study), which reaches the features', regimes',
+metrics' and crash lab's kernels too. tests/test_warmup.py checks that nothing is left to
+compile after it.
 """
 
 from __future__ import annotations
 
+import tomllib
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
+from backtest import pipeline, plugins
 from backtest.config.execution import ExecutionConfig
+from backtest.config.loader import load_config
 from backtest.engine import simulate as engine
 from backtest.engine.batch import RangeEngine
-from backtest.metrics import overfit
 from backtest.metrics import performance as metrics
 from backtest.types import Signals
 
 
 def warm() -> None:
     """Run a tiny simulation through every engine path (kernel, vectorbt, the optimizer's
-    batch) and the metrics (a run's, and the optimizer's batched ones) so each numba function is
-    compiled and cached."""
+    batch) and the metrics so each numba function is compiled and cached."""
     index = pd.date_range("2024-01-01", periods=8, freq="1h", tz="UTC", name="timestamp")
     close = np.array([100.0, 101, 99, 98, 102, 103, 101, 100])
     bars = pd.DataFrame({"open": close, "high": close + 1, "low": close - 1, "close": close,
@@ -34,11 +42,37 @@ def warm() -> None:
     for fill in ("next_open", "close"):
         engine.simulate(bars, sigs, ExecutionConfig(fill=fill, sl_stop=0.05, tsl_stop=0.05), "1h")
         metrics.compute(engine.simulate(bars, plain, ExecutionConfig(fill=fill), "1h"), "1h")
-    runs = RangeEngine(bars, 0, [(0, 8), (2, 6)], ExecutionConfig(), "1h", None).run([sigs, plain])
-    table = metrics.range_metrics(runs.equity, runs.position, runs.at, runs.totals,
-                                  np.arange(2), 10_000.0, "1h", ("sharpe",))
-    metrics.defined_means(table, np.array([[0, 1]]), "n_trades")
-    overfit.return_stats(metrics.bar_returns(runs.equity[0], 10_000.0))  # a trial's DSR inputs
+    RangeEngine(bars, 0, [(0, 8), (2, 6)], ExecutionConfig(), "1h", None).run([sigs, plain])
+    for config in sorted(CONFIGS.glob("*.toml")):
+        warm_config(config)
+
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def warm_config(config: Path) -> None:
+    """Run one shipped config in memory as its command would (nothing is written)."""
+    from backtest.lab import events, stress
+    from backtest.lab.config import load_events_config, load_stress_config
+    from backtest.optimize.evaluate import Evaluator
+
+    source = str(config)
+    table = tomllib.loads(config.read_text(encoding="utf-8"))
+    if "events" in table:
+        events.study(load_events_config(source, []), source)
+        return
+    if "stress" in table:
+        run, cfg = load_stress_config(source, [])
+        spec = plugins.resolve(run.strategy.name, source, False)
+        stress.stress(run, cfg.model_copy(update={"paths": 2}), spec, source)
+        return
+    cfg = load_config(source, [])
+    for strategy in ([cfg.strategy] if cfg.strategy is not None else cfg.strategies or []):
+        one = cfg.model_copy(update={"strategy": strategy, "strategies": None, "optimize": None})
+        spec = plugins.resolve(strategy.name, source, False)
+        pipeline.execute(one, spec, source)
+        if cfg.optimize is not None:
+            Evaluator(one, cfg.optimize, spec, source).evaluate_many([strategy.params])
 
 
 if __name__ == "__main__":
