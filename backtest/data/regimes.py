@@ -98,7 +98,7 @@ def detect(bars: pd.DataFrame, liquidation_intensity: pd.Series | None = None) -
     return pd.Series(codes, index=bars.index, name="regime", copy=False)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")  # nogil: it runs beside the engine
 def _codes_nb(close: np.ndarray, high: np.ndarray, low: np.ndarray, week: int, month: int,
               intense: np.ndarray) -> np.ndarray:
     """The module docstring's rules bar by bar: drawdown from the running max of ``high`` (NaN
