@@ -8,6 +8,8 @@ so this module never imports ``strategies``.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import hashlib
 import inspect
 import json
@@ -122,7 +124,18 @@ def execute(cfg: RunConfig, spec: StrategySpec, source: str,
         "timing": {"created_at": parse_utc_now(),
                    "duration_s": round(time.perf_counter() - started, 3)},
     }
-    return RunOutcome(report=rep, result=result, bars=bars, benchmark_equity=bench.equity)
+    outcome = RunOutcome(report=rep, result=result, bars=bars, benchmark_equity=bench.equity)
+    del bench  # its regime masks were allocated on the thread: hand their pages back
+    _trim_heap()
+    return outcome
+
+
+def _trim_heap() -> None:
+    """Give the C heap's free pages back to the OS (glibc's ``malloc_trim``; a no-op on other
+    C libraries). Arrays freed on another thread stay in that thread's malloc arena otherwise:
+    at 10M bars ~100 MB of the report writer's peak."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).malloc_trim(0)
 
 
 def derivatives_sources(inp: RunInputs) -> dict[str, Any]:

@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from backtest.config.common import iso
 from backtest.config.data import DataConfig
@@ -31,7 +33,7 @@ from backtest.pipeline import regime_spans
 from backtest.report import charts
 from backtest.report.equity import BATCH as EQUITY_BATCH
 from backtest.report.equity import write_equity_csv
-from backtest.report.pages.run import drawdown_pct, monthly_returns
+from backtest.report.pages.run import drawdown_pct, drawdown_pct_at, monthly_returns
 
 ROOT = Path(__file__).resolve().parents[1]
 REQUIRED = ("timestamp", "open", "high", "low", "close", "volume")
@@ -263,6 +265,29 @@ def test_drawdown_is_the_textbook_formula() -> None:
     np.testing.assert_array_equal(drawdown_pct(values),
                                   100.0 * (values / np.maximum.accumulate(values) - 1.0))
 
+
+
+@settings(max_examples=100, deadline=None)
+@given(values=st.lists(st.floats(0.01, 1e6) | st.just(math.nan), min_size=1, max_size=80),
+       data=st.data())
+def test_drawdown_at_rows_is_the_full_curve_at_those_rows(values: list[float],
+                                                          data: st.DataObject) -> None:
+    """Bit for bit what the page plotted before (the full drawdown, then the rows), NaN
+    included (a NaN peak stays NaN from its row on)."""
+    curve = np.asarray(values)
+    rows = np.asarray(sorted(data.draw(st.sets(st.integers(0, curve.size - 1), min_size=1))))
+    np.testing.assert_array_equal(drawdown_pct_at(curve, rows), drawdown_pct(curve)[rows])
+    assert drawdown_pct_at(curve, rows[:0]).size == 0
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_wide_range_equals_the_filtered_copy(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    curves = [rng.lognormal(0, 1.2, 50) * rng.choice([1, -1, np.nan, np.inf], 50,
+                                                      p=[.85, .05, .05, .05]) for _ in range(2)]
+    kept = np.concatenate([c[np.isfinite(c) & (c > 0)] for c in curves])
+    assert charts.wide_range(*curves) == (kept.max() / kept.min() > 5.0)
+    assert not charts.wide_range(np.full(3, np.nan), -np.ones(3))
 
 def test_window_slices_give_the_metrics_of_masks() -> None:
     rng = np.random.default_rng(9)

@@ -146,11 +146,13 @@ def scale_toggle(axis: str = "yaxis", log: bool = False) -> list[dict[str, Any]]
 def wide_range(*series: np.ndarray, ratio: float = 5.0) -> bool:
     """Whether positive series span more than ``ratio`` (max/min): log scale reads better."""
     low, high = np.inf, 0.0
-    for values in series:  # one series at a time: no concatenated copy of 10M-bar curves
-        kept = np.asarray(values, dtype=float)
-        kept = kept[np.isfinite(kept) & (kept > 0)]
-        if kept.size:
-            low, high = min(low, float(kept.min())), max(high, float(kept.max()))
+    for values in series:  # one series at a time, read in place: no copy of a 10M-bar curve
+        values = np.asarray(values, dtype=float)
+        kept = np.isfinite(values)
+        kept &= values > 0
+        if kept.any():
+            low = min(low, float(np.min(values, where=kept, initial=np.inf)))
+            high = max(high, float(np.max(values, where=kept, initial=0.0)))
     return high > 0 and high / low > ratio
 
 
