@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from backtest.config.common import iso
@@ -228,6 +228,21 @@ def test_downsampling_equals_a_group_by(n: int, max_points: int) -> None:
         np.testing.assert_array_equal(charts.downsample_index(n, columns, max_points),
                                       reference_downsample(n, columns, max_points))
 
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.data(), n=st.integers(1, 300), block_rows=st.integers(1, 50))
+def test_extremes_compared_in_blocks_equal_one_comparison(data: st.DataObject, n: int,
+                                                          block_rows: int) -> None:
+    values = np.asarray(data.draw(st.lists(st.sampled_from([0.0, 1.0, 2.0, -1.5, np.nan]),
+                                           min_size=n, max_size=n)))
+    assume(np.isfinite(values).any())  # the caller drops a column without a finite value
+    inner = data.draw(st.sets(st.integers(1, n - 1), max_size=n - 1)) if n > 1 else set()
+    starts = np.asarray(sorted({0} | inner))
+    for is_min in (True, False):
+        whole = charts._first_extreme(values, starts, is_min, block_rows=n)
+        blocks = charts._first_extreme(values, starts, is_min, block_rows=block_rows)
+        np.testing.assert_array_equal(blocks[0], whole[0])
+        np.testing.assert_array_equal(blocks[1], whole[1])
 
 def irregular_series(seed: int, unit: str) -> pd.Series:
     rng = np.random.default_rng(seed)

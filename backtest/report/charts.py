@@ -82,13 +82,18 @@ def downsample_index(n: int, columns: list[np.ndarray], max_points: int = MAX_PO
         buckets //= 2
 
 
-def _first_extreme(values: np.ndarray, starts: np.ndarray,
-                   is_min: bool) -> tuple[np.ndarray, np.ndarray, bool]:
+def _first_extreme(values: np.ndarray, starts: np.ndarray, is_min: bool,
+                   block_rows: int = 1 << 20) -> tuple[np.ndarray, np.ndarray, bool]:
     """Per bucket (``values[starts[k]:starts[k + 1]]``, none empty) its minimum (``is_min``)
-    or maximum and the first row holding it."""
+    or maximum and the first row holding it (rows compared ``block_rows`` or so at a time:
+    10M bars, 8 MB of repeated extremes instead of 80 MB)."""
     extremes = (np.fmin if is_min else np.fmax).reduceat(values, starts)  # NaN skipped
     lengths = np.diff(np.append(starts, values.size))
-    hits = np.flatnonzero(values == np.repeat(extremes, lengths))
+    step = max(1, len(starts) * block_rows // values.size)  # buckets compared at a time
+    hits = np.concatenate([  # each bucket's extreme repeated over ~block_rows rows at a time
+        np.flatnonzero(values[starts[k]:starts[k] + lengths[k:k + step].sum()]
+                       == np.repeat(extremes[k:k + step], lengths[k:k + step])) + starts[k]
+        for k in range(0, len(starts), step)])
     # a bucket of NaN only has no hit: it borrows a later bucket's (already kept) row
     return extremes, hits[np.minimum(np.searchsorted(hits, starts), hits.size - 1)], is_min
 

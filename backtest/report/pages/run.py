@@ -206,6 +206,7 @@ def equity_figures(rep: dict[str, Any], equity: pd.DataFrame, price: pd.Series |
         dd_traces.append(line(TIME, drawdown_pct_at(bh, keep), "buy and hold", "#999999"))
     start, end = rep["dataset"]["start"], rep["dataset"]["end"]
     log = charts.wide_range(*cols[:2])
+    del cols, dd  # plotted: 80 MB less while the candles are built (10M bars)
     series = {"time": charts.iso_list(equity.index[keep])}
     figs = [
         figure("chart-equity", eq_traces, {
