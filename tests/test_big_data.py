@@ -32,7 +32,7 @@ from backtest.metrics import performance as metrics
 from backtest.pipeline import regime_spans
 from backtest.report import charts
 from backtest.report.equity import BATCH as EQUITY_BATCH
-from backtest.report.equity import write_equity_csv
+from backtest.report.equity import _float_text, write_equity_csv
 from backtest.report.pages.run import drawdown_pct, drawdown_pct_at, monthly_returns
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -243,6 +243,26 @@ def test_extremes_compared_in_blocks_equal_one_comparison(data: st.DataObject, n
         blocks = charts._first_extreme(values, starts, is_min, block_rows=block_rows)
         np.testing.assert_array_equal(blocks[0], whole[0])
         np.testing.assert_array_equal(blocks[1], whole[1])
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([0.0, -0.0, 1.5, 1e-300, 123456.789, 1e22,
+                                           np.nan, np.inf, -np.inf]),
+                          st.integers(1, 30)), min_size=1, max_size=30))
+def test_run_formatted_floats_print_as_every_row_formatted(runs: list[tuple[float, int]]) -> None:
+    """equity.csv's text of a column formatted once per run of equal bits is Arrow's text of
+    every row (-0.0 next to 0.0, NaN as an empty field, inf)."""
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    values = np.repeat([v for v, _ in runs], [k for _, k in runs])
+    options = pa_csv.WriteOptions(include_header=False, quoting_style="none")
+
+    def text(column: pa.Array) -> bytes:
+        sink = pa.BufferOutputStream()
+        pa_csv.write_csv(pa.table({"x": column}), sink, options)
+        return sink.getvalue().to_pybytes()
+
+    assert text(_float_text(values)) == text(pa.array(values, from_pandas=True))
 
 def irregular_series(seed: int, unit: str) -> pd.Series:
     rng = np.random.default_rng(seed)
