@@ -1,14 +1,24 @@
 """Compile and cache every numba kernel once, at install time (``make`` runs it).
 
-A user's first ``crashbt run`` then loads cached machine code instead of paying JIT compilation.
+A user's first ``crashbt run`` then loads cached machine code instead of paying JIT compilation:
+the engine paths run on a few synthetic bars, then every shipped config under ``configs/`` runs
+in memory the way its command would (a run of each strategy, a batch of the optimizer's
+evaluation, a small stress test, an event study), which reaches the features', regimes',
+metrics' and crash lab's kernels too. tests/test_warmup.py checks that nothing is left to
+compile after it.
 """
 
 from __future__ import annotations
 
+import tomllib
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
+from backtest import pipeline, plugins
 from backtest.config.execution import ExecutionConfig
+from backtest.config.loader import load_config
 from backtest.engine import simulate as engine
 from backtest.engine.batch import RangeEngine
 from backtest.metrics import performance as metrics
@@ -33,6 +43,36 @@ def warm() -> None:
         engine.simulate(bars, sigs, ExecutionConfig(fill=fill, sl_stop=0.05, tsl_stop=0.05), "1h")
         metrics.compute(engine.simulate(bars, plain, ExecutionConfig(fill=fill), "1h"), "1h")
     RangeEngine(bars, 0, [(0, 8), (2, 6)], ExecutionConfig(), "1h", None).run([sigs, plain])
+    for config in sorted(CONFIGS.glob("*.toml")):
+        warm_config(config)
+
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def warm_config(config: Path) -> None:
+    """Run one shipped config in memory as its command would (nothing is written)."""
+    from backtest.lab import events, stress
+    from backtest.lab.config import load_events_config, load_stress_config
+    from backtest.optimize.evaluate import Evaluator
+
+    source = str(config)
+    table = tomllib.loads(config.read_text(encoding="utf-8"))
+    if "events" in table:
+        events.study(load_events_config(source, []), source)
+        return
+    if "stress" in table:
+        run, cfg = load_stress_config(source, [])
+        spec = plugins.resolve(run.strategy.name, source, False)
+        stress.stress(run, cfg.model_copy(update={"paths": 2}), spec, source)
+        return
+    cfg = load_config(source, [])
+    for strategy in ([cfg.strategy] if cfg.strategy is not None else cfg.strategies or []):
+        one = cfg.model_copy(update={"strategy": strategy, "strategies": None, "optimize": None})
+        spec = plugins.resolve(strategy.name, source, False)
+        pipeline.execute(one, spec, source)
+        if cfg.optimize is not None:
+            Evaluator(one, cfg.optimize, spec, source).evaluate_many([strategy.params])
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@
 - a grid of 480 sets (12 levels x 8 targets x 5 stops, 4 folds, BTCUSDT 1h) <= 3x one cold run,
   and 1,440 sets (36 levels) <= 3.3x the 480-set time;
 - 10M one-minute bars (tests/bench/synth.py, written to a temp dir) through ``crashbt run``,
-  report included, <= 8 s and <= 1.5 GiB peak RSS.
+  report included, <= 8 s and <= 1.5 GiB peak RSS: with equity.csv (the default) and with
+  ``[report] equity_format = "parquet"``; and ``crashbt report`` re-rendering each run.
 
 Every command is a child process measured by tests/bench/commands.py (wall, CPU, peak RSS, load
 average at its start); the rows go to the session summary (conftest.py).
@@ -131,13 +132,24 @@ fee_rate = 0.001
 
 
 def test_ten_million_bars(benchmark, tmp_path: Path) -> None:
+    """The run with each equity file format, then ``crashbt report`` re-rendering each run
+    directory (held to the same limits: a user re-renders what they ran)."""
     make_bars(10_000_000, level_jumps=True).to_parquet(tmp_path / "synth_10m.parquet")  # 2.8k..17M
-    config = tmp_path / "big.toml"
-    config.write_text(BIG.format(bars=tmp_path / "synth_10m.parquet"))
-    out = tmp_path / "out"
-    got = benchmark.pedantic(crashbt, args=("run", str(config), "--out", str(out)), rounds=1,
-                             iterations=1)
-    report = next(out.glob("*/report.json"))
-    assert json.loads(report.read_text())["dataset"]["bars"] == 10_000_000
-    _record("10M one-minute bars through `crashbt run`, report included", got, 8.0, "s")
-    _record("10M bars: peak RSS", got, 1.5, "GiB")
+    for equity_format in ("csv", "parquet"):
+        config = tmp_path / f"big_{equity_format}.toml"
+        config.write_text(BIG.format(bars=tmp_path / "synth_10m.parquet")
+                          + f'\n[report]\nequity_format = "{equity_format}"\n')
+        out = tmp_path / f"out_{equity_format}"
+        got = benchmark.pedantic(crashbt, args=("run", str(config), "--out", str(out)),
+                                 rounds=1, iterations=1) if equity_format == "csv" else \
+            crashbt("run", str(config), "--out", str(out))
+        report = next(out.glob("*/report.json"))
+        assert json.loads(report.read_text())["dataset"]["bars"] == 10_000_000
+        assert (report.parent / f"equity.{equity_format}").is_file()
+        what = f"10M one-minute bars through `crashbt run`, report included, equity.{equity_format}"
+        _record(what, got, 8.0, "s")
+        _record(f"{what}: peak RSS", got, 1.5, "GiB")
+        again = crashbt("report", str(report.parent))
+        _record(f"`crashbt report` re-rendering that 10M run (equity.{equity_format})", again,
+                8.0, "s")
+        _record(f"`crashbt report`, equity.{equity_format}: peak RSS", again, 1.5, "GiB")
