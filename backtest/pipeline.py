@@ -133,7 +133,7 @@ def execute(cfg: RunConfig, spec: StrategySpec, source: str,
 def _trim_heap() -> None:
     """Give the C heap's free pages back to the OS (glibc's ``malloc_trim``; a no-op on other
     C libraries). Arrays freed on another thread stay in that thread's malloc arena otherwise:
-    at 10M bars ~100 MB of the report writer's peak."""
+    at 10M bars ~40 MB of the report writer's peak."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None).malloc_trim(0)
 
