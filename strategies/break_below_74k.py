@@ -28,6 +28,7 @@ from backtest.features.levels import (
     anchored,
     cross_above,
     cross_below,
+    latch,
     level_series,
     unreachable_note,
 )
@@ -94,8 +95,7 @@ def signals(bars: Bars, feats: pd.DataFrame, params: Params) -> Signals:
         reclaimed = cross_above(bars, level, confirm="close", hold=params.confirm_bars)
         # holding is a state: out from a confirmed break until a confirmed reclaim, in otherwise,
         # so a run that starts at any bar holds unless the level is broken at that moment
-        out = pd.Series(np.where(broke, 1.0, np.where(reclaimed, 0.0, np.nan)), index=bars.index)
-        holding = out.ffill().fillna(0.0).eq(0.0) & ~broke
+        holding = ~latch(broke, reclaimed)
         return Signals(long_entries=holding, long_exits=broke, levels=levels, notes=notes)
     target, stop = feats["target"], feats["stop"]
     levels |= {"target": _last(target), "stop": _last(stop)}

@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from backtest.config.common import iso
 from backtest.config.data import DataConfig
@@ -30,8 +32,8 @@ from backtest.metrics import performance as metrics
 from backtest.pipeline import regime_spans
 from backtest.report import charts
 from backtest.report.equity import BATCH as EQUITY_BATCH
-from backtest.report.equity import write_equity_csv
-from backtest.report.pages.run import drawdown_pct, monthly_returns
+from backtest.report.equity import _float_text, write_equity_csv
+from backtest.report.pages.run import drawdown_pct, drawdown_pct_at, monthly_returns
 
 ROOT = Path(__file__).resolve().parents[1]
 REQUIRED = ("timestamp", "open", "high", "low", "close", "volume")
@@ -227,6 +229,41 @@ def test_downsampling_equals_a_group_by(n: int, max_points: int) -> None:
                                       reference_downsample(n, columns, max_points))
 
 
+@settings(max_examples=100, deadline=None)
+@given(data=st.data(), n=st.integers(1, 300), block_rows=st.integers(1, 50))
+def test_extremes_compared_in_blocks_equal_one_comparison(data: st.DataObject, n: int,
+                                                          block_rows: int) -> None:
+    values = np.asarray(data.draw(st.lists(st.sampled_from([0.0, 1.0, 2.0, -1.5, np.nan]),
+                                           min_size=n, max_size=n)))
+    assume(np.isfinite(values).any())  # the caller drops a column without a finite value
+    inner = data.draw(st.sets(st.integers(1, n - 1), max_size=n - 1)) if n > 1 else set()
+    starts = np.asarray(sorted({0} | inner))
+    for is_min in (True, False):
+        whole = charts._first_extreme(values, starts, is_min, block_rows=n)
+        blocks = charts._first_extreme(values, starts, is_min, block_rows=block_rows)
+        np.testing.assert_array_equal(blocks[0], whole[0])
+        np.testing.assert_array_equal(blocks[1], whole[1])
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([0.0, -0.0, 1.5, 1e-300, 123456.789, 1e22,
+                                           np.nan, np.inf, -np.inf]),
+                          st.integers(1, 30)), min_size=1, max_size=30))
+def test_run_formatted_floats_print_as_every_row_formatted(runs: list[tuple[float, int]]) -> None:
+    """equity.csv's text of a column formatted once per run of equal bits is Arrow's text of
+    every row (-0.0 next to 0.0, NaN as an empty field, inf)."""
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    values = np.repeat([v for v, _ in runs], [k for _, k in runs])
+    options = pa_csv.WriteOptions(include_header=False, quoting_style="none")
+
+    def text(column: pa.Array) -> bytes:
+        sink = pa.BufferOutputStream()
+        pa_csv.write_csv(pa.table({"x": column}), sink, options)
+        return sink.getvalue().to_pybytes()
+
+    assert text(_float_text(values)) == text(pa.array(values, from_pandas=True))
+
 def irregular_series(seed: int, unit: str) -> pd.Series:
     rng = np.random.default_rng(seed)
     n = int(rng.integers(1, 4000))
@@ -263,6 +300,29 @@ def test_drawdown_is_the_textbook_formula() -> None:
     np.testing.assert_array_equal(drawdown_pct(values),
                                   100.0 * (values / np.maximum.accumulate(values) - 1.0))
 
+
+
+@settings(max_examples=100, deadline=None)
+@given(values=st.lists(st.floats(0.01, 1e6) | st.just(math.nan), min_size=1, max_size=80),
+       data=st.data())
+def test_drawdown_at_rows_is_the_full_curve_at_those_rows(values: list[float],
+                                                          data: st.DataObject) -> None:
+    """Bit for bit what the page plotted before (the full drawdown, then the rows), NaN
+    included (a NaN peak stays NaN from its row on)."""
+    curve = np.asarray(values)
+    rows = np.asarray(sorted(data.draw(st.sets(st.integers(0, curve.size - 1), min_size=1))))
+    np.testing.assert_array_equal(drawdown_pct_at(curve, rows), drawdown_pct(curve)[rows])
+    assert drawdown_pct_at(curve, rows[:0]).size == 0
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_wide_range_equals_the_filtered_copy(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    curves = [rng.lognormal(0, 1.2, 50) * rng.choice([1, -1, np.nan, np.inf], 50,
+                                                      p=[.85, .05, .05, .05]) for _ in range(2)]
+    kept = np.concatenate([c[np.isfinite(c) & (c > 0)] for c in curves])
+    assert charts.wide_range(*curves) == (kept.max() / kept.min() > 5.0)
+    assert not charts.wide_range(np.full(3, np.nan), -np.ones(3))
 
 def test_window_slices_give_the_metrics_of_masks() -> None:
     rng = np.random.default_rng(9)

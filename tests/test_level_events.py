@@ -218,6 +218,28 @@ def test_state_to_events() -> None:
     assert fired(S.state_to_events(state)) == [3]  # on at row 0 was not seen turning on
 
 
+
+def test_latch_holds_from_on_until_off() -> None:
+    idx = pd.date_range("2026-01-01", periods=7, freq="D", tz="UTC")
+    on = pd.Series([False, True, False, False, True, False, False], index=idx)
+    off = pd.Series([True, False, False, True, True, False, True], index=idx)
+    # row 0: off before any on; 1: on; 2: still on; 3: off; 4: both, on wins; 6: off
+    assert fired(S.latch(on, off)) == [1, 2, 4, 5]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.booleans()), max_size=60))
+def test_latch_matches_a_forward_filled_state(rows: list[tuple[bool, bool]]) -> None:
+    """Against the formula break_below_74k used before: 1.0 on ``on``, 0.0 on ``off``, NaN
+    elsewhere, forward-filled from 0.0."""
+    idx = pd.date_range("2026-01-01", periods=len(rows), freq="h", tz="UTC")
+    on = pd.Series([a for a, _ in rows], index=idx, dtype=bool)
+    off = pd.Series([b for _, b in rows], index=idx, dtype=bool)
+    state = pd.Series(np.where(on, 1.0, np.where(off, 0.0, np.nan)), index=idx)
+    expected = state.ffill().fillna(0.0).eq(1.0)
+    assert S.latch(on, off).equals(expected.rename(None))
+
+
 # --- DOMAIN.md facts on real bars -----------------------------------------------------------------
 
 def first_2026(events: pd.Series) -> pd.Timestamp:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from backtest.config.data import DataConfig
 from backtest.data import regimes
@@ -55,3 +57,25 @@ def test_spans_are_runs_of_one_code() -> None:
         {"regime": "correction", "start": "2024-01-01T05:00:00Z",
          "end": "2024-01-01T05:00:00Z"}]
     assert regime_spans(codes.iloc[:0]) == []
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(2, 400),
+       freq=st.sampled_from(["1D", "6h", "1h"]), nan_share=st.sampled_from([0.0, 0.02, 0.3]),
+       with_intensity=st.booleans())
+def test_one_pass_matches_the_rules_on_random_walks(seed: int, n: int, freq: str,
+                                                     nan_share: float,
+                                                     with_intensity: bool) -> None:
+    """The numba pass against the rules written with numpy/pandas, on steep random walks (every
+    regime visited) with NaN prices, ties and short spans (below a week or a month of bars)."""
+    rng = np.random.default_rng(seed)
+    close = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.08, n)))
+    low = np.round(close * (1 - rng.random(n) * 0.05), 1)  # rounding makes equal lows
+    high = close * (1 + rng.random(n) * 0.05)
+    for column in (close, low, high):
+        column[rng.random(n) < nan_share] = np.nan
+    index = pd.date_range("2024-01-01", periods=n, freq=freq, tz="UTC")
+    bars = pd.DataFrame({"close": close, "high": high, "low": low}, index=index)
+    intensity = (pd.Series(rng.random(n) * 4, index=index) if with_intensity else None)
+    names = np.asarray(regimes.LABELS)[regimes.detect(bars, intensity).to_numpy()]
+    assert (names == labels_by_rules(bars, intensity)).all()

@@ -37,7 +37,7 @@ from backtest.data.files import (
     read_csv_table,
     read_dataset_bytes,
     read_parquet_table,
-    read_user_bytes,
+    read_user_bytes_hashing,
 )
 from backtest.data.resample import Resampled, resample
 from backtest.errors import ConfigError, DataError
@@ -184,9 +184,10 @@ def load_bars(cfg: DataConfig, source: str = "config") -> tuple[Bars, DataInfo]:
         fmt = cfg.format
         if fmt == "auto" and path.suffix in (".parquet", ".pq"):
             fmt = "parquet"
-        raw, digest = read_user_bytes(path, mapped=fmt == "parquet")  # Parquet: parsed in place
+        raw, hashing = read_user_bytes_hashing(path, mapped=fmt == "parquet")  # parsed in place
         name, symbol, timeframe = path.name.split(".")[0], cfg.symbol or "", cfg.timeframe
-        frame = _read_user_bars(path, raw, fmt, cfg.columns)
+        frame = _read_user_bars(path, raw, fmt, cfg.columns)  # while the file is hashed
+        digest = hashing.result()
         symbol = symbol or name.split("_")[0].upper()
     del raw  # the file's bytes or map (360 MB for 10M Parquet bars) are parsed: free them now
     label = str(path)
@@ -296,8 +297,9 @@ def _check_bad_ticks(label: str, bars: pd.DataFrame, mode: str) -> None:
     if close.size < 3:
         return
     mid = close[1:-1]
-    spike = ((np.abs(mid / close[:-2] - 1) >= BAD_TICK)
-             & (np.abs(mid / close[2:] - 1) >= BAD_TICK))
+    ratio = np.empty(mid.size)  # one float temporary for both sides (10M bars: ~0.1 s less)
+    spike = _far_from(mid, close[:-2], ratio)
+    spike &= _far_from(mid, close[2:], ratio)
     rows = np.flatnonzero(spike) + 1
     if not rows.size:
         return
@@ -309,6 +311,14 @@ def _check_bad_ticks(label: str, bars: pd.DataFrame, mode: str) -> None:
     if mode == "reject":
         raise DataError(message + "; set data.bad_ticks = 'warn' to keep it")
     warnings.warn(message, DataWarning, stacklevel=3)
+
+
+def _far_from(mid: np.ndarray, neighbour: np.ndarray, scratch: np.ndarray) -> np.ndarray:
+    """``|mid / neighbour - 1| >= BAD_TICK``, computed in ``scratch``."""
+    np.divide(mid, neighbour, out=scratch)
+    scratch -= 1
+    np.abs(scratch, out=scratch)
+    return scratch >= BAD_TICK
 
 
 def _slice(bars: pd.DataFrame, cfg: DataConfig, source: str, name: str) -> pd.DataFrame:

@@ -20,6 +20,7 @@ import tomllib
 import zlib
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -117,8 +118,19 @@ def read_dataset_bytes(name: str, entry: dict[str, Any]) -> tuple[Path, bytes, s
 def read_user_bytes(path: Path, mapped: bool = False) -> tuple[bytes | mmap.mmap, str]:
     """Bytes (gunzipped if ``.gz``) and the sha256 of the file as stored; ``mapped``: a
     read-only memory map instead of a copy (for a Parquet file, parsed in place)."""
+    data, digest = read_user_bytes_hashing(path, mapped)
+    return data, digest.result()
+
+
+def read_user_bytes_hashing(path: Path, mapped: bool = False
+                            ) -> tuple[bytes | mmap.mmap, Future[str]]:
+    """:func:`read_user_bytes` with the sha256 still being computed on a background thread
+    (hashlib releases the GIL), so the caller parses meanwhile (10M Parquet bars: ~0.35 s)."""
     blob = _read_file(path, mapped and path.suffix != ".gz")
-    return _gunzip(path, blob) if path.suffix == ".gz" else blob, hashlib.sha256(blob).hexdigest()
+    hashing = ThreadPoolExecutor(1, thread_name_prefix="sha256")
+    digest = hashing.submit(lambda: hashlib.sha256(blob).hexdigest())
+    hashing.shutdown(wait=False)  # its one thread ends with the hash
+    return _gunzip(path, blob) if path.suffix == ".gz" else blob, digest
 
 
 def _read_file(path: Path, mapped: bool = False) -> Any:
