@@ -41,7 +41,8 @@ class Measured:
 def crashbt(*args: str, timeout: float = 1800.0) -> Measured:
     """Run ``crashbt *args`` from the repository root; a failure shows the command's stderr."""
     if GNU_TIME is None:
-        pytest.skip("GNU time (/usr/bin/time) is needed for per-command CPU and peak RSS")
+        pytest.fail("GNU time (/usr/bin/time) is needed for per-command CPU and peak RSS: "
+                    "install it (Debian: apt-get install time) and run make bench again")
     with tempfile.TemporaryDirectory() as tmp:
         usage, log = Path(tmp) / "usage", Path(tmp) / "log"
         load = os.getloadavg()[0]
