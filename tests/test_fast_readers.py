@@ -1,15 +1,19 @@
-"""The fast readers of plain CSV text agree with pandas' reader, and step aside otherwise.
+"""The fast readers of plain data agree with the general readers, and step aside otherwise.
 
 :func:`backtest.data.files._read_plain_csv` (Arrow's CSV reader) and
 :func:`backtest.data.files._plain_utc` (``YYYY-MM-DDTHH:MM:SSZ`` from the bytes) must return
 exactly what pandas returns for the same text, or None so that pandas reads it (and names any
-problem). Each test compares against pandas called directly, as the reader did before.
+problem); :func:`backtest.data.files._gunzip` inflates one gzip member in one zlib call and
+leaves everything else to :class:`gzip.GzipFile`. Each test compares against the general reader
+called directly.
 """
 
 from __future__ import annotations
 
+import gzip
 import io
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,9 +21,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from backtest.data.files import NA_CELLS, _plain_utc, _read_plain_csv, parse_timestamps
+from backtest.data.files import (
+    NA_CELLS,
+    _gunzip,
+    _plain_utc,
+    _read_plain_csv,
+    parse_timestamps,
+)
+from backtest.errors import DataError
 
 HEADER = ["timestamp", "open", "volume", "note"]
+STREAM = gzip.compress(b"timestamp,open\n2024-01-01T00:00:00Z,1\n" * 50, mtime=0)
 
 
 def by_pandas(raw: bytes, wanted: list[str], numeric: list[str]) -> pd.DataFrame:
@@ -120,3 +132,25 @@ def test_object_text_parses_like_arrow_text() -> None:
     arrow = parse_timestamps("t", pd.Series(cells, dtype=str))
     plain = parse_timestamps("t", pd.Series(np.array(cells, dtype=object), dtype=object))
     pd.testing.assert_index_equal(arrow, plain, exact=True)
+
+
+@given(st.lists(st.binary(max_size=3000), min_size=1, max_size=3), st.integers(0, 3))
+def test_gunzip_equals_gzip_for_members_and_padding(parts: list[bytes], padding: int) -> None:
+    blob = b"".join(gzip.compress(p, mtime=0) for p in parts) + b"\0" * padding
+    assert _gunzip(Path("x.gz"), blob) == b"".join(parts)
+
+
+@pytest.mark.parametrize("blob", [
+    STREAM[:-3],  # truncated
+    STREAM[:-8] + bytes([STREAM[-8] ^ 1]) + STREAM[-7:],  # CRC
+    b"not gzip",
+    STREAM + b"trailing",
+    STREAM[:12] + b"\xff" * 8 + STREAM[20:],  # corrupt deflate data
+], ids=["truncated", "crc", "not-gzip", "trailing", "corrupt"])
+def test_gunzip_names_a_broken_stream_as_gzipfile_does(blob: bytes) -> None:
+    with pytest.raises((OSError, EOFError)) as general, \
+            gzip.GzipFile(fileobj=io.BytesIO(blob)) as stream:
+        stream.read()
+    with pytest.raises(DataError) as ours:
+        _gunzip(Path("x.gz"), blob)
+    assert str(ours.value) == f"x.gz: expected gzip data, found a corrupt stream ({general.value})"
