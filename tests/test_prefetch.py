@@ -6,7 +6,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import re
-import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -15,19 +14,10 @@ import pytest
 from backtest.config.data import DataConfig
 from backtest.data import bars as bars_module
 from backtest.data.bars import load_bars, prefetch
-from backtest.data.files import datasets_dir
 from backtest.errors import DataError
+from tests.test_data import _copy_datasets
 
 DAILY = DataConfig(dataset="btcusdt_1d", start="2024-01-01", end="2024-06-30")
-
-
-def _copy_daily(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    copy = tmp_path / "datasets"
-    copy.mkdir()
-    for name in ("manifest.toml", "btcusdt_1d.csv.gz"):
-        shutil.copy(datasets_dir() / name, copy / name)
-    monkeypatch.setenv("CRASHBT_DATASETS", str(copy))
-    return copy
 
 
 def test_a_prefetched_load_equals_a_plain_one_and_is_taken_once() -> None:
@@ -42,7 +32,7 @@ def test_a_prefetched_load_equals_a_plain_one_and_is_taken_once() -> None:
 
 def test_a_file_tampered_before_the_prefetch_fails_the_load(tmp_path: Path,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    target = _copy_daily(tmp_path, monkeypatch) / "btcusdt_1d.csv.gz"
+    target = _copy_datasets(tmp_path, monkeypatch) / "btcusdt_1d.csv.gz"
     text = gzip.decompress(target.read_bytes()).replace(b"126199.63", b"136199.63")
     target.write_bytes(gzip.compress(text, mtime=0))
     prefetch(DAILY)
@@ -55,7 +45,7 @@ def test_a_file_tampered_before_the_prefetch_fails_the_load(tmp_path: Path,
 def test_a_file_replaced_after_the_prefetch_is_read_again(tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """The manifest now pins another file: the early read of the old one serves nothing."""
-    copy = _copy_daily(tmp_path, monkeypatch)
+    copy = _copy_datasets(tmp_path, monkeypatch)
     prefetch(DAILY)
     target, manifest = copy / "btcusdt_1d.csv.gz", copy / "manifest.toml"
     old = bars_module._PREFETCHED["btcusdt_1d"][1].result()[2]
