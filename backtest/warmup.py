@@ -13,7 +13,6 @@ left to compile after it, tests/test_native.py that both ways compute the same.
 from __future__ import annotations
 
 import os
-import sys
 import tomllib
 from pathlib import Path
 
@@ -84,12 +83,7 @@ def warm_config(config: Path) -> None:
 
 def main() -> None:
     """Build the ahead-of-time kernels, then warm the JIT's cache (module docstring)."""
-    try:
-        print(f"crashbt: kernels compiled ahead of time into {aot.build()}")
-    except aot.BuildError as exc:
-        print(f"crashbt: kernels not compiled ahead of time ({exc}); "
-              f"commands will JIT-compile them (numba's start-up cost, ~0.5 s each)",
-              file=sys.stderr)
+    aot.ensure()
     os.environ["CRASHBT_JIT"] = "1"
     warm()
 
