@@ -18,7 +18,6 @@ dispatchers do.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
 import os
 import shutil
@@ -89,7 +88,7 @@ def _build(directory: Path) -> Path:
         cc = CC(name)
         cc.output_dir = tmp
         for module_name in native.KERNEL_MODULES:
-            module = importlib.import_module(module_name)
+            module = native.kernel_module(module_name)
             for function, notation in getattr(module, "EXPORTS", {}).items():
                 if function in specs:
                     raise ValueError(f"two kernels export {function}")

@@ -92,8 +92,15 @@ def kernel(module: str, name: str) -> Callable[..., Any]:
     """The kernel ``module.name``: compiled ahead of time when built, else JIT-compiled."""
     built = extension()
     if built is None or name not in built[1]:
-        return getattr(importlib.import_module(module), name)
+        return getattr(kernel_module(module), name)
     return _checked(name, getattr(built[0], name), built[1][name])
+
+
+def kernel_module(module: str) -> ModuleType:
+    """One of :data:`KERNEL_MODULES`, imported (with numba); never any other module."""
+    if module not in KERNEL_MODULES:
+        raise ValueError(f"{module} is not a kernel module: {', '.join(KERNEL_MODULES)}")
+    return importlib.import_module(module)
 
 
 def _checked(name: str, function: Callable[..., Any], specs: list[Spec]) -> Callable[..., Any]:

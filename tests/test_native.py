@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import copy
-import importlib
 import json
 import os
 import subprocess
@@ -33,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def _exports() -> dict[str, str]:
     """Every exported kernel and its module."""
     return {name: module for module in native.KERNEL_MODULES
-            for name in getattr(importlib.import_module(module), "EXPORTS", {})}
+            for name in getattr(native.kernel_module(module), "EXPORTS", {})}
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -82,7 +81,7 @@ def test_every_kernel_call_of_the_warm_up_equals_the_jit(monkeypatch: pytest.Mon
     warmup.warm()
     assert {name for _, name, *_ in calls} == set(_exports())  # every kernel was reached
     for module, name, before, after, out in calls:
-        jit = getattr(importlib.import_module(module), name)
+        jit = getattr(native.kernel_module(module), name)
         assert compiled(module, name) is not jit  # the extension's function was recorded
         args = copy.deepcopy(before)
         assert _same(jit(*args), out), name
@@ -125,6 +124,11 @@ def test_a_wrong_dtype_or_shape_is_refused() -> None:
     with pytest.raises(TypeError, match=r"argument 0\.6: float64 1-d array expected, int64"):
         simulate(market, signals, layout.terms_record()[0], np.empty((0, 4)),
                  layout.no_records())
+
+
+def test_only_kernel_modules_are_imported_by_name() -> None:
+    with pytest.raises(ValueError, match="os is not a kernel module"):
+        native.kernel("os", "system")
 
 
 def test_the_extension_name_follows_the_kernel_sources(tmp_path: Path,
