@@ -26,10 +26,9 @@ class _Strict(BaseModel):
     """Frozen model that refuses unknown keys, NaN/inf floats, a bool where no bool is expected
     (pydantic would read ``trials = true`` as 1) and anything else where one is (``1``, ``"on"``),
     an empty text where a name or path may be left out (``window = ""`` would silently mean no
-    window), and datetimes pandas cannot hold. Validators are built on first use
-    (``defer_build``): a command pays only for the models it validates."""
+    window), and datetimes pandas cannot hold."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, defer_build=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     @model_validator(mode="before")
     @classmethod
