@@ -80,18 +80,20 @@ def features(bars: Bars, params: Params, context: Mapping[str, pd.DataFrame]) ->
                                                                params.ema_weeks))})
 
 
-def _on_clock(feats: pd.DataFrame, value: float, name: str) -> pd.Series:
-    """``value`` x the anchor at each bar, named ``name``."""
-    anchor = feats["anchor"]
-    return pd.Series(value * anchor.to_numpy(), index=anchor.index, name=name, copy=False)
-
-
 def signals(bars: Bars, feats: pd.DataFrame, params: Params) -> Signals:
     """Decide at each close; fills follow the engine's convention (next bar's open)."""
-    level = _on_clock(feats, params.level, "level")
+    anchor = feats["anchor"].to_numpy()
+
+    def on_clock(value: float, name: str) -> pd.Series:
+        return pd.Series(value * anchor, index=bars.index, name=name, copy=False)
+
+    def at_last_bar(value: float) -> float:
+        return float(value * anchor[-1]) if len(anchor) else float("nan")
+
+    level = on_clock(params.level, "level")
     broke = cross_below(bars, level, confirm="close", hold=params.confirm_bars)
     no = pd.Series(False, index=bars.index)
-    levels = {"level": _last(level)}
+    levels = {"level": at_last_bar(params.level)}
     notes = unreachable_note(bars, level) or ({} if params.level_mode == "absolute" else {
         "level": f"{params.level_mode}: fractions of the anchor (levels shown at the last bar)"})
     if params.mode == "derisk":
@@ -100,17 +102,13 @@ def signals(bars: Bars, feats: pd.DataFrame, params: Params) -> Signals:
         # so a run that starts at any bar holds unless the level is broken at that moment
         holding = ~latch(broke, reclaimed)
         return Signals(long_entries=holding, long_exits=broke, levels=levels, notes=notes)
-    target = _on_clock(feats, params.target, "target_price")
-    stop = _on_clock(feats, params.stop_level, "stop_price")
-    levels |= {"target": _last(target), "stop": _last(stop)}
+    target = on_clock(params.target, "target_price")
+    stop = on_clock(params.stop_level, "stop_price")
+    levels |= {"target": at_last_bar(params.target), "stop": at_last_bar(params.stop_level)}
     return Signals(
         long_entries=no, long_exits=no, short_entries=broke, short_exits=no,
         stop_price=stop, target_price=target, levels=levels, notes=notes,
     )
-
-
-def _last(series: pd.Series) -> float:
-    return float(series.iloc[-1]) if len(series) else float("nan")
 
 
 SPEC = StrategySpec(

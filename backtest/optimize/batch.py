@@ -31,7 +31,7 @@ import math
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 import optuna
 from optuna.distributions import (
@@ -129,9 +129,17 @@ def _single_value(dist: BaseDistribution) -> Any:
     return dist.low  # type: ignore[attr-defined]
 
 
+class Stored(NamedTuple):
+    """What a claimed trial held before sampling (``record`` writes only what was added):
+    copies of its params and system attrs (sampling replaces values, never mutates them)."""
+
+    params: dict[str, Any]
+    system_attrs: dict[str, Any]
+
+
 def record(trials: Sequence[FrozenTrial], results: Sequence[dict[str, Any] | StrategyError],
            values: Sequence[Mapping[str, Any]], opt: OptimizeConfig,
-           claimed: Sequence[FrozenTrial]) -> list[TrialRecord]:
+           claimed: Sequence[Stored]) -> list[TrialRecord]:
     """The records of a batch's results: what each sampled trial adds to its ``claimed``
     state. Each trial's FrozenTrial gets its result too (for ``after_trial``)."""
     out = []

@@ -7,7 +7,6 @@ fewer than that, so no trial is ever pruned or waited for to make the count."""
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import multiprocessing
 import signal
@@ -153,8 +152,8 @@ class _Batches:
             study._thread_local.in_optimize_loop = False
 
     def one(self, ids: list[int], interrupts: Interrupts) -> None:
-        claimed = batch.claimed_trials(self.study, ids)
-        trials = copy.deepcopy(claimed)
+        trials = batch.claimed_trials(self.study, ids)
+        claimed = [batch.Stored(dict(t.params), dict(t.system_attrs)) for t in trials]
         batch.sample(self.study, self.storage, trials, self.distributions)
         sets = [{**self.base, **{n: t.params[n] for n in self.distributions}} for t in trials]
         with interrupts.evaluation():
