@@ -1,5 +1,4 @@
-"""What a command does not load (the strategies it does not run, pydantic's plugin scan) and
-what it loads early (its bundled bars, while importing).
+"""What a command does not load: the strategies it does not run, pydantic's plugin scan.
 
 A cold ``crashbt run`` pays for every module it imports and every scan it makes before the
 engine starts; these tests pin the deferrals (a subprocess reads ``sys.modules`` after a real
@@ -18,26 +17,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_a_run_imports_only_its_strategy_and_scans_no_plugins(tmp_path: Path) -> None:
-    """...and reads its bundled bars once, on the prefetch thread, while importing the rest."""
     probe = (
-        "import sys, threading\n"
+        "import sys\n"
         "from backtest.cli import main\n"
-        "from backtest.data import bars\n"
-        "readers, read = [], bars.read_dataset_bytes\n"
-        "def spy(*args):\n"
-        "    readers.append(threading.current_thread().name.split('_')[0])\n"
-        "    return read(*args)\n"
-        "bars.read_dataset_bytes = spy\n"
         f"code = main(['run', 'configs/break_below_74k.toml', '--out', {str(tmp_path)!r}])\n"
         "import pydantic.plugin._loader as loader\n"
         "print(code, sorted(m for m in sys.modules if m.startswith('strategies.')),\n"
-        "      loader._plugins is None, readers, bars._PREFETCHED)\n")
+        "      loader._plugins is None)\n")
     done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
                           text=True, timeout=300, env={"PYTHONPATH": str(ROOT), "PATH": ""})
     assert done.returncode == 0, done.stderr
     # pydantic's entry-point scan fills loader._plugins; disabled, it is never run
-    assert done.stdout.splitlines()[-1] == \
-        "0 ['strategies.break_below_74k'] True ['prefetch'] {}"
+    assert done.stdout.splitlines()[-1] == "0 ['strategies.break_below_74k'] True"
 
 
 def test_the_registry_lists_every_strategy_module_under_its_spec_name() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from typing import Any
 
 from backtest.cli.common import (
@@ -23,7 +23,6 @@ from backtest.cli.common import (
 
 def cmd_optimize(args: argparse.Namespace) -> int:
     """Search a strategy's parameters with Optuna (resumes; --storage for many machines)."""
-    _prefetch_bars(args)
     from backtest.optimize import search
 
     req = search.request_from_cli(
@@ -42,17 +41,6 @@ def cmd_optimize(args: argparse.Namespace) -> int:
               f"{outcome.path})", file=sys.stderr)
         return EXIT_USER
     return EXIT_OK
-
-
-def _prefetch_bars(args: argparse.Namespace) -> None:
-    """Start reading the config's bundled bars while Optuna and the engine are imported; a
-    config that does not load is left for the search to report (with its own checks first)."""
-    from backtest.config.loader import load_config
-    from backtest.data import bars
-    from backtest.errors import UserError
-
-    with suppress(UserError, OSError):
-        bars.prefetch(load_config(args.config, args.set).data)
 
 
 @contextmanager

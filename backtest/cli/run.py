@@ -12,13 +12,10 @@ from backtest.cli.common import EXIT_OK, add_allow_external, add_command, add_se
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the backtest(s) a config describes and write a report per strategy."""
+    from backtest import pipeline, plugins
     from backtest.config.loader import load_config
-    from backtest.data import bars
 
     cfg = load_config(args.config, args.set)
-    bars.prefetch(cfg.data)  # read while the engine and report modules are imported
-    from backtest import pipeline, plugins
-
     if cfg.optimize is not None:
         print("note: this config has an [optimize] table; run uses its base [strategy.params] "
               "(crashbt optimize runs the search)")

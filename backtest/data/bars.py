@@ -21,7 +21,6 @@ from __future__ import annotations
 import mmap
 import re
 import warnings
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,6 @@ from backtest.config.data import DataConfig
 from backtest.data.columns import canonical_names
 from backtest.data.files import (
     dataset_entry,
-    datasets_dir,
     parse_timestamps,
     read_csv_table,
     read_dataset_bytes,
@@ -53,9 +51,6 @@ BINANCE_COLUMNS = ("timestamp", "open", "high", "low", "close", "volume", "close
 BAD_TICK = 0.5  # a close this far (relative) from both neighbours is a bad tick
 _TIMEFRAME = re.compile(r"^(\d+)(s|m|min|h|d|w)$", re.IGNORECASE)
 UNIT_SECONDS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-#: reads started by :func:`prefetch` by dataset, with what they read; the next :func:`load_bars`
-#: of the dataset takes (or, for another file, drops) it
-_PREFETCHED: dict[str, tuple[tuple[str, ...], Future[tuple[Path, bytes, str]]]] = {}
 
 
 class DataWarning(UserWarning):
@@ -176,10 +171,7 @@ def load_bars(cfg: DataConfig, source: str = "config") -> tuple[Bars, DataInfo]:
     """
     if cfg.dataset is not None:
         entry = dataset_entry(cfg.dataset, f"{source}: data.dataset", kinds=("bars",))
-        pinned, prefetched = _PREFETCHED.pop(cfg.dataset, (None, None))
-        path, raw, digest = (prefetched.result()
-                             if prefetched and pinned == _prefetch_key(cfg.dataset, entry)
-                             else read_dataset_bytes(cfg.dataset, entry))
+        path, raw, digest = read_dataset_bytes(cfg.dataset, entry)
         name, symbol, timeframe = cfg.dataset, entry["symbol"], entry["timeframe"]
         for key, given, have in (("symbol", cfg.symbol, symbol),
                                  ("timeframe", cfg.timeframe, timeframe)):
@@ -229,32 +221,6 @@ def load_bars(cfg: DataConfig, source: str = "config") -> tuple[Bars, DataInfo]:
                     zero_volume_bars=int(np.count_nonzero(bars["volume"].to_numpy() == 0)),
                     resampled=resampled)
     return bars, info
-
-
-def prefetch(cfg: DataConfig) -> None:
-    """Start reading, verifying (sha256) and inflating the bundled dataset ``cfg`` names on a
-    background thread while the command imports the rest of crashbt: file reads, hashlib and
-    zlib release the GIL, so on a free core the ~50 ms of 1h BTCUSDT come off a cold run's
-    wall time (parsing stays in :func:`load_bars`: its many short GIL-free steps would each
-    wait for the importing thread). The next :func:`load_bars` of that dataset takes the bytes,
-    or raises what reading them raised; a user file, an unknown name or a changed manifest
-    entry is read by :func:`load_bars` itself.
-    """
-    if cfg.dataset is None:
-        return
-    try:
-        entry = dataset_entry(cfg.dataset, "prefetch", kinds=("bars",))
-    except DataError:
-        return
-    reader = ThreadPoolExecutor(1, thread_name_prefix="prefetch")
-    _PREFETCHED[cfg.dataset] = (_prefetch_key(cfg.dataset, entry),
-                                reader.submit(read_dataset_bytes, cfg.dataset, entry))
-    reader.shutdown(wait=False)  # its one thread ends with the read
-
-
-def _prefetch_key(name: str, entry: dict[str, Any]) -> tuple[str, ...]:
-    """A prefetched read serves only the same dataset, file, folder and pinned sha256."""
-    return name, entry["file"], str(datasets_dir()), entry["sha256"]
 
 
 def _read_user_bars(path: Path, raw: bytes | mmap.mmap, fmt: str,
