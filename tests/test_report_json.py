@@ -24,7 +24,7 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from backtest.report import files
+from backtest.report import charts, files, formatting
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -155,3 +155,22 @@ def test_an_unusable_cache_is_a_miss_not_a_failure(tmp_path: Path) -> None:
     blocked = tmp_path / "file"
     blocked.write_text("")  # a file where the cache folder would go: no cache
     assert run_python(RENDER, {"XDG_CACHE_HOME": str(blocked)}).splitlines()[0] == "None"
+
+
+@settings(max_examples=300, deadline=None)
+@given(SCALARS | st.floats() | st.lists(SCALARS, max_size=3))
+def test_raw_value_is_the_json_text_of_the_value(value: Any) -> None:
+    """``data-value`` attributes: json's text, null for NaN/inf (the fast paths skip json)."""
+    expected = ("null" if isinstance(value, float) and not math.isfinite(value)
+                else json.dumps(value, default=str))
+    assert formatting.raw_value(value) == expected
+    assert formatting.raw_value(np.float64(1.5)) == "1.5"
+    assert formatting.raw_value(np.float64("nan")) == "null"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats() | FLOATS, max_size=40), st.integers(1, 17))
+def test_chart_numbers_are_rounded_to_significant_digits(values: list[float],
+                                                        digits: int) -> None:
+    expected = [float(f"{v:.{digits}g}") if np.isfinite(v) else None for v in values]
+    assert charts.finite_list(values, digits) == expected
