@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import datetime as dt
+import io
 import json
 import math
 import os
@@ -174,3 +175,30 @@ def test_chart_numbers_are_rounded_to_significant_digits(values: list[float],
                                                         digits: int) -> None:
     expected = [float(f"{v:.{digits}g}") if np.isfinite(v) else None for v in values]
     assert charts.finite_list(values, digits) == expected
+
+
+def pandas_records(trades: pd.DataFrame) -> list[dict[str, Any]]:
+    """The trades' records by pandas' own where/to_dict (the former implementation)."""
+    frame = trades.copy()
+    for col in ("entry_time", "exit_time"):
+        if col in frame:
+            frame[col] = frame[col].map(
+                lambda t: None if pd.isna(t) else pd.Timestamp(t).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    return frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
+
+
+def test_trades_records_match_pandas_records_for_engine_and_csv_trades() -> None:
+    """The page's trade rows: from the engine's frame (UTC times, categories, an open trade
+    with NaN/NaT) and from the same frame read back from its CSV."""
+    times = pd.to_datetime(["2024-01-01T00:00:00Z", "2024-01-02T05:00:00Z"], utc=True)
+    engine = pd.DataFrame({
+        "entry_time": times, "exit_time": pd.DatetimeIndex([times[1], pd.NaT]),
+        "direction": pd.Categorical(["long", "short"]), "size": [0.5, 1e-05],
+        "exit_price": [101.25, np.nan], "exit_reason": pd.Categorical(["target", None]),
+        "bars": np.array([3, 7], dtype=np.int64), "flag": [True, False]})
+    read_back = pd.read_csv(io.StringIO(files.records_csv(engine)))
+    for frame in (engine, read_back, engine.iloc[:0]):
+        got = files.trades_records(frame)
+        assert got == pandas_records(frame)
+        assert [[type(v) for v in row.values()] for row in got] == \
+            [[type(v) for v in row.values()] for row in pandas_records(frame)]

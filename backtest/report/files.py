@@ -467,11 +467,16 @@ def run_file(base: Path, report: dict[str, Any], key: str, default: str) -> Path
 
 
 def trades_records(trades: pd.DataFrame) -> list[dict[str, Any]]:
-    """Trades as JSON-ready dicts (timestamps as ISO strings, NaN as None)."""
-    frame = trades.copy()
-    for col in ("entry_time", "exit_time"):
-        if col in frame:
-            frame[col] = frame[col].map(
-                lambda t: None if pd.isna(t) else pd.Timestamp(t).strftime("%Y-%m-%dT%H:%M:%SZ"))
-    frame = frame.astype(object).where(frame.notna(), None)
-    return frame.to_dict(orient="records")
+    """Trades as JSON-ready dicts (timestamps as ISO strings, NaN as None), from each column's
+    Python list (pandas' ``where`` and ``to_dict`` cost ~9 ms on their first call)."""
+    columns = {}
+    for name in trades.columns:
+        cells = trades[name]
+        if name in ("entry_time", "exit_time"):
+            columns[name] = [None if pd.isna(t) else pd.Timestamp(t).strftime(
+                "%Y-%m-%dT%H:%M:%SZ") for t in cells.tolist()]
+        else:
+            present = cells.notna().to_numpy()
+            columns[name] = [v if ok else None
+                             for v, ok in zip(cells.tolist(), present, strict=True)]
+    return [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]
