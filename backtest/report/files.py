@@ -53,8 +53,9 @@ def confined(out_dir: Path, name: str) -> Path:
 
 
 def to_json(data: Any) -> str:
-    """Deterministic JSON: sorted keys, 2-space indent, ASCII only, NaN/inf as null (callers
-    turn them into null first), values JSON has no type for as their ``str()``.
+    """Deterministic JSON: sorted keys, 2-space indent, ASCII only, values JSON has no type for
+    as their ``str()``, NaN/inf as null (JSON has neither; json raised here, so every caller
+    nulls them first).
 
     The text is exactly what ``json.dumps(data, indent=2, sort_keys=True, default=str)`` wrote
     before (report.json, optimization.json and run ids hash it), encoded by orjson: a 1.15 MB
