@@ -19,7 +19,9 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m backtest.warmup
 	@touch $(STAMP)
 
+# Every command target first rebuilds the ahead-of-time kernels if their sources changed.
 demo: $(STAMP)
+	$(BIN)/python -m backtest.aot
 	$(BIN)/crashbt run configs/demo_feb_2026.toml
 	$(BIN)/crashbt run configs/demo_feb_2026_eth.toml
 
@@ -27,9 +29,11 @@ services:
 	@bash scripts/test-services
 
 test: $(STAMP) services
+	$(BIN)/python -m backtest.aot
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
+	$(BIN)/python -m backtest.aot
 	$(BIN)/python -m pytest tests/bench -q -p no:randomly --benchmark-only -o addopts=""
 
 lint: $(STAMP)

@@ -1,26 +1,30 @@
-"""Compile and cache every numba kernel once, at install time (``make`` runs it).
+"""Compile every numba kernel once, at install time (``make`` runs it).
 
-A user's first ``crashbt run`` then loads cached machine code instead of paying JIT compilation:
-the engine paths run on a few synthetic bars, then every shipped config under ``configs/`` runs
-in memory the way its command would (a run of each strategy, a batch of the optimizer's
-evaluation, a small stress test, an event study), which reaches the features', regimes',
-metrics' and crash lab's kernels too. tests/test_warmup.py checks that nothing is left to
-compile after it.
+First the kernels commands call are compiled ahead of time into one extension module
+(:mod:`backtest.aot`, loaded by :mod:`backtest.native`): a user's ``crashbt run`` then imports
+neither numba nor llvmlite. Then numba's cache is filled for the JIT dispatchers of the same
+kernels (what runs when the extension cannot be built, is stale or ``CRASHBT_JIT=1``): the
+engine paths run on a few synthetic bars, then every shipped config under ``configs/`` runs in
+memory the way its command would (a run of each strategy, a batch of the optimizer's
+evaluation, a small stress test, an event study). tests/test_warmup.py checks that nothing is
+left to compile after it, tests/test_native.py that both ways compute the same.
 """
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from backtest import pipeline, plugins
+from backtest import aot, pipeline, plugins
 from backtest.config.execution import ExecutionConfig
 from backtest.config.loader import load_config
 from backtest.engine import simulate as engine
 from backtest.engine.batch import RangeEngine
+from backtest.features import levels
 from backtest.metrics import performance as metrics
 from backtest.types import Signals
 
@@ -43,6 +47,8 @@ def warm() -> None:
         engine.simulate(bars, sigs, ExecutionConfig(fill=fill, sl_stop=0.05, tsl_stop=0.05), "1h")
         metrics.compute(engine.simulate(bars, plain, ExecutionConfig(fill=fill), "1h"), "1h")
     RangeEngine(bars, 0, [(0, 8), (2, 6)], ExecutionConfig(), "1h", None).run([sigs, plain])
+    engine.simulate_many(bars, [sigs, plain], [ExecutionConfig(), ExecutionConfig(sl_stop=0.05)])
+    levels.latch(flags, sigs.long_exits)  # no shipped config reaches it
     for config in sorted(CONFIGS.glob("*.toml")):
         warm_config(config)
 
@@ -75,5 +81,12 @@ def warm_config(config: Path) -> None:
             Evaluator(one, cfg.optimize, spec, source).evaluate_many([strategy.params])
 
 
-if __name__ == "__main__":
+def main() -> None:
+    """Build the ahead-of-time kernels, then warm the JIT's cache (module docstring)."""
+    aot.ensure()
+    os.environ["CRASHBT_JIT"] = "1"
     warm()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,4 +1,7 @@
-"""Suite-wide check: every report crashbt writes in a test is strict JSON.
+"""Suite-wide setup and check.
+
+The kernels run as a user's commands run them: compiled ahead of time (built here, once, when
+the kernel sources changed since ``make``; tests/test_native.py compares them with the JIT).
 
 After each test that uses ``tmp_path``, every ``report.json`` and ``optimization.json`` under it
 is parsed with NaN and +-Infinity refused (Python's json module accepts them by default; a
@@ -8,6 +11,7 @@ browser's JSON.parse and most other readers do not).
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +28,15 @@ def _refuse(constant: str) -> Any:
 def strict_json(text: str) -> Any:
     """``json.loads`` that refuses NaN, Infinity and -Infinity."""
     return json.loads(text, parse_constant=_refuse)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _compiled_kernels() -> None:
+    from backtest import aot, native
+
+    if os.environ.get("CRASHBT_JIT") != "1" and native.extension() is None:
+        aot.build()
+        native.extension.cache_clear()
 
 
 @pytest.fixture(autouse=True)

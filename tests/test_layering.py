@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # Lower layers never import higher ones. Modules in one layer (or one package) may import each
 # other. A package is named once and covers every module inside it.
 LAYERS: list[set[str]] = [
-    {"backtest", "backtest.errors", "backtest.types", "backtest.redact", "backtest.limits"},
+    {"backtest", "backtest.errors", "backtest.types", "backtest.redact", "backtest.limits",
+     "backtest.native"},
     {"backtest.config"},
     {"backtest.data"},
     {"backtest.features"},
@@ -27,7 +28,7 @@ LAYERS: list[set[str]] = [
     {"backtest.inputs", "backtest.pipeline", "backtest.checks", "backtest.optimize",
      "backtest.plugins", "backtest.lab"},
     {"backtest.api"},
-    {"backtest.cli", "backtest.warmup", "backtest.__main__"},
+    {"backtest.cli", "backtest.warmup", "backtest.aot", "backtest.__main__"},
 ]
 
 # Third-party packages that only one package may import.

@@ -12,8 +12,10 @@ liquidation intensity. Labels, in order of precedence:
     correction    drawdown <= -10%
     calm          everything else
 
-Imports from crashbt: errors, data (for the datasets folder). Never the engine.
-The per-bar rules run in one numba pass (:func:`_codes_nb`): no 10M-bar temporaries.
+Imports from crashbt: errors, data (for the datasets folder), native (its kernel). Never the
+engine.
+The per-bar rules run in one numba pass (:func:`backtest.data.kernels.regime_codes_nb`): no
+10M-bar temporaries.
 """
 
 from __future__ import annotations
@@ -24,14 +26,14 @@ from functools import cache
 
 import numpy as np
 import pandas as pd
-from numba import njit
 
+from backtest import native
 from backtest.data.files import datasets_dir
 from backtest.errors import ConfigError, DataError, did_you_mean
 
 LABELS = ("calm", "correction", "bear", "crash", "capitulation", "recovery")
 CODE = {name: code for code, name in enumerate(LABELS)}  # detect()'s int8 code of each label
-_CORRECTION, _BEAR, _CRASH, _CAPITULATION, _RECOVERY = (CODE[name] for name in LABELS[1:])
+CORRECTION, BEAR, CRASH, CAPITULATION, RECOVERY = (CODE[name] for name in LABELS[1:])
 
 
 @dataclass(frozen=True)
@@ -92,50 +94,7 @@ def detect(bars: pd.DataFrame, liquidation_intensity: pd.Series | None = None) -
     intense = np.zeros(0, dtype=np.bool_)  # empty: no liquidation data
     if liquidation_intensity is not None:
         intense = (liquidation_intensity.reindex(bars.index).to_numpy(dtype=float) >= 3.0)
-    codes = _codes_nb(bars["close"].to_numpy(dtype=float), bars["high"].to_numpy(dtype=float),
-                      bars["low"].to_numpy(dtype=float), _bars_per(7, step),
-                      _bars_per(30, step), intense)
+    codes = native.kernel("backtest.data.kernels", "regime_codes_nb")(
+        bars["close"].to_numpy(dtype=float), bars["high"].to_numpy(dtype=float),
+        bars["low"].to_numpy(dtype=float), _bars_per(7, step), _bars_per(30, step), intense)
     return pd.Series(codes, index=bars.index, name="regime", copy=False)
-
-
-@njit(cache=True, nogil=True, error_model="numpy")  # nogil: it runs beside the engine
-def _codes_nb(close: np.ndarray, high: np.ndarray, low: np.ndarray, week: int, month: int,
-              intense: np.ndarray) -> np.ndarray:
-    """The module docstring's rules bar by bar: drawdown from the running max of ``high`` (NaN
-    from a NaN high on, as ``np.maximum.accumulate``), its change over ``week`` bars (NaN in the
-    first week), the bounce off the lowest ``low`` of the last ``month`` bars (NaN lows skipped,
-    as pandas' rolling min with ``min_periods=1``; a monotonic queue of bar numbers)."""
-    n = close.shape[0]
-    codes = np.zeros(n, dtype=np.int8)
-    past = np.empty(week)  # the last week's drawdowns, a ring
-    queue = np.empty(month + 1, dtype=np.int64)  # ring of bars whose lows rise
-    head = 0
-    size = 0
-    peak = np.nan
-    for t in range(n):
-        h = high[t]
-        peak = h if t == 0 else (np.nan if peak != peak or h != h else max(peak, h))
-        drawdown = close[t] / peak - 1.0
-        fell = drawdown - past[t % week] if t >= week else np.nan
-        past[t % week] = drawdown
-        if size and queue[head] <= t - month:
-            head = (head + 1) % (month + 1)
-            size -= 1
-        if low[t] == low[t]:
-            while size and low[queue[(head + size - 1) % (month + 1)]] >= low[t]:
-                size -= 1
-            queue[(head + size) % (month + 1)] = t
-            size += 1
-        bounce = close[t] / low[queue[head]] - 1.0 if size else np.nan
-        deep = drawdown <= -0.20
-        if (drawdown <= -0.30 and fell <= -0.15) or (deep and intense.shape[0] > 0 and intense[t]):
-            codes[t] = _CAPITULATION
-        elif deep and fell <= -0.08:
-            codes[t] = _CRASH
-        elif deep and bounce >= 0.15:
-            codes[t] = _RECOVERY
-        elif deep:
-            codes[t] = _BEAR
-        elif drawdown <= -0.10:
-            codes[t] = _CORRECTION
-    return codes

@@ -22,8 +22,9 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from backtest import native
 from backtest.config.execution import ExecutionConfig
-from backtest.engine import batch_kernels, kernels
+from backtest.engine import layout
 from backtest.engine import simulate as engine
 from backtest.engine.records import filtered_signals, float_array
 from backtest.errors import StrategyError
@@ -97,7 +98,7 @@ class RangeEngine:
         one kernel call."""
         k, n, first = len(columns), self.n, self.first
         flags = [filtered_signals(sig, self.execution.direction) for sig in columns]
-        terms = kernels.terms_record(k)
+        terms = layout.terms_record(k)
         for record, sig in zip(terms, columns, strict=True):
             engine.kernel_terms(self.execution, sig, self.notional_cap, record)
 
@@ -121,8 +122,8 @@ class RangeEngine:
 
         equity = np.empty((k, int(self.at[-1])))
         position = np.empty_like(equity)
-        totals = np.empty((k, len(self.bounds), len(batch_kernels.TOTALS)))
-        batch_kernels.simulate_ranges_nb(
+        totals = np.empty((k, len(self.bounds), len(layout.TOTALS)))
+        native.kernel("backtest.engine.batch_kernels", "simulate_ranges_nb")(
             self.market, self.slip, self.slip_at, self.vol, self.vol_at,
             bools(0), bools(1), bools(2), bools(3), levels("stop_price"),
             levels("target_price"), levels("entry_fraction"), terms, self.tiers, self.bounds,

@@ -4,10 +4,11 @@
 arrays (views, no copy) and calling :func:`backtest.engine.kernels.simulate_column_nb`, the
 kernel of every single run, on them; so a range of a batch is bit for bit the run of that
 range. It writes each (column, range)'s equity and position at every bar into flat buffers and
-reduces its trade records to the totals the trade metrics need (:data:`TOTALS`); no order
+reduces its trade records to the totals the trade metrics need
+(:data:`backtest.engine.layout.TOTALS`); no order
 record is written and no trade leaves the kernel.
 
-Imports numpy, numba and the engine's kernels only.
+Imports numpy, numba, the engine's kernels and their layout only.
 """
 
 from __future__ import annotations
@@ -15,20 +16,27 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from backtest.engine.kernels import (
+from backtest.engine.kernels import simulate_column_nb
+from backtest.engine.layout import (
     S_TRADES,
+    T_FEES,
+    T_GAINS,
+    T_LOSSES,
+    T_OPEN,
+    T_TRADES,
+    T_WINS,
     TRADE_FIELDS,
     Market,
     Records,
     SignalArrays,
-    simulate_column_nb,
 )
 
-#: per (column, range) trade totals: trades (closed + one open at the end), open trades,
-#: closed trades with pnl > 0, their pnl sum, minus the pnl sum of closed losers, fees of every
-#: trade (entry and exit fills)
-TOTALS = ("trades", "open", "wins", "gains", "losses", "fees")
-T_TRADES, T_OPEN, T_WINS, T_GAINS, T_LOSSES, T_FEES = range(len(TOTALS))
+#: the kernels crashbt calls (signatures in :mod:`backtest.aot`'s notation)
+EXPORTS = {
+    "simulate_ranges_nb": "none(Market, f8[,], i8[,], f8[], i8[,], b1[,], b1[,], b1[,], b1[,], "
+                          "f8[,], f8[,], f8[,], TERMS[], f8[,], i8[,], i8[], f8[,], f8[,], "
+                          "f8[,,])",
+}
 
 
 @njit(cache=True)
@@ -66,7 +74,7 @@ def simulate_ranges_nb(
     they come per range: ``slip[slip_at[r, 0]:slip_at[r, 1]]`` and likewise ``vol`` (a (1, 4)
     slip row is shared by every bar; an empty vol is unused). ``stop_px``/``target_px``/``frac``
     are (k, n) or (1, n) (shared). Writes ``equity[c, out_at[r]:out_at[r] + b - a]`` and
-    ``position`` likewise, and ``totals[c, r]`` (:data:`TOTALS`).
+    ``position`` likewise, and ``totals[c, r]`` (:data:`backtest.engine.layout.TOTALS`).
     """
     longest = 0
     for r in range(bounds.shape[0]):

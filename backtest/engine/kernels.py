@@ -25,102 +25,67 @@ and inf for the fixed model: no clipping).
 Beside the simulation: :func:`bar_returns_nb` (the one definition of a bar return). The
 statistics of a finished curve live in :mod:`backtest.metrics.kernels`.
 
-Imports numpy, numba and :mod:`backtest.engine.margin` (scalar formulas compiled here) only;
-never vectorbt, pandas or the rest of crashbt.
+Imports numpy, numba, :mod:`backtest.engine.margin` (scalar formulas compiled here) and the data
+layout of :mod:`backtest.engine.layout` only; never vectorbt, pandas or the rest of crashbt.
+crashbt calls the kernels of ``EXPORTS`` through :mod:`backtest.native`.
 """
 
 from __future__ import annotations
-
-from typing import NamedTuple
 
 import numpy as np
 from numba import njit
 
 from backtest.engine import margin
+from backtest.engine.layout import (
+    DIR_LONG,
+    DIR_SHORT,
+    DUST,
+    N_STATE,
+    R_END,
+    R_LIQUIDATION,
+    R_SIGNAL,
+    R_STOP,
+    R_TARGET,
+    R_TIME,
+    R_TRAILING,
+    S_CASH,
+    S_CUM,
+    S_ENTRY_BAR,
+    S_ENTRY_COST,
+    S_ENTRY_FEES,
+    S_EXTREME,
+    S_FEES,
+    S_FUND_TOTAL,
+    S_FUNDING,
+    S_LIQ,
+    S_LIQS,
+    S_MARGIN,
+    S_MMR,
+    S_ORDERS,
+    S_POS,
+    S_STOP,
+    S_TARGET,
+    S_TRADES,
+    SIZE_FRACTION,
+    SIZE_NOTIONAL,
+    SIZE_RISK,
+    SIZE_VOL_TARGET,
+    Market,
+    Records,
+    SignalArrays,
+)
 
-# direction filter (ExecutionConfig.direction)
-DIR_BOTH, DIR_LONG, DIR_SHORT = 0, 1, 2
-# order / trade reasons (index into REASONS)
-R_SIGNAL, R_STOP, R_TARGET, R_TRAILING, R_END, R_LIQUIDATION, R_TIME = range(7)
-REASONS = ("signal", "stop", "target", "trailing", "end", "liquidation", "time")
-# sizing kinds (ExecutionConfig.size.kind, index into SIZE_KINDS)
-SIZE_KINDS = ("all_in", "fraction", "notional", "risk", "vol_target")
-SIZE_ALL_IN, SIZE_FRACTION, SIZE_NOTIONAL, SIZE_RISK, SIZE_VOL_TARGET = range(5)
-# columns of the order records: bar, side (+1 buy / -1 sell), size, price, fees, reason
-ORDER_FIELDS = 6
-# columns of the trade records: entry_bar, exit_bar, direction (+1/-1), size, entry_price,
-# exit_price, pnl, fees, reason, open (1.0 while still open at the end), funding paid
-TRADE_FIELDS = 11
-#: a flat account whose cash is below this fraction of init_cash is wiped out: cash 0 exactly
-DUST = 1e-9
+#: the kernels crashbt calls (signatures in :mod:`backtest.aot`'s notation)
+EXPORTS = {
+    "simulate_column_nb": "f8[](Market, SignalArrays, TERMS, f8[,], Records)",
+    "simulate_columns_nb": "(f8[], i8[], f8[], f8[], i8[])(Market, b1[,], b1[,], b1[,], b1[,], "
+                           "f8[,], f8[,], f8[,], TERMS[], f8[,])",
+    "fixed_slip_nb": "f8[,](f8)",
+    "bar_returns_nb": "f8[](f8[], f8)",
+}
+
 # actions decided from one bar's signals
 _NONE, _OPEN_LONG, _OPEN_SHORT, _CLOSE, _ADD_LONG = 0, 1, 2, 3, 4
-# slots of the per-column state vector
-(S_CASH, S_POS, S_ENTRY_BAR, S_ENTRY_COST, S_ENTRY_FEES, S_STOP, S_TARGET, S_EXTREME,
- S_ORDERS, S_TRADES, S_FEES) = range(11)
-# perp slots: the open position's isolated margin balance, liquidation price, tier rate and
-# amount, funding paid; run totals of funding and liquidations
-S_MARGIN, S_LIQ, S_MMR, S_CUM, S_FUNDING, S_FUND_TOTAL, S_LIQS = range(11, 18)
-N_STATE = 18
-# S_CASH is "virtual cash": equity = S_CASH + S_POS x price for spot and perp alike (a perp
-# entry books -size x price like a spot buy; the margin is tracked in S_MARGIN)
-
-#: the scalar settings of one run (one record per column in :func:`simulate_columns_nb`):
-#: fractions sl/tp/tsl (NaN = off), ``max_bars`` (0 = no time exit), ``leverage`` (0 = spot
-#: accounting), ``notional_cap`` (the largest notional the tiers allow at that leverage),
-#: ``size_kind`` (index into SIZE_KINDS) and its ``size_value``
-TERMS = np.dtype([
-    ("init_cash", "f8"), ("fee", "f8"), ("sl", "f8"), ("tp", "f8"), ("tsl", "f8"),
-    ("direction", "i8"), ("fill_close", "?"), ("use_frac", "?"), ("max_bars", "i8"),
-    ("leverage", "f8"), ("liq_fee", "f8"), ("notional_cap", "f8"), ("size_kind", "i8"),
-    ("size_value", "f8"),
-], align=True)
-
-
-class Market(NamedTuple):
-    """Per-bar market arrays of one run (module docstring)."""
-
-    open: np.ndarray
-    high: np.ndarray
-    low: np.ndarray
-    close: np.ndarray
-    slip: np.ndarray
-    fund_open: np.ndarray
-    fund_inside: np.ndarray
-    vol: np.ndarray
-
-
-class SignalArrays(NamedTuple):
-    """One column of signals: bool entries/exits, float levels (NaN = none)."""
-
-    long_entries: np.ndarray
-    long_exits: np.ndarray
-    short_entries: np.ndarray
-    short_exits: np.ndarray
-    stop_price: np.ndarray
-    target_price: np.ndarray
-    entry_fraction: np.ndarray
-
-
-class Records(NamedTuple):
-    """Output arrays of a recorded run: equity and position (n,), orders (3n+1, ORDER_FIELDS),
-    trades (2n+1, TRADE_FIELDS)."""
-
-    equity: np.ndarray
-    position: np.ndarray
-    orders: np.ndarray
-    trades: np.ndarray
-
-
-def terms_record(count: int = 1) -> np.ndarray:
-    """``count`` zeroed :data:`TERMS` records (fill the fields, pass one record or the array)."""
-    return np.zeros(count, dtype=TERMS)
-
-
-def no_records() -> Records:
-    """Empty output arrays: a column run for its summary only."""
-    return Records(np.empty(0), np.empty(0), np.empty((0, 0)), np.empty((0, 0)))
-
 
 _liq_price_nb = njit(cache=True)(margin.liquidation_price)
 _tier_nb = njit(cache=True)(margin.tier_index)

@@ -3,8 +3,8 @@ the per-trade and per-order arrays either engine path produces; and the small ar
 both paths share (OHLC arrays, direction-filtered signals, NaN for an unset level).
 
 Text columns are categoricals built from integer codes (tens of thousands of Python strings
-cost more than the simulation of a million bars). Imports numpy, pandas and the engine's kernels
-(reason codes).
+cost more than the simulation of a million bars). Imports numpy, pandas, the kernels' layout
+(reason codes) and :mod:`backtest.native` (bar returns).
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from backtest.engine import kernels
+from backtest import native
+from backtest.engine import layout
 from backtest.types import Bars, Signals, SimResult
 
 TRADE_COLUMNS = ["entry_time", "exit_time", "direction", "size", "entry_price", "exit_price",
@@ -24,7 +25,7 @@ TRADE_COLUMNS = ["entry_time", "exit_time", "direction", "size", "entry_price", 
 ORDER_COLUMNS = ["time", "side", "size", "price", "fees", "reason"]
 
 
-DIRECTIONS = {"both": kernels.DIR_BOTH, "long": kernels.DIR_LONG, "short": kernels.DIR_SHORT}
+DIRECTIONS = {"both": layout.DIR_BOTH, "long": layout.DIR_LONG, "short": layout.DIR_SHORT}
 
 
 def nan_or(value: float | None) -> float:
@@ -56,7 +57,7 @@ def filtered_signals(signals: Signals, direction: str) -> tuple[np.ndarray, ...]
 def sim_result(bars: Bars, equity: np.ndarray, position: np.ndarray, trades: pd.DataFrame,
             orders: pd.DataFrame, engine: str, init_cash: float) -> SimResult:
     index = bars.index
-    returns = kernels.bar_returns_nb(equity, init_cash)
+    returns = native.kernel("backtest.engine.kernels", "bar_returns_nb")(equity, init_cash)
     # the arrays are fresh and owned here: wrap them without pandas' defensive copy
     return SimResult(equity=pd.Series(equity, index=index, name="equity", copy=False),
                      returns=pd.Series(returns, index=index, name="returns", copy=False),
@@ -87,7 +88,7 @@ def trades_frame(index: pd.Index, entry_bar: np.ndarray, exit_bar: np.ndarray,
         "return_pct": 100.0 * pnl / (size * entry_price),
         "fees": fees,
         "funding_paid": np.zeros(len(size)) if funding is None else funding,
-        "exit_reason": _labels(reason, kernels.REASONS),
+        "exit_reason": _labels(reason, layout.REASONS),
         "status": _labels(is_open, ("closed", "open")),
     }, columns=TRADE_COLUMNS)
 
@@ -100,5 +101,5 @@ def orders_frame(index: pd.Index, bar: np.ndarray, side: np.ndarray, size: np.nd
         "size": size,
         "price": price,
         "fees": fees,
-        "reason": _labels(reason, kernels.REASONS),
+        "reason": _labels(reason, layout.REASONS),
     }, columns=ORDER_COLUMNS)

@@ -132,8 +132,8 @@ sl+tsl, tp with sl/tsl, or ``engine="numba"``), perp runs and the sqrt_impact mo
 :mod:`backtest.engine.kernels`
 ("crashbt-kernel (numba)").
 JIT: none on the Rust path (its extension is called through :mod:`backtest.engine.vbt_rust`,
-without importing the vectorbt package); the kernels are ``cache=True`` and compile once per
-machine.
+without importing the vectorbt package); the kernels come compiled ahead of time from
+:mod:`backtest.native` (built at install), or JIT-compiled and cached once per machine.
 
 The vectorbt-rust path lives in :mod:`backtest.engine.vectorbt_path`, the records both paths
 build in :mod:`backtest.engine.records`; vectorbt is reached from this package and nowhere else.
@@ -148,9 +148,10 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from backtest import native
 from backtest.catalogue import periods_per_year
 from backtest.config.execution import ExecutionConfig
-from backtest.engine import kernels, margin
+from backtest.engine import layout, margin
 from backtest.engine.records import (
     DIRECTIONS,
     filtered_signals,
@@ -166,6 +167,7 @@ from backtest.errors import DataError, StrategyError
 from backtest.types import Bars, Signals, SimResult
 
 ENGINE_KERNEL = "crashbt-kernel (numba)"
+KERNELS = "backtest.engine.kernels"
 
 
 def needs_kernel(signals: Signals, execution: ExecutionConfig) -> bool:
@@ -208,7 +210,7 @@ def slippage_market(bars: Bars, execution: ExecutionConfig) -> np.ndarray:
     for every bar: base slippage, impact coefficient (x sqrt(size) gives the impact), lowest and
     highest fill."""
     if execution.slippage_model == "fixed":
-        return kernels.fixed_slip_nb(execution.slippage_rate)
+        return native.kernel(KERNELS, "fixed_slip_nb")(execution.slippage_rate)
     close = bars["close"].to_numpy(dtype=np.float64)
     log_ret = pd.Series(np.log(close)).diff()
     sigma = (log_ret.rolling(execution.slippage_vol_window, min_periods=2).std().shift(1)
@@ -237,8 +239,9 @@ def funding_arrays(index: pd.DatetimeIndex, funding: pd.Series | None,
     at_open = inside & (times == start)
     within = inside & ~at_open
     values = rates.to_numpy(dtype=np.float64)
-    return (np.bincount(bar[at_open], weights=values[at_open], minlength=n),
-            np.bincount(bar[within], weights=values[within], minlength=n))
+    # float64 always: bincount of no values returns int64 zeros
+    return (np.bincount(bar[at_open], weights=values[at_open], minlength=n).astype(np.float64),
+            np.bincount(bar[within], weights=values[within], minlength=n).astype(np.float64))
 
 
 def _tiers(execution: ExecutionConfig) -> tuple[np.ndarray, str]:
@@ -256,7 +259,7 @@ def _notional_cap(execution: ExecutionConfig, tiers: np.ndarray, source: str) ->
 
 
 def kernel_market(bars: Bars, execution: ExecutionConfig, freq: str,
-                  funding: pd.Series | None) -> kernels.Market:
+                  funding: pd.Series | None) -> layout.Market:
     """The kernel's per-bar market arrays of a run (funding and volatility only when used)."""
     n = len(bars)
     o, h, lo, c = ohlc(bars)
@@ -271,7 +274,7 @@ def kernel_market(bars: Bars, execution: ExecutionConfig, freq: str,
     vol = np.empty(0)
     if execution.size.kind == "vol_target":
         vol = realized_vol(c, execution.size.lookback, freq)
-    return kernels.Market(o, h, lo, c, slippage_market(bars, execution), fund_open, fund_inside,
+    return layout.Market(o, h, lo, c, slippage_market(bars, execution), fund_open, fund_inside,
                           vol)
 
 
@@ -285,7 +288,7 @@ def realized_vol(close: np.ndarray, lookback: int, freq: str) -> np.ndarray:
 
 def kernel_terms(execution: ExecutionConfig, signals: Signals, notional_cap: float,
                  out: np.ndarray) -> None:
-    """Fill one :data:`kernels.TERMS` record from a run's settings."""
+    """Fill one :data:`layout.TERMS` record from a run's settings."""
     size = execution.size
     value = {"all_in": 0.0, "fraction": getattr(size, "fraction", 0.0),
              "notional": getattr(size, "notional", 0.0), "risk": getattr(size, "risk", 0.0),
@@ -302,25 +305,25 @@ def kernel_terms(execution: ExecutionConfig, signals: Signals, notional_cap: flo
     out["leverage"] = execution.leverage if perp else 0.0
     out["liq_fee"] = execution.liquidation_fee_rate
     out["notional_cap"] = notional_cap
-    out["size_kind"] = kernels.SIZE_KINDS.index(size.kind)
+    out["size_kind"] = layout.SIZE_KINDS.index(size.kind)
     out["size_value"] = value
 
 
 class KernelRun(NamedTuple):
     """One column's kernel inputs: market arrays, signal arrays, settings record, tiers."""
 
-    market: kernels.Market
-    signals: kernels.SignalArrays
+    market: layout.Market
+    signals: layout.SignalArrays
     terms: np.void
     tiers: np.ndarray
 
 
-def kernel_signals(signals: Signals, direction: str) -> kernels.SignalArrays:
+def kernel_signals(signals: Signals, direction: str) -> layout.SignalArrays:
     """One column of kernel signal arrays: the side ``direction`` excludes switched off, unset
     levels as NaN."""
     n = len(signals.long_entries)
     le, lx, se, sx = filtered_signals(signals, direction)
-    return kernels.SignalArrays(le, lx, se, sx, float_array(signals.stop_price, n),
+    return layout.SignalArrays(le, lx, se, sx, float_array(signals.stop_price, n),
                                 float_array(signals.target_price, n),
                                 float_array(signals.entry_fraction, n))
 
@@ -336,25 +339,26 @@ def kernel_inputs(bars: Bars, signals: Signals, execution: ExecutionConfig, freq
                   funding: pd.Series | None) -> KernelRun:
     """The numba kernel's inputs for one run (the one place they are built from a config)."""
     tiers, cap = kernel_tiers(execution)
-    terms = kernels.terms_record()
+    terms = layout.terms_record()
     kernel_terms(execution, signals, cap, terms[0])
     return KernelRun(kernel_market(bars, execution, freq, funding),
                      kernel_signals(signals, execution.direction), terms[0], tiers)
 
 
-def recorded(n: int) -> kernels.Records:
+def recorded(n: int) -> layout.Records:
     """Output arrays for a kernel run of ``n`` bars that records equity, orders and trades."""
-    return kernels.Records(np.empty(n), np.empty(n), np.empty((3 * n + 1, kernels.ORDER_FIELDS)),
-                           np.zeros((2 * n + 1, kernels.TRADE_FIELDS)))
+    return layout.Records(np.empty(n), np.empty(n), np.empty((3 * n + 1, layout.ORDER_FIELDS)),
+                           np.zeros((2 * n + 1, layout.TRADE_FIELDS)))
 
 
 def _simulate_kernel(bars: Bars, signals: Signals, execution: ExecutionConfig, freq: str,
                      funding: pd.Series | None) -> SimResult:
     run = kernel_inputs(bars, signals, execution, freq, funding)
     rec = recorded(len(bars))
-    st = kernels.simulate_column_nb(run.market, run.signals, run.terms, run.tiers, rec)
-    od = rec.orders[: int(st[kernels.S_ORDERS])]
-    td = rec.trades[: int(st[kernels.S_TRADES])]
+    st = native.kernel(KERNELS, "simulate_column_nb")(run.market, run.signals, run.terms,
+                                                      run.tiers, rec)
+    od = rec.orders[: int(st[layout.S_ORDERS])]
+    td = rec.trades[: int(st[layout.S_TRADES])]
     return sim_result(
         bars, rec.equity, rec.position,
         trades_frame(bars.index, td[:, 0], td[:, 1], td[:, 2], td[:, 3], td[:, 4], td[:, 5],
@@ -392,11 +396,11 @@ def simulate_many(bars: Bars, signals: Sequence[Signals], executions: Sequence[E
 
     mk = kernel_market(bars, base, freq, funding)
     tiers, source = _tiers(base)
-    terms = kernels.terms_record(len(executions))
+    terms = layout.terms_record(len(executions))
     for record, (sig, ex) in zip(terms, zip(signals, executions, strict=True), strict=True):
         kernel_terms(ex, sig, _notional_cap(ex, tiers, source), record)
     terms["use_frac"] = any(s.entry_fraction is not None for s in signals)
-    final, n_trades, fees, paid, liquidations = kernels.simulate_columns_nb(
+    final, n_trades, fees, paid, liquidations = native.kernel(KERNELS, "simulate_columns_nb")(
         mk, le, lx, se, sx, levels("stop_price"), levels("target_price"),
         levels("entry_fraction"), terms, tiers)
     return pd.DataFrame({"final_equity": final, "n_trades": n_trades, "fees": fees,

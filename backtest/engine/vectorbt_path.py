@@ -5,13 +5,11 @@ exactly (see :mod:`backtest.engine.simulate` for when that is), on raw 1-D array
 
 from __future__ import annotations
 
-from importlib.metadata import version
-
 import numpy as np
-from numba import njit
 
+from backtest import native
 from backtest.config.execution import ExecutionConfig
-from backtest.engine import kernels
+from backtest.engine import layout
 from backtest.engine.records import (
     filtered_signals,
     nan_or,
@@ -36,8 +34,9 @@ def vectorbt_from_signals(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.nd
     It is what ``Portfolio.from_signals`` runs after broadcasting its arguments (every argument
     below is one of its values, spelled as the enum integers), without the pandas wrapping that
     costs as much as the simulation at 1M bars. Returns exit-trade records, equity and position
-    per bar (one kernel pass over the order records; equal to vectorbt's ``value`` and
-    ``assets``, tests/test_engine_differential.py).
+    per bar (one pass of :func:`backtest.engine.vectorbt_kernels.equity_from_orders_nb` over the
+    order records; equal to vectorbt's ``value`` and ``assets``,
+    tests/test_engine_differential.py).
     """
     from backtest.engine import vbt_rust as dispatch  # the Rust kernels, not `import vectorbt`
     from backtest.engine.vbt_rust import enums
@@ -75,7 +74,7 @@ def vectorbt_from_signals(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.nd
         seed=None, engine="rust")
     col_map = (np.arange(len(orders), dtype=np.int64), np.array([len(orders)], dtype=np.int64))
     trades = dispatch.get_exit_trades(orders, close, col_map, engine="rust")
-    equity, position = equity_from_orders_nb(
+    equity, position = native.kernel("backtest.engine.vectorbt_kernels", "equity_from_orders_nb")(
         c, orders["idx"], orders["side"], orders["size"], orders["price"], orders["fees"],
         float(execution.init_cash))
     return trades, equity, position
@@ -101,10 +100,10 @@ def simulate_vectorbt(bars: Bars, signals: Signals, execution: ExecutionConfig,
     fees = rec["entry_fees"] + rec["exit_fees"]
     size = rec["size"]
     pnl = np.where(is_long, 1.0, -1.0) * size * (exit_price - rec["entry_price"]) - fees
-    reason = np.full(len(rec), kernels.R_SIGNAL)
+    reason = np.full(len(rec), layout.R_SIGNAL)
     if use_stops:
         reason = _vectorbt_exit_reasons(rec, is_long, le, lx, se, sx, c, execution)
-    reason = np.where(is_open, kernels.R_END, reason)
+    reason = np.where(is_open, layout.R_END, reason)
     trades = trades_frame(bars.index, entry_bar, exit_bar, np.where(is_long, 1.0, -1.0), size,
                            rec["entry_price"], exit_price, pnl, fees, reason, is_open)
     closed = ~is_open
@@ -118,9 +117,11 @@ def simulate_vectorbt(bars: Bars, signals: Signals, execution: ExecutionConfig,
         np.concatenate((size, size[closed])),
         np.concatenate((rec["entry_price"], exit_price[closed])),
         np.concatenate((rec["entry_fees"], rec["exit_fees"][closed])),
-        np.concatenate((np.full(len(rec), kernels.R_SIGNAL), reason[closed])),
+        np.concatenate((np.full(len(rec), layout.R_SIGNAL), reason[closed])),
     )
     orders = orders_frame(bars.index, *(column[order] for column in columns))
+    from importlib.metadata import version  # ~15 ms of imports, only on this path
+
     engine = f"vectorbt-rust {version('vectorbt-rust')}"
     return sim_result(bars, equity, position, trades, orders, engine, float(execution.init_cash))
 
@@ -135,46 +136,6 @@ def _vectorbt_exit_reasons(rec: np.ndarray, is_long: np.ndarray, le: np.ndarray,
     signal_px = np.where(is_long, close[j] * (1 - slip), close[j] * (1 + slip))
     closing = np.where(is_long, lx[j] | se[j], sx[j] | le[j])
     by_signal = closing & np.isclose(rec["exit_price"], signal_px, rtol=1e-12, atol=0.0)
-    stop_kind = (kernels.R_TARGET if execution.tp_stop is not None
-                 else kernels.R_TRAILING if execution.tsl_stop is not None else kernels.R_STOP)
-    return np.where(by_signal, kernels.R_SIGNAL, stop_kind)
-
-
-@njit(cache=True)
-def _snapped_sum_nb(a: float, b: float) -> float:
-    """``a + b``, or exactly 0.0 when the two cancel to within 1e-9 relative (1e-12 absolute):
-    vectorbt's rule for its cash and position sums, kept so that :func:`equity_from_orders_nb`
-    equals vectorbt's value series bit for bit."""
-    if np.sign(a) != np.sign(b):
-        x, y = abs(a), abs(b)
-        if np.isfinite(x) and np.isfinite(y) and abs(x - y) <= max(1e-9 * max(x, y), 1e-12):
-            return 0.0
-        return a + b
-    s = a + b
-    if np.isfinite(s) and abs(s) <= 1e-12:
-        return 0.0
-    return s
-
-
-@njit(cache=True)
-def equity_from_orders_nb(close: np.ndarray, bar: np.ndarray, side: np.ndarray,
-                          size: np.ndarray, price: np.ndarray, fees: np.ndarray,
-                          init_cash: float) -> tuple[np.ndarray, np.ndarray]:
-    """Equity (cash + position x close) and position at each bar from order records sorted by
-    bar (``side`` 0 buy / 1 sell), in one pass: what vectorbt's asset_flow, assets, cash_flow,
-    cash, asset_value and value compute in six."""
-    n = close.shape[0]
-    equity, position = np.empty(n), np.empty(n)
-    cash, pos, k = init_cash, 0.0, 0
-    for i in range(n):
-        cash_flow, asset_flow = 0.0, 0.0
-        while k < bar.shape[0] and bar[k] == i:
-            signed = -size[k] if side[k] == 1 else size[k]
-            asset_flow = _snapped_sum_nb(asset_flow, signed)
-            cash_flow = _snapped_sum_nb(cash_flow, -signed * price[k] - fees[k])
-            k += 1
-        pos = _snapped_sum_nb(pos, asset_flow)
-        cash = _snapped_sum_nb(cash, cash_flow)
-        position[i] = pos
-        equity[i] = cash + close[i] * pos
-    return equity, position
+    stop_kind = (layout.R_TARGET if execution.tp_stop is not None
+                 else layout.R_TRAILING if execution.tsl_stop is not None else layout.R_STOP)
+    return np.where(by_signal, layout.R_SIGNAL, stop_kind)

@@ -28,7 +28,8 @@ Level events (:func:`cross_below`, :func:`cross_above`), per bar, in order:
   back does not re-arm until a later close.
 * A NaN level or price disarms and resets the count (no value, no crossing through it).
 
-Imports numpy, pandas, numba and crashbt's errors only; never vectorbt, ta, optuna, engine.
+Imports numpy, pandas and crashbt's errors, native loader and indicators; the per-bar loops are
+numba kernels of :mod:`backtest.features.kernels`. Never vectorbt, ta, optuna, engine.
 """
 
 from __future__ import annotations
@@ -38,12 +39,13 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from numba import njit
 
+from backtest import native
 from backtest.errors import StrategyError, did_you_mean
 from backtest.features.indicators import ema_weekly
 from backtest.types import Bars
 
+KERNELS = "backtest.features.kernels"
 CONFIRMS = ("close", "wick")
 #: how a strategy's level parameter is read: a price, or a fraction of the running ATH / EMA
 LEVEL_MODES = ("absolute", "ath_fraction", "ema_200w")
@@ -144,7 +146,7 @@ def unreachable_note(bars: Bars, level: pd.Series, name: str = "level") -> dict[
            else level.to_numpy(dtype="float64", na_value=np.nan))
     low = bars["low"].to_numpy(dtype="float64")
     high = bars["high"].to_numpy(dtype="float64")
-    if _reached_or_undefined(lvl, low, high):
+    if native.kernel(KERNELS, "reached_or_undefined_nb")(lvl, low, high):
         return {}
     valid = ~(np.isnan(lvl) | np.isnan(low))
     low_level, high_level = lvl[valid].min(), lvl[valid].max()
@@ -153,48 +155,6 @@ def unreachable_note(bars: Bars, level: pd.Series, name: str = "level") -> dict[
     return {name: f"never reached: {span} vs prices {np.nanmin(low):,.6g}.."
                   f"{np.nanmax(high):,.6g}; give a level for this asset or a relative "
                   f"level_mode"}
-
-
-@njit(cache=True)
-def _reached_or_undefined(level: np.ndarray, low: np.ndarray, high: np.ndarray) -> bool:
-    """Whether some bar with a level and a low has ``low <= level <= high``, or none has both.
-    Scans from the last bar and stops at the first that reaches the level: a level worth
-    trading is usually near recent prices."""
-    defined = False
-    for t in range(level.shape[0] - 1, -1, -1):
-        lvl = level[t]
-        if lvl != lvl or low[t] != low[t]:
-            continue
-        defined = True
-        if low[t] <= lvl <= high[t]:
-            return True
-    return not defined
-
-
-@njit(cache=True)
-def _level_events(close: np.ndarray, probe: np.ndarray, level: np.ndarray, below: bool,
-                  rearm_pct: float, volume_ok: np.ndarray, hold: int) -> np.ndarray:
-    """Armed/count state machine of the module docstring on aligned price arrays (``probe``:
-    the close or the wick; ``volume_ok`` empty when no volume confirmation is asked)."""
-    out = np.zeros(close.shape[0], dtype=np.bool_)
-    rearm_up, rearm_down = 1.0 + rearm_pct, 1.0 - rearm_pct
-    armed = False
-    count = 0
-    for t in range(close.shape[0]):
-        c, p, lvl = close[t], probe[t], level[t]
-        if lvl != lvl or c != c or p != p:  # no value, no crossing through it
-            armed = False
-            count = 0
-        elif armed and (p < lvl if below else p > lvl):
-            count += 1
-            if count >= hold and (volume_ok.shape[0] == 0 or volume_ok[t]):
-                out[t] = True
-                armed = False
-                count = 0
-        else:
-            count = 0
-            armed = armed or (c >= lvl * rearm_up if below else c <= lvl * rearm_down)
-    return out
 
 
 def volume_confirmed(bars: Bars, volume_k: float, volume_window: int = 20) -> pd.Series:
@@ -230,7 +190,8 @@ def _cross(bars: Bars, level: Level, direction: Literal["below", "above"], confi
              else bars["low" if below else "high"].to_numpy(dtype="float64"))
     volume_ok = (np.empty(0, dtype=bool) if volume_k is None
                  else volume_confirmed(bars, volume_k, volume_window).to_numpy())
-    events = _level_events(close, probe, lvl, below, float(rearm_pct), volume_ok, hold)
+    events = native.kernel(KERNELS, "level_events_nb")(close, probe, lvl, below, float(rearm_pct),
+                                                       volume_ok, hold)
     return pd.Series(events, index=bars.index, name=f"cross_{direction}")
 
 
@@ -278,15 +239,6 @@ def latch(on: pd.Series, off: pd.Series) -> pd.Series:
     """A state from two event series: True from each ``on`` event until the next ``off`` event
     (``on`` wins a bar with both), False before the first ``on``. One pass, no float or
     forward-filled temporaries (10M bars: ~0.5 s less than where/ffill)."""
-    return pd.Series(_latch_nb(on.to_numpy(dtype=bool), off.to_numpy(dtype=bool)),
+    return pd.Series(native.kernel(KERNELS, "latch_nb")(on.to_numpy(dtype=bool),
+                                                         off.to_numpy(dtype=bool)),
                      index=on.index, copy=False)
-
-
-@njit(cache=True)
-def _latch_nb(on: np.ndarray, off: np.ndarray) -> np.ndarray:
-    out = np.empty(on.shape[0], dtype=np.bool_)
-    state = False
-    for t in range(on.shape[0]):
-        state = on[t] or (state and not off[t])
-        out[t] = state
-    return out

@@ -33,17 +33,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from backtest import native
 from backtest.config.common import iso, parse_utc_now
 from backtest.config.execution import ExecutionConfig
 from backtest.config.run import RunConfig
-from backtest.engine import kernels
+from backtest.engine import layout
 from backtest.engine import simulate as engine
 from backtest.errors import ConfigError
 from backtest.inputs import prepare
 from backtest.lab import bootstrap as bs
 from backtest.lab import synthetic
 from backtest.lab.config import StressConfig
-from backtest.metrics.kernels import max_drawdown_nb
 from backtest.pipeline import strategy_source_sha256
 from backtest.report import files
 from backtest.strategy.contract import StrategySpec, params_dict
@@ -68,19 +68,21 @@ def simulate_paths(paths: list[Bars], spec: StrategySpec, params: Any, ex: Execu
     trades (``P_*`` columns), and the seconds spent in the kernel. ``funding``: each path's
     funding rates by settlement time (None: no funding)."""
     rows = np.empty((len(paths), 6))
+    simulate = native.kernel("backtest.engine.kernels", "simulate_column_nb")
+    max_drawdown = native.kernel("backtest.metrics.kernels", "max_drawdown_nb")
     kernel_s = 0.0
     for j, bars in enumerate(paths):
         sig = spec.signals(bars, spec.features(bars, params, {}), params)
         run = engine.kernel_inputs(bars, sig, ex, freq, funding[j])
         rec = engine.recorded(len(bars))
         started = time.perf_counter()
-        st = kernels.simulate_column_nb(run.market, run.signals, run.terms, run.tiers, rec)
+        st = simulate(run.market, run.signals, run.terms, run.tiers, rec)
         kernel_s += time.perf_counter() - started
         equity = rec.equity
         peak = np.maximum.accumulate(np.concatenate(([ex.init_cash], equity)))[1:]
-        rows[j] = (st[kernels.S_CASH], max_drawdown_nb(equity, float(ex.init_cash)),
-                   float(np.mean(equity < peak)), equity.min(), st[kernels.S_LIQS],
-                   st[kernels.S_TRADES])
+        rows[j] = (st[layout.S_CASH], max_drawdown(equity, float(ex.init_cash)),
+                   float(np.mean(equity < peak)), equity.min(), st[layout.S_LIQS],
+                   st[layout.S_TRADES])
     return rows, kernel_s
 
 

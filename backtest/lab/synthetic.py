@@ -26,12 +26,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from numba import njit
 
+from backtest import native
 from backtest.data import regimes
 from backtest.lab.config import ShocksConfig
 from backtest.types import Bars
 
+KERNELS = "backtest.lab.kernels"
 CRASH_LABELS = ("crash", "capitulation")
 
 
@@ -72,40 +73,7 @@ def regime_paths(rng: np.random.Generator, n: int, paths: int, switch: tuple[flo
     up, down = switch
     share = up / (up + down) if up + down > 0 else 0.0
     draws = rng.random((n, paths))
-    return _markov_nb(draws, share, up, down)
-
-
-@njit(cache=True)
-def _markov_nb(draws: np.ndarray, share: float, up: float, down: float) -> np.ndarray:
-    n, k = draws.shape
-    out = np.empty((n, k), dtype=np.bool_)
-    for c in range(k):
-        state = draws[0, c] < share
-        out[0, c] = state
-        for t in range(1, n):
-            state = draws[t, c] >= down if state else draws[t, c] < up
-            out[t, c] = state
-    return out
-
-
-@njit(cache=True)
-def _indices_nb(crash_path: np.ndarray, restart: np.ndarray, start: np.ndarray,
-                calm_pool: np.ndarray, crash_pool: np.ndarray) -> np.ndarray:
-    n, k = crash_path.shape
-    out = np.empty((n, k), dtype=np.int64)
-    for c in range(k):
-        at = 0
-        for t in range(n):
-            want = crash_path[t, c]
-            pool = crash_pool if want else calm_pool
-            if pool.shape[0] == 0:  # a history without one of the regimes
-                pool = calm_pool if want else crash_pool
-            if t > 0 and want == crash_path[t - 1, c] and not restart[t, c]:
-                at = (at + 1) % pool.shape[0]
-            else:
-                at = int(start[t, c] * pool.shape[0])
-            out[t, c] = pool[at]
-    return out
+    return native.kernel(KERNELS, "markov_nb")(draws, float(share), float(up), float(down))
 
 
 def sample_indices(rng: np.random.Generator, source: Source, crash_path: np.ndarray,
@@ -113,8 +81,8 @@ def sample_indices(rng: np.random.Generator, source: Source, crash_path: np.ndar
     """(n, paths) source bar positions for the given regime paths (module docstring, step 3)."""
     restart = rng.random(crash_path.shape) < 1.0 / max(block, 1.0)
     start = rng.random(crash_path.shape)
-    return _indices_nb(crash_path, restart, start, np.flatnonzero(~source.crash),
-                       np.flatnonzero(source.crash))
+    return native.kernel(KERNELS, "indices_nb")(
+        crash_path, restart, start, np.flatnonzero(~source.crash), np.flatnonzero(source.crash))
 
 
 @dataclass(frozen=True)

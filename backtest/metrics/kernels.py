@@ -6,7 +6,7 @@
 from a given peak (the initial cash). :func:`range_metrics_nb` and :func:`defined_means_nb` are
 the batched metrics of a search: every (column, range) of the batched engine in one call.
 Imports numpy, numba, the bar returns of :mod:`backtest.engine.kernels` and the trade-total
-slots of :mod:`backtest.engine.batch_kernels`.
+slots of :mod:`backtest.engine.layout`; crashbt calls ``EXPORTS`` through :mod:`backtest.native`.
 """
 
 from __future__ import annotations
@@ -16,13 +16,22 @@ import math
 import numpy as np
 from numba import njit
 
-from backtest.engine.batch_kernels import T_FEES, T_GAINS, T_LOSSES, T_OPEN, T_TRADES, T_WINS
 from backtest.engine.kernels import bar_returns_nb
+from backtest.engine.layout import T_FEES, T_GAINS, T_LOSSES, T_OPEN, T_TRADES, T_WINS
 
 #: the columns of :func:`range_metrics_nb`, in ``backtest.catalogue.METRIC_KEYS`` order
 (M_TOTAL_RETURN, M_CAGR, M_SHARPE, M_SORTINO, M_CALMAR, M_MAX_DRAWDOWN, M_TRADES, M_CLOSED,
  M_OPEN, M_WIN_RATE, M_EXPOSURE, M_PROFIT_FACTOR, M_FEES) = range(13)
 N_METRICS = 13
+
+#: the kernels crashbt calls (signatures in :mod:`backtest.aot`'s notation)
+EXPORTS = {
+    "max_drawdown_nb": "f8(f8[], f8)",
+    "curve_stats_nb": "(f8, f8, f8, f8, i8, i8)(f8[], f8[], f8[], f8)",
+    "return_moments_nb": "(f8, f8, f8, f8, f8)(f8[])",
+    "range_metrics_nb": "none(f8[,], f8[,], i8[], f8[,,], i8[], f8, f8, i8[], f8[,,])",
+    "defined_means_nb": "none(f8[,,], i8[,], i8, f8[,,])",
+}
 
 
 @njit(cache=True)

@@ -11,7 +11,7 @@
 
 Sharpe ratios here are per observation (not annualized). Pure numpy and the standard library
 (``statistics.NormalDist`` for the normal CDF and its inverse); imports from crashbt only the
-return-moments kernel of :mod:`backtest.engine.kernels`.
+return-moments kernel of :mod:`backtest.metrics.kernels` (through :mod:`backtest.native`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-from backtest.metrics.kernels import return_moments_nb
+from backtest import native
 
 EULER_GAMMA = 0.5772156649015329
 _NORMAL = NormalDist()
@@ -49,7 +49,7 @@ def return_stats(returns: np.ndarray) -> ReturnStats:
     n = r.size
     if n < 2:
         return ReturnStats(0.0, 0.0, 3.0, n)
-    mean, s2, s3, s4, spread = return_moments_nb(r)
+    mean, s2, s3, s4, spread = native.kernel("backtest.metrics.kernels", "return_moments_nb")(r)
     if spread == 0.0 or not s2 > 0.0:  # constant returns (NaN ones too)
         return ReturnStats(0.0, 0.0, 3.0, n)
     m2 = s2 / n

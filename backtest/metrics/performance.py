@@ -10,9 +10,10 @@ in the first bar (a fee, an open-to-close fall) counts, as in quantstats and emp
 bars without any defined return (all after a wiped-out account, whose equity stays 0) has null
 return metrics.
 
-Imports from crashbt only :mod:`backtest.catalogue`, :mod:`backtest.types`, the bar returns of
-:mod:`backtest.engine.kernels`, the trade-total slots of :mod:`backtest.engine.batch_kernels` and
-the curve statistics of :mod:`backtest.metrics.kernels`; never the simulation.
+Imports from crashbt only :mod:`backtest.catalogue`, :mod:`backtest.types`, the trade-total
+slots of :mod:`backtest.engine.layout` and :mod:`backtest.native`, through which it calls the bar
+returns of :mod:`backtest.engine.kernels` and the curve statistics of
+:mod:`backtest.metrics.kernels`; never the simulation.
 """
 
 from __future__ import annotations
@@ -23,17 +24,12 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from backtest import native
 from backtest.catalogue import METRIC_KEYS, periods_per_year
-from backtest.engine.batch_kernels import T_FEES, T_GAINS, T_LOSSES, T_OPEN, T_TRADES, T_WINS
-from backtest.engine.kernels import bar_returns_nb
-from backtest.metrics.kernels import (
-    N_METRICS,
-    curve_stats_nb,
-    defined_means_nb,
-    max_drawdown_nb,
-    range_metrics_nb,
-)
+from backtest.engine.layout import T_FEES, T_GAINS, T_LOSSES, T_OPEN, T_TRADES, T_WINS
 from backtest.types import Bars, SimResult
+
+KERNELS = "backtest.metrics.kernels"
 
 
 def _finite(value: float) -> float | None:
@@ -45,13 +41,14 @@ def max_drawdown(equity: np.ndarray, init_cash: float = -math.inf) -> float:
     (by default at the first value)."""
     if equity.size == 0:
         return 0.0
-    return float(max_drawdown_nb(_floats(equity), init_cash))
+    return float(native.kernel(KERNELS, "max_drawdown_nb")(_floats(equity), float(init_cash)))
 
 
 def bar_returns(equity: np.ndarray, init_cash: float) -> np.ndarray:
     """Each bar's equity change over the previous bar's equity (the first bar over init_cash);
     NaN after a bar of zero equity (no return is defined)."""
-    return bar_returns_nb(_floats(equity), float(init_cash))
+    return native.kernel("backtest.engine.kernels", "bar_returns_nb")(_floats(equity),
+                                                                  float(init_cash))
 
 
 def _floats(values: np.ndarray) -> np.ndarray:
@@ -75,8 +72,8 @@ def equity_metrics(equity: np.ndarray, init_cash: float, freq: str,
     log_cagr = math.log(growth) / years if growth > 0 else -math.inf
     cagr = math.expm1(log_cagr) if log_cagr < 700 else math.inf  # inf: too short to annualize
     held = np.zeros(equity.size) if position is None else position
-    mean, var, down, mdd, exposed, defined = curve_stats_nb(_floats(equity), _floats(returns),
-                                                            _floats(held), float(init_cash))
+    mean, var, down, mdd, exposed, defined = native.kernel(KERNELS, "curve_stats_nb")(
+        _floats(equity), _floats(returns), _floats(held), float(init_cash))
     std = math.sqrt(var)
     downside = math.sqrt(down / defined) if defined else 0.0
     return {
@@ -152,10 +149,11 @@ def range_metrics(equity: np.ndarray, position: np.ndarray, at: np.ndarray,
     (:class:`backtest.engine.batch.RangeRuns`) over each range ``which[j]``, in one kernel call:
     an array (columns, ranges, ``METRIC_KEYS``) with NaN for None, and NaN for the metrics
     ``needs_trades`` in a range without a trade."""
-    out = np.empty((equity.shape[0], len(which), N_METRICS))
+    out = np.empty((equity.shape[0], len(which), len(METRIC_KEYS)))
     undefined = np.array([METRIC_KEYS.index(k) for k in needs_trades], dtype=np.int64)
-    range_metrics_nb(equity, position, at, totals, np.asarray(which, dtype=np.int64),
-                     float(init_cash), float(periods_per_year(freq)), undefined, out)
+    native.kernel(KERNELS, "range_metrics_nb")(
+        equity, position, at, totals, np.asarray(which, dtype=np.int64), float(init_cash),
+        float(periods_per_year(freq)), undefined, out)
     return out
 
 
@@ -165,7 +163,8 @@ def defined_means(table: np.ndarray, groups: np.ndarray, summed: str | None = No
     -1 padding), each metric's mean over the rows defining it (NaN if none); metric ``summed``
     is summed instead (a sample's trade count). Python's left-to-right sum, to the last bit."""
     out = np.empty((table.shape[0], groups.shape[0], table.shape[2]))
-    defined_means_nb(table, groups, -1 if summed is None else METRIC_KEYS.index(summed), out)
+    native.kernel(KERNELS, "defined_means_nb")(
+        table, groups, -1 if summed is None else METRIC_KEYS.index(summed), out)
     return out
 
 

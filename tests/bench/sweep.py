@@ -40,7 +40,7 @@ from numba import njit, prange
 
 from backtest.catalogue import METRIC_KEYS, periods_per_year
 from backtest.config.execution import ExecutionConfig
-from backtest.engine import kernels
+from backtest.engine import kernels, layout
 from backtest.errors import StrategyError
 
 # slots of the per-window accumulator row written by the fused kernel
@@ -272,18 +272,18 @@ def sma_cross_columns(open_: pd.Series | np.ndarray, high: pd.Series | np.ndarra
     chunk = max(1, max_bytes // (_BYTES_PER_CELL * n))
     nan_levels = np.full((n, 1), np.nan, order="F")
     none = np.zeros(n)
-    mk = kernels.Market(o, h, lo, c, kernels.fixed_slip_nb(execution.slippage_rate), none, none,
+    mk = layout.Market(o, h, lo, c, kernels.fixed_slip_nb(execution.slippage_rate), none, none,
                         np.empty(0))
     final, n_trades, fees = np.empty(len(w)), np.empty(len(w), dtype=np.int64), np.empty(len(w))
     for start in range(0, len(w), chunk):
         part = w[start:start + chunk]
         entries, exits = sma_cross_signals(c, part)
         off = np.zeros_like(entries)
-        terms = kernels.terms_record(len(part))
+        terms = layout.terms_record(len(part))
         terms["init_cash"] = execution.init_cash
         terms["fee"] = execution.fee_rate
         terms["sl"] = terms["tp"] = terms["tsl"] = np.nan
-        terms["direction"] = kernels.DIR_LONG
+        terms["direction"] = layout.DIR_LONG
         terms["fill_close"] = execution.fill == "close"
         terms["notional_cap"] = np.inf
         got = kernels.simulate_columns_nb(mk, entries, exits, off, off, nan_levels, nan_levels,
