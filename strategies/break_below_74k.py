@@ -20,7 +20,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
 from backtest.features.levels import (
@@ -71,24 +70,30 @@ SPACE = {
 }
 
 
-FEATURES = pd.Index(["level", "target", "stop"])
-
-
 def features(bars: Bars, params: Params, context: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
-    """The three levels on the bar clock (constant, or moving with the ATH / EMA at each bar)."""
-    block = np.empty((len(FEATURES), len(bars)))  # one float block, one column per level
-    for row, key in enumerate(("level", "target", "stop_level")):
-        block[row] = level_series(bars, anchored(params.level_mode, getattr(params, key),
-                                                 params.ema_weeks)).to_numpy()
-    return pd.DataFrame(block.T, index=bars.index, columns=FEATURES, copy=False)
+    """What ``level``, ``target`` and ``stop_level`` are multiples of at each bar (``anchor``):
+    1.0 for prices, the running ATH or the weekly EMA for fractions. It reads only
+    ``level_mode`` and ``ema_weeks``, so a search computes it once for all its sets (the
+    optimizer's feature cache) and each set's levels are one multiplication in :func:`signals`
+    (the same values as ``level_series`` of each level: ``value * (1.0 * anchor)``)."""
+    return pd.DataFrame({"anchor": level_series(bars, anchored(params.level_mode, 1.0,
+                                                               params.ema_weeks))})
 
 
 def signals(bars: Bars, feats: pd.DataFrame, params: Params) -> Signals:
     """Decide at each close; fills follow the engine's convention (next bar's open)."""
-    level = feats["level"]
+    anchor = feats["anchor"].to_numpy()
+
+    def on_clock(value: float, name: str) -> pd.Series:
+        return pd.Series(value * anchor, index=bars.index, name=name, copy=False)
+
+    def at_last_bar(value: float) -> float:
+        return float(value * anchor[-1]) if len(anchor) else float("nan")
+
+    level = on_clock(params.level, "level")
     broke = cross_below(bars, level, confirm="close", hold=params.confirm_bars)
     no = pd.Series(False, index=bars.index)
-    levels = {"level": _last(level)}
+    levels = {"level": at_last_bar(params.level)}
     notes = unreachable_note(bars, level) or ({} if params.level_mode == "absolute" else {
         "level": f"{params.level_mode}: fractions of the anchor (levels shown at the last bar)"})
     if params.mode == "derisk":
@@ -97,17 +102,13 @@ def signals(bars: Bars, feats: pd.DataFrame, params: Params) -> Signals:
         # so a run that starts at any bar holds unless the level is broken at that moment
         holding = ~latch(broke, reclaimed)
         return Signals(long_entries=holding, long_exits=broke, levels=levels, notes=notes)
-    target, stop = feats["target"], feats["stop"]
-    levels |= {"target": _last(target), "stop": _last(stop)}
+    target = on_clock(params.target, "target_price")
+    stop = on_clock(params.stop_level, "stop_price")
+    levels |= {"target": at_last_bar(params.target), "stop": at_last_bar(params.stop_level)}
     return Signals(
         long_entries=no, long_exits=no, short_entries=broke, short_exits=no,
-        stop_price=stop.rename("stop_price"), target_price=target.rename("target_price"),
-        levels=levels, notes=notes,
+        stop_price=stop, target_price=target, levels=levels, notes=notes,
     )
-
-
-def _last(series: pd.Series) -> float:
-    return float(series.iloc[-1]) if len(series) else float("nan")
 
 
 SPEC = StrategySpec(

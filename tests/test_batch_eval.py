@@ -285,15 +285,26 @@ def test_signals_off_the_bars_index_are_that_sets_error() -> None:
 
 @pytest.mark.parametrize("size", [1, 3])
 def test_feature_cache_keeps_the_newest_frames(size: int) -> None:
-    ev = evaluator("optimize_break_below.toml")
+    ev = evaluator("optimize_reclaim_ath.toml")
     cache = FeatureCache(ev.spec, size)
     frames = {}
-    for level in (70_000.0, 71_000.0, 72_000.0, 73_000.0, 72_000.0):
-        params = ev.spec.make_params({"level": level})
-        frames[level] = cache.get(ev.inputs.history, params, ev.inputs.context)
-        assert frames[level]["level"].iloc[-1] == level
+    ath = ev.inputs.history["high"].max()
+    for fraction in (0.5, 0.6, 0.7, 0.8, 0.7):
+        params = ev.spec.make_params({"level_mode": "ath_fraction", "ath_fraction": fraction})
+        frames[fraction] = cache.get(ev.inputs.history, params, ev.inputs.context)
+        assert frames[fraction]["level"].iloc[-1] == fraction * ath
     assert len(cache.entries) == size
-    assert cache.hits == (1 if size >= 2 else 0)  # 72,000 again, two levels later
+    assert cache.hits == (1 if size >= 2 else 0)  # 0.7 again, two fractions later
+
+
+def test_break_below_features_are_computed_once_per_search() -> None:
+    """break_below_74k's features (the anchor of its levels) read only level_mode and
+    ema_weeks: every set of a search over levels, targets and stops shares one frame."""
+    ev = evaluator("optimize_break_below.toml")
+    sets = [{"level": 70_000.0 + 500 * k, "target": 60_000.0 + k, "stop_level": 85_000.0 - k,
+             "confirm_bars": 1 + k % 3} for k in range(12)]
+    ev.evaluate_many(sets)
+    assert (len(ev.features.entries), ev.features.hits) == (1, 11)
 
 
 # ------------------------------------------- the batched metrics, bit for bit the per-range road

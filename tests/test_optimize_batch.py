@@ -197,3 +197,25 @@ def test_the_batch_size_changes_no_stored_result(tmp_path: Path, sampler: str, t
         got.append(stored(study)[:compared])
     assert len(got[0]) == compared and all(t[4] is not None for t in got[0])
     assert got[0] == got[1] == got[2]
+
+
+def test_a_search_in_one_process_replays_each_journal_record_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``crashbt optimize`` (one worker) reads its journal through one storage: the worker
+    searches on the study ``prepare`` opened, and the report reads that study's trials, so no
+    record is decoded and applied twice."""
+    from optuna.storages.journal._storage import JournalStorageReplayResult
+
+    applied = []
+    apply = JournalStorageReplayResult.apply_logs
+
+    def counted(this: JournalStorageReplayResult, logs: object) -> None:
+        logs = list(logs)
+        applied.extend(logs)
+        apply(this, logs)
+
+    monkeypatch.setattr(JournalStorageReplayResult, "apply_logs", counted)
+    req = request(tmp_path, NOISE, 'sampler = "random"\nbatch = 4', 12)
+    outcome = search.run(req)
+    assert outcome.doc["counts"] == {"COMPLETE": 12}
+    assert len(applied) == req.journal.read_bytes().count(b"\n")

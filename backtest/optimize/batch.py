@@ -11,8 +11,10 @@ Sampling goes through Optuna's public sampler API on the claimed FrozenTrials, i
 ``optuna.Trial._suggest`` uses: ``before_trial``; for each dimension a stored param first (a
 queued retry keeps its parameters), then an enqueued ``fixed_params`` value, a single-valued
 distribution's value, the sampler's ``sample_relative`` result (asked lazily, once) and
-``sample_independent``. Nothing is written while sampling: a sampler's own writes to the trial
-(NSGA-II's generation) are held by the storage (``storage.sampling``) and written with the
+``sample_independent`` (a sampler that samples a whole batch, ``tpe.BatchTPESampler``, is
+asked once per batch for the relative samples, after every trial's ``before_trial``).
+Nothing is written while sampling: a sampler's own writes to the trial (NSGA-II's generation,
+TPE's relative params) are held by the storage (``storage.sampling``) and written with the
 results. The trials of one batch are sampled from the same completed history, as trials of
 parallel workers are; TPE and NSGA-II keep their sample efficiency with small batches.
 
@@ -29,7 +31,7 @@ import math
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 import optuna
 from optuna.distributions import (
@@ -61,19 +63,44 @@ def sample(study: optuna.Study, storage: Any, trials: Sequence[FrozenTrial],
            distributions: Mapping[str, BaseDistribution]) -> None:
     """Fill each trial's params and distributions with the study's sampler (see the module
     docstring); the sampler sees the completed trials as of this batch. ``storage``: the
-    study's crashbt storage (``storage.open_storage``), which holds the sampler's writes."""
+    study's crashbt storage (``storage.open_storage``), which holds the sampler's writes.
+
+    A sampler with ``sample_relative_batch`` (``tpe.BatchTPESampler``) gets ``before_trial``
+    for every trial, then one call for the relative samples of the trials that need one, then
+    each trial's remaining parameters as above."""
+    sampler = study.sampler
     study._thread_local.cached_all_trials = None  # what study.ask does once per trial
     with storage.sampling(trials):
+        if not hasattr(sampler, "sample_relative_batch"):
+            for trial in trials:
+                sampler.before_trial(study, trial)
+                _fill(study, trial, distributions)
+            return
         for trial in trials:
-            _sample_one(study, trial, distributions)
+            sampler.before_trial(study, trial)
+        asking = [t for t in trials if any(_free(t, name, dist)
+                                           for name, dist in distributions.items())]
+        relative = {}
+        if asking:
+            space = sampler.infer_relative_search_space(study, asking[0])
+            relative = {t.number: (space, values) for t, values in zip(
+                asking, sampler.sample_relative_batch(study, asking, space), strict=True)}
+        for trial in trials:
+            _fill(study, trial, distributions, relative.get(trial.number))
 
 
-def _sample_one(study: optuna.Study, trial: FrozenTrial,
-                distributions: Mapping[str, BaseDistribution]) -> None:
+def _free(trial: FrozenTrial, name: str, dist: BaseDistribution) -> bool:
+    """Whether the sampler picks ``name``'s value (not stored, enqueued or single-valued)."""
+    return not (name in trial.distributions
+                or name in trial.system_attrs.get(FIXED_PARAMS, {}) or dist.single())
+
+
+def _fill(study: optuna.Study, trial: FrozenTrial, distributions: Mapping[str, BaseDistribution],
+          relative: tuple[dict[str, BaseDistribution], dict[str, Any]] | None = None) -> None:
+    """One trial's parameters after ``before_trial``; ``relative``: the sampler's relative
+    space and sample for it, else asked here (once, when a parameter first needs it)."""
     sampler = study.sampler
-    sampler.before_trial(study, trial)
     fixed = trial.system_attrs.get(FIXED_PARAMS, {})
-    relative: tuple[dict[str, BaseDistribution], dict[str, Any]] | None = None
     for name, dist in distributions.items():
         if name in trial.distributions:  # stored with the queued trial: honored
             check_distribution_compatibility(trial.distributions[name], dist)
@@ -102,9 +129,17 @@ def _single_value(dist: BaseDistribution) -> Any:
     return dist.low  # type: ignore[attr-defined]
 
 
+class Stored(NamedTuple):
+    """What a claimed trial held before sampling (``record`` writes only what was added):
+    copies of its params and system attrs (sampling replaces values, never mutates them)."""
+
+    params: dict[str, Any]
+    system_attrs: dict[str, Any]
+
+
 def record(trials: Sequence[FrozenTrial], results: Sequence[dict[str, Any] | StrategyError],
            values: Sequence[Mapping[str, Any]], opt: OptimizeConfig,
-           claimed: Sequence[FrozenTrial]) -> list[TrialRecord]:
+           claimed: Sequence[Stored]) -> list[TrialRecord]:
     """The records of a batch's results: what each sampled trial adds to its ``claimed``
     state. Each trial's FrozenTrial gets its result too (for ``after_trial``)."""
     out = []

@@ -85,7 +85,7 @@ def run(req: Request, on_progress: Progress | None = None) -> Outcome:
 
     try:
         if req.jobs <= 1:
-            work(req, 0, on_done if on_progress is not None else None, evaluator)
+            work(req, 0, on_done if on_progress is not None else None, evaluator, study)
         else:
             run_children(req, study, on_done)
     except KeyboardInterrupt:

@@ -13,6 +13,7 @@ import optuna
 from backtest.config.optimize import OptimizeConfig, ParamSpec
 from backtest.errors import ConfigError, did_you_mean
 from backtest.optimize.grid import EnumeratedGridSampler
+from backtest.optimize.tpe import BatchTPESampler
 from backtest.strategy.contract import Choice, Dimension, FloatRange, IntRange, StrategySpec
 
 
@@ -95,9 +96,10 @@ def grid_values(dims: Mapping[str, Dimension], source: str) -> dict[str, list[An
 
 def make_sampler(opt: OptimizeConfig, dims: Mapping[str, Dimension], seed: int,
                  source: str) -> optuna.samplers.BaseSampler:
-    """The configured sampler, seeded (constraints reach TPE and NSGA-II via set_constraint)."""
+    """The configured sampler, seeded (constraints reach TPE and NSGA-II via set_constraint);
+    TPE samples a batch in one call (``tpe``: the stock sampler's draws)."""
     if opt.sampler == "tpe":
-        return optuna.samplers.TPESampler(seed=seed)
+        return BatchTPESampler(seed=seed)
     if opt.sampler == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed)
     if opt.sampler == "random":

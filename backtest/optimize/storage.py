@@ -396,6 +396,13 @@ def open_storage(url: str | None, journal: Path) -> optuna.storages.BaseStorage:
     raise AssertionError("unreachable")
 
 
+def claims(study: optuna.Study) -> _Claims:
+    """The crashbt storage of a study opened on :func:`open_storage` (Optuna wraps a database
+    in its ``_CachedStorage``)."""
+    storage = study._storage
+    return storage if isinstance(storage, _Claims) else storage._backend
+
+
 def recover(study: optuna.Study) -> int:
     """Fail the trials of ``study`` whose owners are gone (and, on a database, those whose
     heartbeat stopped: Optuna's ``fail_stale_trials`` queues their parameters again)."""

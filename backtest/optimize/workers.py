@@ -7,7 +7,6 @@ fewer than that, so no trial is ever pruned or waited for to make the count."""
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import multiprocessing
 import signal
@@ -34,6 +33,7 @@ from backtest.optimize.storage import (
     RUNNING,
     StudyFull,
     TrialRecord,
+    claims,
     open_storage,
     quiet_optuna,
     recover,
@@ -152,8 +152,8 @@ class _Batches:
             study._thread_local.in_optimize_loop = False
 
     def one(self, ids: list[int], interrupts: Interrupts) -> None:
-        claimed = batch.claimed_trials(self.study, ids)
-        trials = copy.deepcopy(claimed)
+        trials = batch.claimed_trials(self.study, ids)
+        claimed = [batch.Stored(dict(t.params), dict(t.system_attrs)) for t in trials]
         batch.sample(self.study, self.storage, trials, self.distributions)
         sets = [{**self.base, **{n: t.params[n] for n in self.distributions}} for t in trials]
         with interrupts.evaluation():
@@ -172,8 +172,10 @@ class _Batches:
 
 
 def work(req: Request, index: int, on_done: Callable[[optuna.Study], None] | None = None,
-         evaluator: Evaluator | None = None) -> None:
-    """One worker: open the shared study and run batches of trials until the count, the grid's
+         evaluator: Evaluator | None = None, study: optuna.Study | None = None) -> None:
+    """One worker: open the shared study (or use ``study``, opened by ``search.prepare`` in
+    this process: its storage has replayed the journal once, and the report then reads the
+    trials without replaying them again) and run batches of trials until the count, the grid's
     end or the timeout.
 
     The storage's quota (see :func:`quota`) hands out trials: a worker stops when every
@@ -183,8 +185,9 @@ def work(req: Request, index: int, on_done: Callable[[optuna.Study], None] | Non
     """
     quiet_optuna()
     evaluator = evaluator or Evaluator(req.cfg, req.opt, req.spec, req.source)
-    storage = req.open()
-    study = optuna.load_study(study_name=req.study, storage=storage)
+    if study is None:
+        study = optuna.load_study(study_name=req.study, storage=req.open())
+    storage = claims(study)
     recover(study)
     existing = len(study.get_trials(deepcopy=False))
     batches = _Batches(req, study, storage, evaluator)
