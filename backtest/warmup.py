@@ -3,11 +3,12 @@
 First the kernels commands call are compiled ahead of time into one extension module
 (:mod:`backtest.aot`, loaded by :mod:`backtest.native`): a user's ``crashbt run`` then imports
 neither numba nor llvmlite. The report templates are compiled into their cache. Then numba's
-cache is filled for the JIT dispatchers of the same kernels (what runs when the extension cannot be built, is stale or ``CRASHBT_JIT=1``): the
-engine paths run on a few synthetic bars, then every shipped config under ``configs/`` runs in
-memory the way its command would (a run of each strategy, a batch of the optimizer's
-evaluation, a small stress test, an event study). tests/test_warmup.py checks that nothing is
-left to compile after it, tests/test_native.py that both ways compute the same.
+cache is filled for the JIT dispatchers of the same kernels (what runs when the extension
+cannot be built, is stale or ``CRASHBT_JIT=1``): the engine paths run on a few synthetic bars,
+then every shipped config under ``configs/`` runs in memory the way its command would (a run of
+each strategy, a batch of the optimizer's evaluation, a small stress test, an event study).
+tests/test_warmup.py checks that nothing is left to compile after it, tests/test_native.py that
+both ways compute the same.
 """
 
 from __future__ import annotations
