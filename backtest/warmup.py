@@ -1,13 +1,14 @@
-"""Compile every numba kernel once, at install time (``make`` runs it).
+"""Compile every numba kernel and page template once, at install time (``make`` runs it).
 
 First the kernels commands call are compiled ahead of time into one extension module
 (:mod:`backtest.aot`, loaded by :mod:`backtest.native`): a user's ``crashbt run`` then imports
-neither numba nor llvmlite. Then numba's cache is filled for the JIT dispatchers of the same
-kernels (what runs when the extension cannot be built, is stale or ``CRASHBT_JIT=1``): the
-engine paths run on a few synthetic bars, then every shipped config under ``configs/`` runs in
-memory the way its command would (a run of each strategy, a batch of the optimizer's
-evaluation, a small stress test, an event study). tests/test_warmup.py checks that nothing is
-left to compile after it, tests/test_native.py that both ways compute the same.
+neither numba nor llvmlite. The report templates are compiled into their cache. Then numba's
+cache is filled for the JIT dispatchers of the same kernels (what runs when the extension
+cannot be built, is stale or ``CRASHBT_JIT=1``): the engine paths run on a few synthetic bars,
+then every shipped config under ``configs/`` runs in memory the way its command would (a run of
+each strategy, a batch of the optimizer's evaluation, a small stress test, an event study).
+tests/test_warmup.py checks that nothing is left to compile after it, tests/test_native.py that
+both ways compute the same.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from backtest.engine import simulate as engine
 from backtest.engine.batch import RangeEngine
 from backtest.features import levels
 from backtest.metrics import performance as metrics
+from backtest.report import templating
 from backtest.types import Signals
 
 
@@ -84,6 +86,7 @@ def warm_config(config: Path) -> None:
 def main() -> None:
     """Build the ahead-of-time kernels, then warm the JIT's cache (module docstring)."""
     aot.ensure()
+    templating.precompile()  # a user's first page loads compiled templates too
     os.environ["CRASHBT_JIT"] = "1"
     warm()
 

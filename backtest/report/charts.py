@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html as html_lib
 import json
+import math
 from typing import Any
 
 import markupsafe
@@ -44,8 +45,9 @@ def plot_text(text: Any) -> str:
 
 def finite_list(values: Any, digits: int = CHART_DIGITS) -> list[float | None]:
     """Numbers for chart JSON, rounded to ``digits`` significant digits; NaN/inf become null."""
-    arr = np.asarray(values, dtype=float)
-    return [float(f"{v:.{digits}g}") if np.isfinite(v) else None for v in arr.tolist()]
+    spec, finite = f".{digits}g", math.isfinite  # per value: ~3x faster than np.isfinite
+    return [float(format(v, spec)) if finite(v) else None
+            for v in np.asarray(values, dtype=float).tolist()]
 
 
 def iso_list(index: pd.DatetimeIndex) -> list[str]:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 
 from backtest.errors import OutputError
@@ -52,14 +53,77 @@ def confined(out_dir: Path, name: str) -> Path:
 
 
 def to_json(data: Any) -> str:
-    """Deterministic JSON: sorted keys, NaN/inf refused (callers turn them into null)."""
-    return json.dumps(data, indent=2, sort_keys=True, allow_nan=False, default=str) + "\n"
+    """Deterministic JSON: sorted keys, 2-space indent, ASCII only, values JSON has no type for
+    as their ``str()``, NaN/inf as null (JSON has neither; json raised here, so every caller
+    nulls them first).
+
+    The text is exactly what ``json.dumps(data, indent=2, sort_keys=True, default=str)`` wrote
+    before (report.json, optimization.json and run ids hash it), encoded by orjson: a 1.15 MB
+    optimization.json in ~2 ms instead of ~37 ms in Python's indenting encoder. orjson writes
+    UTF-8 and small floats its own way (``0.00001``, ``1e-7``), so those are put back in
+    Python's form (``\\u00e9``, ``1e-05``, ``1e-07``); what orjson refuses (integers beyond 64
+    bits, keys that are not text, lone surrogates) goes through ``json`` as before."""
+    try:
+        text = orjson.dumps(data, default=_plain, option=_ORJSON_INDENTED).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(data, indent=2, sort_keys=True, allow_nan=False, default=str) + "\n"
+    text = _EXPONENT_ONE_DIGIT.sub(_two_digit_exponent, _FIVE_DECIMAL_ZEROS.sub(
+        _exponent_form, text))
+    if not text.isascii() or "\x7f" in text:
+        text = _NOT_ASCII.sub(_ascii_escape, text)
+    return text
 
 
 def as_json(data: Any) -> Any:
-    """``data`` as :func:`to_json` writes it, read back (sorted keys, JSON types), without
-    the indentation only Python's slow encoder does (a 10M-bar report: ~0.3 s less)."""
-    return json.loads(json.dumps(data, sort_keys=True, allow_nan=False, default=str))
+    """``data`` as :func:`to_json` writes it, read back (sorted keys, JSON types)."""
+    try:
+        return orjson.loads(orjson.dumps(data, default=_plain, option=_ORJSON_OPTIONS))
+    except orjson.JSONEncodeError:
+        return json.loads(json.dumps(data, sort_keys=True, allow_nan=False, default=str))
+
+
+# orjson writes datetimes and dataclasses itself; json wrote their str(): pass them to _plain
+_ORJSON_OPTIONS = (orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
+                   | orjson.OPT_PASSTHROUGH_DATACLASS)
+_ORJSON_INDENTED = _ORJSON_OPTIONS | orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE
+# orjson and Python's repr differ only for exponents -5..-9 (same digits): 1.5e-05 is
+# "0.000015" and 1.5e-07 "1.5e-7" in orjson. In indented JSON every scalar ends its line (text
+# never holds a raw newline; a line ending in a string ends in a quote), so a match ending a
+# line is a number. Each pattern starts with a literal: the regex engine jumps between them.
+_FIVE_DECIMAL_ZEROS = re.compile(r"0\.0000\d+(?=,?$)", re.M)
+_EXPONENT_ONE_DIGIT = re.compile(r"e-\d(?=,?$)", re.M)
+_NOT_ASCII = re.compile("[\x7f-\U0010ffff]")  # only ever inside strings
+
+
+def _plain(value: Any) -> Any:
+    """What json wrote for a value orjson has no native form for: a float subclass (numpy's
+    float64) as its number, a named tuple as a list, anything else as its ``str()``."""
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, tuple):
+        return list(value)
+    return str(value)
+
+
+def _exponent_form(match: re.Match[str]) -> str:
+    """``0.000015`` as Python writes it (``1.5e-05``); ``10.00001`` and the like as they are."""
+    start = match.start()
+    if start and match.string[start - 1].isdigit():
+        return match[0]
+    return repr(float(match[0]))
+
+
+def _two_digit_exponent(match: re.Match[str]) -> str:
+    return f"e-0{match[0][2]}"
+
+
+def _ascii_escape(match: re.Match[str]) -> str:
+    """A character as json's ``ensure_ascii`` escapes it (astral ones as surrogate pairs)."""
+    code = ord(match[0])
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000
+    return f"\\u{0xd800 | code >> 10:04x}\\u{0xdc00 | code & 0x3ff:04x}"
 
 
 def current_umask() -> int:
@@ -404,11 +468,16 @@ def run_file(base: Path, report: dict[str, Any], key: str, default: str) -> Path
 
 
 def trades_records(trades: pd.DataFrame) -> list[dict[str, Any]]:
-    """Trades as JSON-ready dicts (timestamps as ISO strings, NaN as None)."""
-    frame = trades.copy()
-    for col in ("entry_time", "exit_time"):
-        if col in frame:
-            frame[col] = frame[col].map(
-                lambda t: None if pd.isna(t) else pd.Timestamp(t).strftime("%Y-%m-%dT%H:%M:%SZ"))
-    frame = frame.astype(object).where(frame.notna(), None)
-    return frame.to_dict(orient="records")
+    """Trades as JSON-ready dicts (timestamps as ISO strings, NaN as None), from each column's
+    Python list (pandas' ``where`` and ``to_dict`` cost ~9 ms on their first call)."""
+    columns = {}
+    for name in trades.columns:
+        cells = trades[name]
+        if name in ("entry_time", "exit_time"):
+            columns[name] = [None if pd.isna(t) else pd.Timestamp(t).strftime(
+                "%Y-%m-%dT%H:%M:%SZ") for t in cells.tolist()]
+        else:
+            present = cells.notna().to_numpy()
+            columns[name] = [v if ok else None
+                             for v, ok in zip(cells.tolist(), present, strict=True)]
+    return [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]

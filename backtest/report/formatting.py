@@ -89,7 +89,15 @@ def format_trade(value: Any, column: str) -> str:
 
 
 def raw_value(value: Any) -> str:
-    """A value as JSON text, for ``data-value`` attributes that tests and sorting read back."""
+    """A value as JSON text, for ``data-value`` attributes that tests and sorting read back.
+    Plain numbers and null skip json (the text json writes for them: ``float.__repr__``)."""
+    kind = type(value)
+    if kind is float:
+        return repr(value) if math.isfinite(value) else "null"
+    if kind is int:
+        return repr(value)
+    if value is None:
+        return "null"
     if isinstance(value, float) and not math.isfinite(value):
         return "null"
     return json.dumps(value, default=str)

@@ -164,10 +164,11 @@ def param_heatmaps(trials: pd.DataFrame, objective: dict[str, str],
     names = names[:HEAT_PARAMS]
     y = trials["obj0"].astype(float)
     best = max if objective["direction"] == "maximize" else min
+    binned = {name: _bins(trials[f"p:{name}"]) for name in names}  # each is in 3 pairs
     maps = []
     for a, b in combinations(names, 2):
-        rows_code, rows = _bins(trials[f"p:{a}"])
-        cols_code, cols = _bins(trials[f"p:{b}"])
+        rows_code, rows = binned[a]
+        cols_code, cols = binned[b]
         cells: dict[tuple[int, int], list[float]] = {}
         for r, c, v in zip(rows_code, cols_code, y, strict=True):
             if np.isfinite(v):
