@@ -16,6 +16,21 @@ import strategies
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def last_line_of(probe: str) -> str:
+    """The last line ``probe`` prints, run by a fresh interpreter on this checkout."""
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300, env={"PYTHONPATH": str(ROOT), "PATH": ""})
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()[-1]
+
+
+def test_help_imports_neither_pandas_nor_numba() -> None:
+    probe = ("import sys\nfrom backtest.cli import main\nassert main(['--help']) == 0\n"
+             "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'pandas', 'numba', "
+             "'numpy', 'pyarrow', 'vectorbt'})\nprint(','.join(heavy) or 'none')\n")
+    assert last_line_of(probe) == "none"
+
+
 def test_a_run_imports_only_its_strategy_and_scans_no_plugins(tmp_path: Path) -> None:
     probe = (
         "import sys\n"
@@ -24,11 +39,8 @@ def test_a_run_imports_only_its_strategy_and_scans_no_plugins(tmp_path: Path) ->
         "import pydantic.plugin._loader as loader\n"
         "print(code, sorted(m for m in sys.modules if m.startswith('strategies.')),\n"
         "      loader._plugins is None)\n")
-    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300, env={"PYTHONPATH": str(ROOT), "PATH": ""})
-    assert done.returncode == 0, done.stderr
     # pydantic's entry-point scan fills loader._plugins; disabled, it is never run
-    assert done.stdout.splitlines()[-1] == "0 ['strategies.break_below_74k'] True"
+    assert last_line_of(probe) == "0 ['strategies.break_below_74k'] True"
 
 
 def test_the_registry_lists_every_strategy_module_under_its_spec_name() -> None:
