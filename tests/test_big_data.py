@@ -12,8 +12,6 @@ import csv
 import io
 import math
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +33,6 @@ from backtest.report.equity import BATCH as EQUITY_BATCH
 from backtest.report.equity import _float_text, write_equity_csv
 from backtest.report.pages.run import drawdown_pct, drawdown_pct_at, monthly_returns
 
-ROOT = Path(__file__).resolve().parents[1]
 REQUIRED = ("timestamp", "open", "high", "low", "close", "volume")
 
 
@@ -349,16 +346,6 @@ def test_regime_spans_name_each_run_of_one_code() -> None:
         (regimes.LABELS[c], iso(index[a]), iso(index[b])) for c, a, b in
         [(0, 0, 1), (1, 2, 4), (2, 5, 5), (0, 6, 6), (3, 7, 8), (4, 9, 9), (5, 10, 11),
          (0, 12, 12)]]
-
-
-def test_help_imports_neither_pandas_nor_numba() -> None:
-    probe = ("import sys\nfrom backtest.cli import main\nassert main(['--help']) == 0\n"
-             "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'pandas', 'numba', "
-             "'numpy', 'pyarrow', 'vectorbt'})\nprint(','.join(heavy) or 'none')\n")
-    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
-                          text=True, timeout=60, env={"PYTHONPATH": str(ROOT), "PATH": ""})
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[-1] == "none"
 
 
 def test_loading_ten_thousand_bars_keeps_float64_and_utc(tmp_path: Path) -> None:

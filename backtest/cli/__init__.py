@@ -27,6 +27,10 @@ from backtest.cli.common import (
 )
 
 COMMAND_GROUPS = (run, data, report, optimize, check, lab, strategy)
+# crashbt's configs use no pydantic plugins: skip pydantic's scan of every installed package's
+# entry points when the first config model is built (a command imports them after this); a
+# user's own setting wins
+os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 MASK_WINDOW = 64_000  # characters of a message masked; terminal_safe shows fewer
 
 

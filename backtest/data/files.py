@@ -10,6 +10,7 @@ file and the row or column. Imports from crashbt only :mod:`backtest.errors`,
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import io
@@ -54,6 +55,28 @@ _LAST_TIME = pd.Timestamp(pd.Timestamp.max.floor("s"), tz="UTC")
 
 
 _TIME_RANGE = f"{iso(_FIRST_TIME)} and {iso(_LAST_TIME)}"
+
+
+#: pandas' default ``na_values`` (``read_csv``): the cells both CSV readers take as missing
+NA_CELLS = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
+            "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null")
+
+
+# ``YYYY-MM-DDTHH:MM:SSZ``: where its separators and digits sit, and the years whose every
+# second a nanosecond index holds (pandas' reader checks the edge years)
+_PLAIN_UTC_WIDTH = 20
+
+
+_PLAIN_UTC_SEPARATORS = (np.array([4, 7, 10, 13, 16, 19]), np.frombuffer(b"--T::Z", np.uint8))
+
+
+_PLAIN_UTC_DIGITS = np.array([0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18])
+
+
+_PLAIN_UTC_YEARS = (1678, 2261)
+
+
+_MONTH_DAYS = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
 
 
 def datasets_dir() -> Path:
@@ -151,7 +174,18 @@ def _read_file(path: Path, mapped: bool = False) -> Any:
 
 
 def _gunzip(path: Path, blob: bytes) -> bytes:
-    """Decompressed bytes, at most :data:`~backtest.limits.DATA_BYTES` (no gzip bomb)."""
+    """Decompressed bytes, at most :data:`~backtest.limits.DATA_BYTES` (no gzip bomb).
+
+    One whole gzip member (every bundled file) is inflated in one zlib call, its CRC checked by
+    zlib (~15% faster than :class:`gzip.GzipFile`'s chunked reads and separate CRC pass);
+    anything else (several members, padding, a corrupt or oversized stream) is read by
+    ``GzipFile``, which names the problem.
+    """
+    stream = zlib.decompressobj(wbits=zlib.MAX_WBITS | 16)  # gzip framing
+    with contextlib.suppress(zlib.error):
+        data = stream.decompress(blob, DATA_BYTES + 1)
+        if stream.eof and not stream.unused_data:
+            return data
     try:
         with gzip.GzipFile(fileobj=io.BytesIO(blob)) as stream:
             data = stream.read(DATA_BYTES + 1)
@@ -171,6 +205,8 @@ def read_csv_table(label: str, raw: bytes, required: tuple[str, ...],
     ``names`` is given for headerless files. Columns outside ``required + optional`` are ignored
     (``optional=None`` keeps every column).
     Structural problems (encoding, delimiter, field counts, non-numbers) raise naming the row.
+    Plain text is read by Arrow's reader (:func:`_read_plain_csv`); anything else, and every
+    problem, by pandas' reader.
     """
     first_data_line = 0 if names else 1
     try:
@@ -181,22 +217,28 @@ def read_csv_table(label: str, raw: bytes, required: tuple[str, ...],
         raise DataError(f"{label}: {where}: expected UTF-8 text, found byte "
                         f"0x{raw[exc.start]:02x} at byte offset {exc.start}") from None
     body = text.removeprefix("\ufeff").rstrip("\r\n")  # a BOM (Excel's UTF-8 export) is fine
-    # the same body as bytes: pandas' C parser reads bytes ~2x faster than a StringIO
-    data = raw.removeprefix(b"\xef\xbb\xbf").rstrip(b"\r\n")
-    if not body.strip():
+    # where the same body sits in the bytes (readers take bytes ~2x faster than a StringIO)
+    start, end = (3 if raw.startswith(b"\xef\xbb\xbf") else 0), len(raw)
+    while end > start and raw[end - 1] in b"\r\n":
+        end -= 1
+    if not body or body.isspace():
         raise DataError(f"{label}: expected a header and data rows, found an empty file")
-    header_line = body.split("\n", 1)[0].rstrip("\r")
+    header_line = body[:body.find("\n") % (len(body) + 1)].rstrip("\r")
     header = list(names) if names else [h.strip() for h in header_line.split(",")]
     if not names:
         _check_header(label, header_line, header, required)
         if "\n" not in body:
             raise DataError(f"{label}: expected at least one data row, found only the header")
         _check_repeated_header(label, body, header_line)
-    _check_field_counts(label, data, len(header), first_data_line)
     wanted = [c for c in header if optional is None or c in (*required, *optional)]
     numeric = [c for c in wanted if c != "timestamp" and c not in text_columns]
     dtypes: dict[str, Any] = {c: "float64" for c in numeric}
     dtypes.update({c: str for c in (*text_columns, "timestamp") if c in wanted})
+    frame = _read_plain_csv(raw, start, end, header, wanted, numeric, first_data_line)
+    if frame is not None:
+        return frame
+    data = raw[start:end]
+    _check_field_counts(label, data, len(header), first_data_line)
     kwargs: dict[str, Any] = {"usecols": wanted, "engine": "c", "skipinitialspace": True}
     if names:
         kwargs.update(header=None, names=list(names))
@@ -208,6 +250,52 @@ def read_csv_table(label: str, raw: bytes, required: tuple[str, ...],
     except ValueError:
         frame = pd.read_csv(io.BytesIO(data), dtype=str, **kwargs)
     raise _non_number(label, frame, numeric)
+
+
+def _read_plain_csv(raw: bytes, start: int, end: int, header: list[str], wanted: list[str],
+                    numeric: list[str], skip_rows: int) -> pd.DataFrame | None:
+    """The frame pandas' reader returns for ``raw[start:end]``, read in place by Arrow's
+    (70k rows: ~2x faster), or None when the text is not plain (:func:`_is_plain`), Arrow
+    refuses it (a field count, a non-number) or its first column has an empty cell (a blank
+    line reads as a row of them): pandas' reader then reads it or names the problem.
+
+    Both readers take the same cells as missing (:data:`NA_CELLS`) and read the same floats on
+    every bundled file and on generated ones of up to 17 significant digits
+    (tests/test_fast_readers.py); text columns stay text (``str``), as pandas reads them.
+    """
+    if not _is_plain(raw, start, end):
+        return None
+    import pyarrow as pa
+    import pyarrow.csv as arrow_csv
+
+    types = {c: pa.float64() if c in numeric else pa.string() for c in wanted}
+    try:
+        table = arrow_csv.read_csv(
+            pa.py_buffer(raw).slice(start, end - start),
+            read_options=arrow_csv.ReadOptions(column_names=header, skip_rows=skip_rows,
+                                               use_threads=False),
+            parse_options=arrow_csv.ParseOptions(ignore_empty_lines=False),
+            convert_options=arrow_csv.ConvertOptions(
+                column_types=types, include_columns=wanted, null_values=list(NA_CELLS),
+                strings_can_be_null=True))
+    except pa.ArrowException:
+        return None
+    return None if table.column(0).null_count else table.to_pandas()
+
+
+def _is_plain(raw: bytes, start: int, end: int) -> bool:
+    """No quotes, no space or tab opening a field (pandas skips it, Arrow keeps it) and no
+    carriage return outside CRLF line ends, in ``raw[start:end]``."""
+    def has(text: bytes) -> bool:
+        return raw.find(text, start, end) >= 0
+
+    if has(b'"') or (has(b"\r") and raw.count(b"\r", start, end)
+                      != raw.count(b"\r\n", start, end)):
+        return False
+    if not (has(b" ") or has(b"\t")):  # one-byte searches are fast, pairs are not
+        return True
+    return raw[start:start + 1] not in (b" ", b"\t") and not any(
+        has(pair) for pair in (b", ", b",\t", b"\n ", b"\n\t"))
 
 
 def _check_header(label: str, line: str, header: list[str], required: tuple[str, ...]) -> None:
@@ -228,6 +316,8 @@ def _check_header(label: str, line: str, header: list[str], required: tuple[str,
 
 def _check_repeated_header(label: str, body: str, header_line: str) -> None:
     """A header line repeated inside the data (concatenated exports) names its row."""
+    if body.find(header_line, len(header_line)) < 0:  # a plain search first: 10x faster
+        return
     repeat = re.search(r"\n" + re.escape(header_line) + r"\r?(?:\n|$)", body)
     if repeat:
         row = body.count("\n", 0, repeat.start() + 1)
@@ -271,6 +361,8 @@ def parse_timestamps(label: str, column: pd.Series) -> pd.DatetimeIndex:
                         f"found naive datetimes")
     elif pd.api.types.is_numeric_dtype(column.dtype):
         index = _from_epoch(label, column.to_numpy(dtype="float64"))
+    elif (plain := _plain_utc(column)) is not None:
+        index = plain
     elif _NUMBER.fullmatch(str(column.iloc[0]).strip()):
         numbers = pd.to_numeric(column, errors="coerce")
         bad = np.flatnonzero(numbers.isna().to_numpy())
@@ -322,6 +414,59 @@ def _from_epoch(label: str, values: np.ndarray) -> pd.DatetimeIndex:
         raise DataError(f"{label}: row {row + 1}: column 'timestamp': expected a time between "
                         f"{_TIME_RANGE}, found epoch {unit} {values[row]:.0f}")
     return pd.DatetimeIndex(pd.to_datetime(values, unit=unit, utc=True))
+
+
+def _plain_utc(column: pd.Series) -> pd.DatetimeIndex | None:
+    """A text column whose every cell is ``YYYY-MM-DDTHH:MM:SSZ`` (bundled files, crashbt's own
+    exports) read from its bytes (70k rows: ~5 ms against pandas' ~12 ms), or None for any
+    other column, which :func:`_from_iso` parses and checks: the same values either way."""
+    import pyarrow as pa
+
+    if not pd.api.types.is_string_dtype(column.dtype) or column.empty:
+        return None
+    try:
+        cells = pa.array(column)  # zero-copy for Arrow-backed text
+    except (pa.ArrowException, TypeError):
+        return None
+    if isinstance(cells, pa.ChunkedArray):
+        cells = cells.combine_chunks()
+    if cells.null_count or not (pa.types.is_string(cells.type)
+                                or pa.types.is_large_string(cells.type)):
+        return None
+    offset_type = np.int64 if pa.types.is_large_string(cells.type) else np.int32
+    offsets = np.frombuffer(cells.buffers()[1], offset_type)[cells.offset:
+                                                              cells.offset + len(cells) + 1]
+    if np.any(np.diff(offsets) != _PLAIN_UTC_WIDTH):
+        return None
+    chars = np.frombuffer(cells.buffers()[2], np.uint8)[offsets[0]:offsets[-1]]
+    chars = chars.reshape(-1, _PLAIN_UTC_WIDTH)
+    at, separators = _PLAIN_UTC_SEPARATORS
+    digits = chars[:, _PLAIN_UTC_DIGITS] - np.uint8(ord("0"))  # below '0' wraps above 9
+    if np.any(chars[:, at] != separators) or np.any(digits > 9):
+        return None
+    digits = digits.astype(np.int64)
+    year = digits[:, :4] @ np.array([1000, 100, 10, 1])
+    month, day, hour, minute, second = (digits[:, i] * 10 + digits[:, i + 1]
+                                        for i in (4, 6, 8, 10, 12))
+    if (year.min() < _PLAIN_UTC_YEARS[0] or year.max() > _PLAIN_UTC_YEARS[1]
+            or np.any((month < 1) | (month > 12) | (hour > 23) | (minute > 59)
+                      | (second > 59))):
+        return None
+    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+    if np.any((day < 1) | (day > _MONTH_DAYS[month - 1] + (leap & (month == 2)))):
+        return None
+    seconds = _epoch_days(year, month, day) * 86_400 + hour * 3_600 + minute * 60 + second
+    return pd.to_datetime(seconds * 1_000_000_000, unit="ns", utc=True)
+
+
+def _epoch_days(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.ndarray:
+    """Days since 1970-01-01 of proleptic Gregorian dates (H. Hinnant's days_from_civil)."""
+    year = year - (month <= 2)
+    era = year // 400
+    year_of_era = year - era * 400
+    day_of_year = (153 * np.where(month > 2, month - 3, month + 9) + 2) // 5 + day - 1
+    day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
+    return era * 146_097 + day_of_era - 719_468
 
 
 def _from_iso(label: str, column: pd.Series) -> pd.DatetimeIndex:
