@@ -345,6 +345,11 @@ class Each:
         self.container, self.shape = container, shape
 
 
+class Stamp:
+    """A shape: a text holding a timestamp (``2026-02-05T00:00:00Z``); the pages parse it."""
+
+
+STAMP = Stamp()
 NUMBER = (int, float, type(None))  # metrics may be null (undefined), never text or a bool
 # by_regime / by_window: {"strategy": {segment: metrics}, "buy_and_hold": ...} or, from older
 # reports, {segment: metrics}
@@ -354,13 +359,13 @@ SEGMENTS = (_SPLIT_TABLES, _TABLES, type(None))
 # what report.json must hold for ``report`` and ``compare`` to render it; "key?" is optional
 REPORT_SHAPE: dict[str, Any] = {
     "run_id": str, "engine": str, "metrics": Each(dict, NUMBER), "benchmark": Each(dict, NUMBER),
-    "dataset": {"name": str, "sha256": str, "symbol": str, "timeframe": str, "start": str,
-                "end": str},
+    "dataset": {"name": str, "sha256": str, "symbol": str, "timeframe": str, "start": STAMP,
+                "end": STAMP},
     "strategy": {"name": str, "label": str, "levels?": (dict, type(None)),
                  "notes?": (dict, type(None))},
     "config": {"data": dict, "execution": {"init_cash": (int, float)}},
     "files?": {"equity?": str, "trades?": str},
-    "regime_spans?": (Each(list, {"regime": str, "start": str, "end": str}), type(None)),
+    "regime_spans?": (Each(list, {"regime": str, "start": STAMP, "end": STAMP}), type(None)),
     "by_regime?": SEGMENTS,
     "by_window?": SEGMENTS,
 }
@@ -368,8 +373,13 @@ REPORT_SHAPE: dict[str, Any] = {
 
 def check_shape(value: Any, shape: Any, path: Path, where: str = "") -> None:
     """Raise an :class:`OutputError` naming ``path`` and the dotted key where ``value`` does not
-    have ``shape``: a type, a tuple of alternatives, a ``{key: shape}`` dict or :class:`Each`."""
+    have ``shape``: a type, a tuple of alternatives, a ``{key: shape}`` dict, :class:`Each` or
+    :data:`STAMP`."""
     key = where or "(top level)"
+    if shape is STAMP:
+        if not isinstance(value, str) or not _is_stamp(value):
+            raise _wrong(path, key, "a timestamp text such as 2026-02-05T00:00:00Z", value)
+        return
     if isinstance(shape, tuple) and not all(isinstance(alt, type) for alt in shape):
         errors = []
         for alt in shape:
@@ -400,6 +410,13 @@ def check_shape(value: Any, shape: Any, path: Path, where: str = "") -> None:
     kinds = shape if isinstance(shape, tuple) else (shape,)
     if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
         raise _wrong(path, key, " or ".join(_type_name(kind) for kind in kinds), value)
+
+
+def _is_stamp(text: str) -> bool:
+    try:
+        return not pd.isna(pd.Timestamp(text))
+    except (ValueError, TypeError, OverflowError):
+        return False
 
 
 def _dotted(where: str, name: str) -> str:
