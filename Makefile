@@ -19,9 +19,13 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m backtest.warmup
 	@touch $(STAMP)
 
-# Every command target first rebuilds the ahead-of-time kernels if their sources changed.
+# Before every command target: the ahead-of-time kernels rebuilt if their sources changed, and
+# crashbt's bytecode compiled (an editable install has none until a run writes it, which
+# PYTHONDONTWRITEBYTECODE=1 prevents: every command would then recompile crashbt's modules).
+PREPARE = $(BIN)/python -m backtest.aot && $(BIN)/python -m compileall -q backtest strategies
+
 demo: $(STAMP)
-	$(BIN)/python -m backtest.aot
+	$(PREPARE)
 	$(BIN)/crashbt run configs/demo_feb_2026.toml
 	$(BIN)/crashbt run configs/demo_feb_2026_eth.toml
 
@@ -29,11 +33,11 @@ services:
 	@bash scripts/test-services
 
 test: $(STAMP) services
-	$(BIN)/python -m backtest.aot
+	$(PREPARE)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
-	$(BIN)/python -m backtest.aot
+	$(PREPARE)
 	$(BIN)/python -m pytest tests/bench -q -p no:randomly --benchmark-only -o addopts=""
 
 lint: $(STAMP)
