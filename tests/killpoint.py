@@ -10,7 +10,9 @@ batch's evaluation starts, ``report`` while the best run's report is written; on
 
 ``python tests/killpoint.py meet DIR N crashbt-args...`` kills nothing: the worker holds its
 first batch's evaluation until N workers have claimed theirs (one file each in DIR), so a test
-of several workers does not depend on which one the machine starts first.
+of several workers does not depend on which one the machine starts first. ``mark DIR`` before
+``POINT N`` leaves a file in DIR just before the kill: a worker that ``meet``s on DIR with N = 2
+holds its first evaluation until the other worker has died at its point.
 """
 
 from __future__ import annotations
@@ -50,7 +52,12 @@ level_mode = { fixed = "ath_fraction" }
 """
 
 
+MARKS: list[Path] = []  # folders where die() leaves a file first (``mark DIR``)
+
+
 def die() -> None:
+    for folder in MARKS:
+        (folder / f"died-{os.getpid()}").touch()
     os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -135,8 +142,12 @@ def plant(point: str, nth: int) -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1] == "meet":
-        meet(Path(sys.argv[2]), int(sys.argv[3]))
-        sys.exit(cli.main(sys.argv[4:]))
-    plant(sys.argv[1], int(sys.argv[2]))
-    sys.exit(cli.main(sys.argv[3:]))
+    args = sys.argv[1:]
+    if args[0] == "meet":
+        meet(Path(args[1]), int(args[2]))
+        sys.exit(cli.main(args[3:]))
+    if args[0] == "mark":
+        MARKS.append(Path(args[1]))
+        args = args[2:]
+    plant(args[0], int(args[1]))
+    sys.exit(cli.main(args[2:]))

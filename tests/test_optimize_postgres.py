@@ -91,21 +91,25 @@ def test_two_workers_share_one_study_without_running_a_trial_twice(tmp_path: Pat
 def test_two_workers_one_killed_at_a_window_resume_to_the_exact_count(
         tmp_path: Path, point: str, nth: int) -> None:
     """Worker a dies at ``point`` (its pipes unread, two busy loops beside it); worker b goes
-    on and fails a's orphan at once; a resume then finds exactly the requested count."""
+    on and fails a's orphan at once; a resume then finds exactly the requested count. Worker b
+    holds its first batch until a has died (``meet`` on a's ``mark``): otherwise a loaded
+    machine could let b finish all 12 trials before a reached its second pass."""
     url = pg_url()
     config = tmp_path / "pg.toml"
     config.write_text(CONFIG, encoding="utf-8")
     study = f"pg-{uuid.uuid4().hex[:10]}"
     args = ["optimize", str(config), "--storage", url, "--study", study, "--trials", "12"]
     hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    killpoint = [sys.executable, str(ROOT / "tests" / "killpoint.py")]
     try:
         killed = subprocess.Popen(
-            [sys.executable, str(ROOT / "tests" / "killpoint.py"), point, str(nth), *args,
-             "--out", str(tmp_path / "a")], cwd=ROOT, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE)
-        other = subprocess.run([sys.executable, "-m", "backtest", *args, "--out",
+            [*killpoint, "mark", str(marks), point, str(nth), *args, "--out", str(tmp_path / "a")],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        other = subprocess.run([*killpoint, "meet", str(marks), "2", *args, "--out",
                                 str(tmp_path / "b")], cwd=ROOT, text=True, capture_output=True,
-                               timeout=240, check=False)
+                               timeout=360, check=False)
         killed.wait(timeout=240)
     finally:
         for hog in hogs:
@@ -113,6 +117,7 @@ def test_two_workers_one_killed_at_a_window_resume_to_the_exact_count(
             hog.wait(timeout=30)
     assert other.returncode == 0, other.stderr
     assert killed.returncode == -9, f"{point}:{nth} was not reached"
+    assert len(list(marks.iterdir())) == 2  # b held its first batch until a died
     before = storage.study_trials(url, tmp_path / "unused", study)
     again = subprocess.run([sys.executable, "-m", "backtest", *args, "--out", str(tmp_path / "c")],
                            cwd=ROOT, text=True, capture_output=True, timeout=240, check=False)
