@@ -282,3 +282,20 @@ def test_causal_on_real_hourly_bars() -> None:
                              volume_k=1.2)
         pd.testing.assert_series_equal(part, full.iloc[:k])
     assert full.any()
+
+
+def test_unchanged_bars_read_once_give_the_same_events() -> None:
+    hourly = load("btcusdt_1h.csv").loc["2025-06":]
+    level = S.level_series(hourly, S.AthFraction(0.62))
+    outside = S.cross_below(hourly, level, confirm="wick", hold=2)
+    moved = hourly.assign(low=hourly["low"] * 0.9)  # another frame: read as itself, not held
+    with S.unchanged(hourly):
+        pd.testing.assert_series_equal(S.cross_below(hourly, level, confirm="wick", hold=2),
+                                       outside)
+        assert S.price(hourly, "low") is S.price(hourly, "low")  # read once
+        assert S.price(moved, "low") is not S.price(hourly, "low")
+        np.testing.assert_array_equal(S.price(moved, "low"), moved["low"].to_numpy())
+        assert S.unreachable_note(hourly, level) == {}
+    hourly["low"] = hourly["low"] * 0.9  # after the block nothing is held: the new lows count
+    pd.testing.assert_series_equal(S.cross_below(hourly, level, confirm="wick", hold=2),
+                                   S.cross_below(moved, level, confirm="wick", hold=2))

@@ -124,3 +124,20 @@ def test_block_sums_give_the_exact_union_sharpe(seed: int) -> None:
     raw = np.concatenate([r[0:10], r[20:30]])
     expected = raw.mean(axis=0) / raw.std(axis=0, ddof=1)
     np.testing.assert_allclose(overfit._union_sharpe(picked), expected, rtol=1e-9)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(min_value=1, max_value=9), st.integers(min_value=2, max_value=3000),
+       st.integers(min_value=0, max_value=2**31 - 1))
+def test_block_sums_of_stacked_rows_are_each_rows_own_to_the_last_bit(columns: int, n: int,
+                                                                      seed: int) -> None:
+    """A search sums the blocks of all its sets at once, from their return rows stacked and
+    transposed: each set's sums must be those of its own 1-d returns, bit for bit (the numpy
+    reductions run along each row in memory, as for a single array)."""
+    rng = np.random.default_rng(seed)
+    rows = rng.normal(0.0, 0.02, size=(columns, n)) * (rng.random((columns, n)) < 0.4)
+    edges = [(round(i * n / 5), round((i + 1) * n / 5)) for i in range(5)]
+    together = overfit.block_sums(rows.T, edges)
+    for c in range(columns):
+        alone = overfit.block_sums(rows[c].copy(), edges)[:, :, 0]
+        assert together[:, :, c].tobytes() == alone.tobytes()

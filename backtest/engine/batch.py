@@ -77,6 +77,8 @@ class RangeEngine:
         self.vol, self.vol_at = _stacked([p.vol for p in parts])
         self.tiers, self.notional_cap = engine.kernel_tiers(execution)
         self.unset = np.full((1, self.n), np.nan)
+        self._terms_by_choice: dict[tuple[bool, int | None], np.void] = {}
+        self._inputs: dict[str, np.ndarray] = {}
 
     def columns_per_call(self, max_bytes: int) -> int:
         """How many columns one :meth:`run` may take for its inputs and output to stay near
@@ -96,14 +98,14 @@ class RangeEngine:
     def run(self, columns: Sequence[Signals]) -> RangeRuns:
         """Every column (signals on ``history`` that passed :meth:`check`) over every range, in
         one kernel call."""
-        k, n, first = len(columns), self.n, self.first
+        k, first = len(columns), self.first
         flags = [filtered_signals(sig, self.execution.direction) for sig in columns]
         terms = layout.terms_record(k)
-        for record, sig in zip(terms, columns, strict=True):
-            engine.kernel_terms(self.execution, sig, self.notional_cap, record)
+        for c, sig in enumerate(columns):
+            terms[c] = self._terms(sig)
 
         def bools(field: int) -> np.ndarray:
-            out = np.empty((k, n), dtype=bool)
+            out = self._input(f"flags{field}", k, bool)
             for c, arrays in enumerate(flags):
                 out[c] = arrays[field][first:]
             return out
@@ -111,7 +113,7 @@ class RangeEngine:
         def levels(name: str) -> np.ndarray:
             if all(getattr(sig, name) is None for sig in columns):
                 return self.unset  # unset in every column: one shared row of NaN
-            out = np.empty((k, n))
+            out = self._input(name, k, np.float64)
             for c, sig in enumerate(columns):
                 series = getattr(sig, name)
                 values = series.to_numpy() if series is not None else None
@@ -129,6 +131,24 @@ class RangeEngine:
             levels("target_price"), levels("entry_fraction"), terms, self.tiers, self.bounds,
             self.at[:-1], equity, position, totals)
         return RangeRuns(equity, position, totals, self.at)
+
+    def _input(self, name: str, k: int, dtype: type) -> np.ndarray:
+        """A (k, n) input array of the kernel, reused from call to call: the kernel only reads
+        it, and a fresh one per call costs more in page faults than filling it."""
+        held = self._inputs.get(name)
+        if held is None or held.shape[0] < k:
+            held = self._inputs[name] = np.empty((k, self.n), dtype=dtype)
+        return held[:k]
+
+    def _terms(self, signals: Signals) -> np.void:
+        """The settings record of a column: the run's, and what the signals choose (tranche
+        sizing, a time exit); built once per distinct choice (a search's sets share it)."""
+        key = (signals.entry_fraction is not None, signals.max_bars_held)
+        record = self._terms_by_choice.get(key)
+        if record is None:
+            record = self._terms_by_choice[key] = layout.terms_record(1)[0]
+            engine.kernel_terms(self.execution, signals, self.notional_cap, record)
+        return record
 
 
 def _stacked(parts: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -28,12 +28,19 @@ Level events (:func:`cross_below`, :func:`cross_above`), per bar, in order:
   back does not re-arm until a later close.
 * A NaN level or price disarms and resets the count (no value, no crossing through it).
 
+A search calls these helpers once per parameter set on the same bars: inside
+:func:`unchanged` (the caller's promise that the bars are not modified in the block) each price
+column is read from the frame once, not once per call.
+
 Imports numpy, pandas and crashbt's errors, native loader and indicators; the per-bar loops are
 numba kernels of :mod:`backtest.features.kernels`. Never vectorbt, ta, optuna, engine.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Literal
 
@@ -49,6 +56,32 @@ KERNELS = "backtest.features.kernels"
 CONFIRMS = ("close", "wick")
 #: how a strategy's level parameter is read: a price, or a fraction of the running ATH / EMA
 LEVEL_MODES = ("absolute", "ath_fraction", "ema_200w")
+#: the bars of the innermost :func:`unchanged` block and the float64 columns read from them
+_HELD: ContextVar[tuple[Bars, dict[str, np.ndarray]] | None] = ContextVar("held_bars",
+                                                                          default=None)
+
+
+@contextmanager
+def unchanged(bars: Bars) -> Iterator[None]:
+    """A block in which ``bars`` is not modified (the caller's promise, e.g. a search scoring
+    many parameter sets on one history): :func:`price` reads each column once. The arrays are
+    dropped when the block ends; other frames are read as usual."""
+    token = _HELD.set((bars, {}))
+    try:
+        yield
+    finally:
+        _HELD.reset(token)
+
+
+def price(bars: Bars, column: str) -> np.ndarray:
+    """``bars[column]`` as float64 numpy values (read once per :func:`unchanged` block)."""
+    held = _HELD.get()
+    if held is None or held[0] is not bars:
+        return bars[column].to_numpy(dtype="float64")
+    arrays = held[1]
+    if column not in arrays:
+        arrays[column] = bars[column].to_numpy(dtype="float64")
+    return arrays[column]
 
 
 @dataclass(frozen=True)
@@ -144,8 +177,7 @@ def unreachable_note(bars: Bars, level: pd.Series, name: str = "level") -> dict[
     without a word. Empty when the level is reached at least once or the bars are empty."""
     lvl = (level.to_numpy() if level.dtype == np.float64
            else level.to_numpy(dtype="float64", na_value=np.nan))
-    low = bars["low"].to_numpy(dtype="float64")
-    high = bars["high"].to_numpy(dtype="float64")
+    low, high = price(bars, "low"), price(bars, "high")
     if native.kernel(KERNELS, "reached_or_undefined_nb")(lvl, low, high):
         return {}
     valid = ~(np.isnan(lvl) | np.isnan(low))
@@ -184,10 +216,9 @@ def _cross(bars: Bars, level: Level, direction: Literal["below", "above"], confi
     on_bars = isinstance(level, pd.Series) and level.dtype == np.float64 and (
         level.index is bars.index or level.index.equals(bars.index))
     lvl = level.to_numpy() if on_bars else level_series(bars, level).to_numpy()
-    close = bars["close"].to_numpy(dtype="float64")
+    close = price(bars, "close")
     below = direction == "below"
-    probe = (close if confirm == "close"
-             else bars["low" if below else "high"].to_numpy(dtype="float64"))
+    probe = close if confirm == "close" else price(bars, "low" if below else "high")
     volume_ok = (np.empty(0, dtype=bool) if volume_k is None
                  else volume_confirmed(bars, volume_k, volume_window).to_numpy())
     events = native.kernel(KERNELS, "level_events_nb")(close, probe, lvl, below, float(rearm_pct),

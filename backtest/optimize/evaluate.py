@@ -22,6 +22,7 @@ from backtest.config.run import RunConfig
 from backtest.data import regimes
 from backtest.engine.batch import RangeEngine, RangeRuns
 from backtest.errors import ConfigError, StrategyError, UserError
+from backtest.features import levels
 from backtest.inputs import RunInputs, prepare
 from backtest.metrics import overfit
 from backtest.metrics import performance as metrics
@@ -92,11 +93,11 @@ _STAT_FIELDS = tuple(f.name for f in dataclasses.fields(overfit.ReturnStats))
 NEEDS_TRADES = ("sharpe", "sortino", "calmar", "profit_factor", "win_rate_pct")
 
 
-def _metric_rows(table: np.ndarray) -> list[dict[str, float | None]]:
-    """Rows of metric means (``catalogue.METRIC_KEYS`` on the last axis, NaN: undefined) as
-    dicts with None for an undefined metric."""
-    return [dict(zip(catalogue.METRIC_KEYS, [None if v != v else v for v in row], strict=True))
-            for row in table.tolist()]
+def _metric_rows(table: np.ndarray) -> list[list[dict[str, float | None]]]:
+    """Per column, the rows of a (columns, rows, ``catalogue.METRIC_KEYS``) table of metric
+    means (NaN: undefined) as dicts with None for an undefined metric."""
+    return [[dict(zip(catalogue.METRIC_KEYS, [None if v != v else v for v in row], strict=True))
+             for row in column] for column in table.tolist()]
 
 
 def _groups(members: Sequence[Sequence[int]]) -> np.ndarray:
@@ -176,8 +177,9 @@ class Evaluator:
         """
         out: list[dict[str, Any] | StrategyError] = []
         step = self.engine.columns_per_call(BATCH_BYTES)
-        for start in range(0, len(sets), step):
-            out.extend(self._evaluate_chunk(sets[start:start + step]))
+        with levels.unchanged(self.inputs.history):  # the sets' signals read its prices once
+            for start in range(0, len(sets), step):
+                out.extend(self._evaluate_chunk(sets[start:start + step]))
         return out
 
     def _evaluate_chunk(self, sets: Sequence[Mapping[str, Any]]
@@ -221,23 +223,27 @@ class Evaluator:
         oos_folds = metrics.defined_means(table, self.test_rows, "n_trades")
         oos_means = metrics.defined_means(oos_folds, self.all_folds)
         whole = self.ranges.index(self.whole)
+        # every column's returns over the whole range, one row each: the block sums of all
+        # columns in one pass per block (each row's sums are those of its own 1-d array)
+        full_returns = np.stack([metrics.bar_returns(runs.curve(c, whole)[0], init_cash)
+                                 for c in range(len(table))])
+        blocks = overfit.block_sums(full_returns.T, self.blocks).transpose(2, 0, 1)
+        rows = zip(_metric_rows(is_folds), _metric_rows(oos_folds), _metric_rows(is_means),
+                   _metric_rows(oos_means), full_returns, blocks.tolist(), strict=True)
         out = []
-        for c in range(len(table)):
-            full_returns = metrics.bar_returns(runs.curve(c, whole)[0], init_cash)
-            is_rows, oos_rows = _metric_rows(is_folds[c]), _metric_rows(oos_folds[c])
+        for is_rows, oos_rows, (is_mean,), (oos_mean,), returns, block_rows in rows:
             folds = [{"name": f.name, "is": is_rows[k], "oos": oos_rows[k] if f.test else None}
                      for k, f in enumerate(self.folds)]
-            is_mean = _metric_rows(is_means[c])[0]
-            stats = overfit.return_stats(full_returns)
+            stats = overfit.return_stats(returns)
             out.append({
                 "folds": folds,
                 "is_mean": is_mean,
-                "oos_mean": _metric_rows(oos_means[c])[0] if has_oos else None,
+                "oos_mean": oos_mean if has_oos else None,
                 "objectives": [is_mean[o.metric] or 0.0 for o in self.opt.objectives],
                 "undefined": [o.metric for o in self.opt.objectives if is_mean[o.metric] is None],
                 "constraints": [violation(con, is_mean) for con in self.opt.constraints],
                 "full_stats": {f: getattr(stats, f) for f in _STAT_FIELDS},  # asdict, shallow
-                "blocks": overfit.block_sums(full_returns, self.blocks)[:, :, 0].tolist(),
+                "blocks": block_rows,
             })
         return out
 
