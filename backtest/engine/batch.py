@@ -134,7 +134,7 @@ class RangeEngine:
 
     def _input(self, name: str, k: int, dtype: type) -> np.ndarray:
         """A (k, n) input array of the kernel, reused from call to call (the kernel only reads
-        it): fresh ones cost page faults, ~120,000 of them and a third of a second of system
+        it): fresh ones cost page faults, ~120,000 of them and ~0.2 s of system
         time in a 200-trial search of the shipped example."""
         held = self._inputs.get(name)
         if held is None or held.shape[0] < k:
