@@ -4,7 +4,6 @@ optimization.json / optimization.html and the best parameters' run report."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -103,7 +102,7 @@ def run(req: Request, on_progress: Progress | None = None) -> Outcome:
     text = report.to_json(doc)  # NaN/inf as null
     report.atomic_write_text(path, text)
     report.atomic_write_text(req.study_dir / "optimization.html",
-                             html.render_optimization(json.loads(text)))
+                             html.render_optimization(report.as_json(doc)))
     return Outcome(path, doc, best_run, interrupted)
 
 
