@@ -103,6 +103,7 @@ class StrategySpec:
         physically (a positive price, target < level < stop...) is checked by the strategy's
         Params (``__post_init__``)."""
         known = [f.name for f in dataclasses.fields(self.params)]
+        defaults = self.defaults()
         for key, value in values.items():
             where = f"{source}: strategy.params.{key}"
             if key not in known:
@@ -110,13 +111,13 @@ class StrategySpec:
                                     f"{did_you_mean(key, known) or f' (known: {known})'}")
             dim = self.space.get(key)
             problem = fits(dim, value) if dim is not None else None
-            if dim is None and not _same_kind(getattr(self.defaults(), key), value):
-                default = getattr(self.defaults(), key)
+            if dim is None and not _same_kind(getattr(defaults, key), value):
+                default = getattr(defaults, key)
                 problem = f"{type(default).__name__}, found {value!r} ({type(value).__name__})"
             if problem:
                 raise StrategyError(f"{where}: expected {problem}")
         try:
-            return self.params(**{**dataclasses.asdict(self.defaults()), **values})
+            return dataclasses.replace(defaults, **values)  # the defaults, ``values`` changed
         except (TypeError, ValueError) as exc:
             raise StrategyError(f"{source}: strategy.params: {exc}") from None
 
