@@ -29,8 +29,9 @@ Level events (:func:`cross_below`, :func:`cross_above`), per bar, in order:
 * A NaN level or price disarms and resets the count (no value, no crossing through it).
 
 A search calls these helpers once per parameter set on the same bars: inside
-:func:`unchanged` (the caller's promise that the bars are not modified in the block) each price
-column is read from the frame once, not once per call.
+:func:`unchanged` (the caller's promise that the bars are not modified in the block) what
+depends only on the bars is computed once, not once per call: the price columns as arrays, the
+running high, the weekly EMA of each span and the volume baseline of each window.
 
 Imports numpy, pandas and crashbt's errors, native loader and indicators; the per-bar loops are
 numba kernels of :mod:`backtest.features.kernels`. Never vectorbt, ta, optuna, engine.
@@ -38,7 +39,7 @@ numba kernels of :mod:`backtest.features.kernels`. Never vectorbt, ta, optuna, e
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -56,16 +57,16 @@ KERNELS = "backtest.features.kernels"
 CONFIRMS = ("close", "wick")
 #: how a strategy's level parameter is read: a price, or a fraction of the running ATH / EMA
 LEVEL_MODES = ("absolute", "ath_fraction", "ema_200w")
-#: the bars of the innermost :func:`unchanged` block and the float64 columns read from them
-_HELD: ContextVar[tuple[Bars, dict[str, np.ndarray]] | None] = ContextVar("held_bars",
-                                                                          default=None)
+#: the bars of the innermost :func:`unchanged` block and what was computed from them alone
+_HELD: ContextVar[tuple[Bars, dict[Hashable, np.ndarray]] | None] = ContextVar(
+    "held_bars", default=None)
 
 
 @contextmanager
 def unchanged(bars: Bars) -> Iterator[None]:
     """A block in which ``bars`` is not modified (the caller's promise, e.g. a search scoring
-    many parameter sets on one history): :func:`price` reads each column once. The arrays are
-    dropped when the block ends; other frames are read as usual."""
+    many parameter sets on one history): what depends only on the bars is computed once
+    (:func:`_once`). It is dropped when the block ends; other frames are read as usual."""
     token = _HELD.set((bars, {}))
     try:
         yield
@@ -73,15 +74,21 @@ def unchanged(bars: Bars) -> Iterator[None]:
         _HELD.reset(token)
 
 
-def price(bars: Bars, column: str) -> np.ndarray:
-    """``bars[column]`` as float64 numpy values (read once per :func:`unchanged` block)."""
+def _once(bars: Bars, key: Hashable, compute: Callable[[], np.ndarray]) -> np.ndarray:
+    """``compute()``, a function of ``bars`` and ``key`` alone: once per :func:`unchanged`
+    block of these bars, on every call outside one. Callers never write into the result."""
     held = _HELD.get()
     if held is None or held[0] is not bars:
-        return bars[column].to_numpy(dtype="float64")
-    arrays = held[1]
-    if column not in arrays:
-        arrays[column] = bars[column].to_numpy(dtype="float64")
-    return arrays[column]
+        return compute()
+    values = held[1]
+    if key not in values:
+        values[key] = compute()
+    return values[key]
+
+
+def price(bars: Bars, column: str) -> np.ndarray:
+    """``bars[column]`` as float64 numpy values."""
+    return _once(bars, column, lambda: bars[column].to_numpy(dtype="float64"))
 
 
 @dataclass(frozen=True)
@@ -145,10 +152,13 @@ def level_series(bars: Bars, level: Level) -> pd.Series:
     index = bars.index
     if isinstance(level, AthFraction):
         _check_positive("AthFraction.fraction", level.fraction)
-        values = level.fraction * bars["high"].cummax()
+        high = _once(bars, "running_high", lambda: bars["high"].cummax().to_numpy())
+        values = pd.Series(level.fraction * high, index=index, copy=False)
     elif isinstance(level, EmaFraction):
         _check_positive("EmaFraction.fraction", level.fraction)
-        values = level.fraction * ema_weekly(bars["close"], level.weeks)
+        ema = _once(bars, ("ema_weekly", level.weeks),
+                    lambda: ema_weekly(bars["close"], level.weeks).to_numpy())
+        values = pd.Series(level.fraction * ema, index=index, copy=False)
     elif isinstance(level, RefPrice):
         _check_positive("RefPrice.fraction", level.fraction)
         stamp = _as_utc(level.date, index)
@@ -193,9 +203,15 @@ def volume_confirmed(bars: Bars, volume_k: float, volume_window: int = 20) -> pd
     """volume >= volume_k x mean volume of the previous ``volume_window`` bars (NaN -> False)."""
     _check_positive("volume_k", volume_k)
     _check_int("volume_window", volume_window)
-    volume = bars["volume"]
-    baseline = volume.shift(1).rolling(volume_window, min_periods=volume_window).mean()
-    return (volume >= volume_k * baseline).rename("volume_confirmed")
+
+    def baseline() -> np.ndarray:
+        volume = bars["volume"]
+        return volume.shift(1).rolling(volume_window, min_periods=volume_window).mean() \
+            .to_numpy(dtype="float64", na_value=np.nan)
+
+    mean = _once(bars, ("volume_baseline", volume_window), baseline)
+    return pd.Series(price(bars, "volume") >= volume_k * mean, index=bars.index,
+                     name="volume_confirmed", copy=False)
 
 
 def _check_int(name: str, value: int) -> None:
