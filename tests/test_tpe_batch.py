@@ -14,11 +14,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.samplers._tpe import _truncnorm
 from optuna.samplers._tpe.parzen_estimator import _ParzenEstimator
 from optuna.trial import TrialState
 
 from backtest.optimize import batch, search, storage, workers
-from backtest.optimize.tpe import BatchTPESampler, _draw
+from backtest.optimize.tpe import BatchTPESampler, _draw, _log_ndtr
 from strategies import REGISTRY
 from tests.test_optimize import NOISE, request
 from tests.test_optimize_batch import stored
@@ -106,6 +107,20 @@ def test_one_pass_draws_the_stock_candidates_bit_for_bit(
     assert drawn.shape == stock.shape == (trials * candidates, len(space))
     assert drawn.tobytes() == stock.tobytes()
     assert stock_rng.random_sample() == batch_rng.random_sample()
+
+
+@settings(max_examples=50, deadline=None)
+@given(values=st.lists(st.floats(-1e6, 1e6) | st.sampled_from([np.nan, np.inf, -np.inf]),
+                       max_size=50))
+def test_log_ndtr_is_optunas_bit_for_bit(values: list[float]) -> None:
+    """Every branch of Optuna's per-value log_ndtr (erfc tail above 6, log of erf / erfc
+    between, its series below -20, NaN, signed zeros and infinities), on whole arrays (values
+    whose square overflows raise in its series, both ways)."""
+    edges = [6.0, np.nextafter(6.0, 7.0), -20.0, np.nextafter(-20.0, 0.0), 1.0, -1.0,
+             np.nextafter(1.0, 0.0), 0.0, -0.0, 5e-324, 40.0, -40.0, -1e6]
+    a = np.asarray(values + edges, dtype=float)
+    with np.errstate(invalid="ignore"):
+        assert _log_ndtr(a).tobytes() == _truncnorm._log_ndtr(a).tobytes()
 
 
 def scores(space: dict, observed: list[dict], trials: int,
