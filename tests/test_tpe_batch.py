@@ -88,13 +88,14 @@ def test_a_batch_draws_what_the_stock_sampler_draws_trial_by_trial(
 @settings(max_examples=60, deadline=None)
 @given(names=st.lists(st.sampled_from(sorted(SPACE)), min_size=1, max_size=8, unique=True),
        observed=st.lists(PARAMS, max_size=40), trials=st.sampled_from([1, 2, 3, 8, 25]),
-       candidates=st.sampled_from([1, 24, 100]), seed=st.integers(0, 2**32 - 1))
+       candidates=st.sampled_from([1, 24, 100, 400]), seed=st.integers(0, 2**32 - 1))
 def test_one_pass_draws_the_stock_candidates_bit_for_bit(
         names: list[str], observed: list[dict], trials: int, candidates: int,
         seed: int) -> None:
     """The candidates of ``trials`` consecutive ``sample`` calls of Optuna's Parzen estimator
     (the draws of the stock sampler, trial after trial), from one ``_draw``: the same bits,
-    and the random stream left where the stock calls leave it."""
+    and the random stream left where the stock calls leave it (with 400 candidates and 5 or 6
+    numerical parameters, through the stock calls)."""
     space = {name: SPACE[name] for name in names}
     internal = {name: np.asarray([space[name].to_internal_repr(o[name]) for o in observed],
                                  dtype=float) for name in names}
@@ -123,15 +124,18 @@ def test_log_ndtr_is_optunas_bit_for_bit(values: list[float]) -> None:
         assert _log_ndtr(a).tobytes() == _truncnorm._log_ndtr(a).tobytes()
 
 
-def scores(space: dict, observed: list[dict], trials: int,
-           seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """The acquisition values of ``trials`` trials' candidates (estimators of the two halves
-    of ``observed``): batched, and as the stock sampler computes them, one call per trial."""
+@settings(max_examples=30, deadline=None)
+@given(observed=st.lists(PARAMS, min_size=2, max_size=120), trials=st.sampled_from([1, 3, 12]),
+       seed=st.integers(0, 2**32 - 1))
+def test_a_batch_is_scored_as_each_trial_is_scored_alone(observed: list[dict], trials: int,
+                                                          seed: int) -> None:
+    """The acquisition values of a batch's candidates (estimators of the two halves of
+    ``observed``), bit for bit the stock sampler's, computed in one call per trial."""
     sampler = BatchTPESampler()
     half = len(observed) // 2
     below, above = (_ParzenEstimator(
-        {name: np.asarray([space[name].to_internal_repr(o[name]) for o in part], dtype=float)
-         for name in space}, space, sampler._parzen_estimator_parameters)
+        {name: np.asarray([SPACE[name].to_internal_repr(o[name]) for o in part], dtype=float)
+         for name in SPACE}, SPACE, sampler._parzen_estimator_parameters)
         for part in (observed[:half], observed[half:]))
     n = sampler._n_ei_candidates
     candidates = below._untransform(_draw(below._mixture_distribution,
@@ -139,17 +143,7 @@ def scores(space: dict, observed: list[dict], trials: int,
     stock = np.concatenate([sampler._compute_acquisition_func(
         {name: c[k * n:(k + 1) * n] for name, c in candidates.items()}, below, above)
         for k in range(trials)])
-    return sampler._score(candidates, below, above, trials), stock
-
-
-@settings(max_examples=30, deadline=None)
-@given(observed=st.lists(PARAMS, min_size=2, max_size=120), trials=st.sampled_from([1, 3, 12]),
-       seed=st.integers(0, 2**32 - 1))
-def test_a_batch_is_scored_as_each_trial_is_scored_alone(observed: list[dict], trials: int,
-                                                          seed: int) -> None:
-    """Bit for bit the stock sampler's acquisition values."""
-    batched, stock = scores(SPACE, observed, trials, seed)
-    assert batched.tobytes() == stock.tobytes()
+    assert sampler._score(candidates, below, above, trials).tobytes() == stock.tobytes()
 
 
 @pytest.mark.parametrize("spec", [NOISE, REGISTRY["break_below_74k"]], ids=lambda s: s.name)

@@ -1,32 +1,24 @@
 """Optuna's TPE sampler asked once per batch instead of once per trial, with the same draws.
 
-Every trial of a batch is sampled from the same history (see ``batch``), and through Optuna's
-per-trial API the stock ``TPESampler`` rebuilt the same model for each of them: it re-read the
-study's trials from the storage, read every trial's constraints to split them into "below" and
-"above", converted every trial's params and fitted both Parzen estimators (O(trials) in Python
-per sample, so O(trials^2) over a search), then drew and scored its 24 candidates.
-:meth:`BatchTPESampler.sample_relative_batch` reads the trials once, builds the two estimators
-once, draws the candidates of all trials in one vectorized pass (``_draw``) and scores them in
-as few calls per estimator as keep each score exact (``_score``).
+Every trial of a batch is sampled from the same history (see ``batch``); the stock
+``TPESampler`` rebuilt the same model for each (re-read the trials, split them into "below" and
+"above", fitted both Parzen estimators: O(trials^2) over a search), then drew and scored its 24
+candidates. :meth:`BatchTPESampler.sample_relative_batch` builds the two estimators once, draws
+the candidates of all trials in one vectorized pass (``_draw``) and scores them in one call per
+estimator (``_score``).
 
 The result equals the stock sampler's bit for bit, trial for trial (tests/test_tpe_batch.py
-compares them on studies with pruned, infeasible and running trials, and compares the draws
-with Optuna's own): with ``constant_liar`` (Optuna 5's default) the stock sampler leaves the
-trial being sampled out of its history, and the other trials of the batch are RUNNING without
-parameters in the storage (crashbt writes a trial's parameters with its result), where they
-change no estimator. Multi-objective TPE (independent sampling, per parameter) keeps Optuna's
-per-trial path.
-
-Why one pass draws the same numbers (Optuna 5.0's ``_MixtureOfProductDistribution.sample``):
-per trial it takes, from one MT19937 stream, ``n`` uniforms for the kernel choice
-(``RandomState.choice`` with ``p``: a searchsorted of them on the normalised cumsum), then
-``n`` per categorical parameter in order, then ``n`` per numerical parameter in order (one
-``_truncnorm.rvs`` call); one ``random_sample`` of the whole batch is that sequence, and every
-later step is elementwise except two, reproduced here: the Newton loop of
-``_truncnorm._ndtri_exp`` stops when all values of its call (one trial's left- or right-tail
-values) have converged, and ``_erf.erf`` switches formula at 2,000 values per call. Most of
-that loop's time was ``_truncnorm._log_ndtr``, a Python function per value: ``_log_ndtr`` is
-it on whole arrays (the same math.erf / erfc / log calls, so the same bits).
+compares studies, draws, scores): with ``constant_liar`` (Optuna 5's default) the stock sampler
+leaves the trial being sampled out of its history, and the batch's other trials are RUNNING
+without parameters (crashbt writes them with the result), where they change no estimator.
+Optuna 5.0's ``_MixtureOfProductDistribution.sample`` takes, per trial, ``n`` uniforms of one
+MT19937 stream for the kernel choice (``RandomState.choice``: a searchsorted on the normalised
+cumsum), ``n`` per categorical, then ``n`` per numerical parameter: one ``random_sample`` of
+the batch is that sequence. The later steps are elementwise but for two, reproduced: the Newton
+loop of ``_truncnorm._ndtri_exp`` runs until all values of its call (one trial's left or right
+tail) converge, and ``_erf.erf`` changes formula at 2,000 values a call (where a per-trial
+call could reach that, the per-trial path is kept). ``_log_ndtr`` is Optuna's per-value
+function on whole arrays (the same math calls). Multi-objective TPE keeps Optuna's path.
 """
 
 from __future__ import annotations
@@ -71,7 +63,7 @@ class BatchTPESampler(optuna.samplers.TPESampler):
         """What ``sample_relative(study, trial, search_space)`` returns for each of ``trials``
         in turn, the history unchanged between them (and the same relative parameters kept on
         each trial for other workers' constant liar)."""
-        if (self._group or not search_space or study._is_multi_objective()
+        if (not trials or self._group or not search_space or study._is_multi_objective()
                 or self._parzen_estimator_cls is not _ParzenEstimator
                 or len(study._get_trials(deepcopy=False, states=_DONE, use_cache=True))
                 < self._n_startup_trials):
