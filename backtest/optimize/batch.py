@@ -3,9 +3,10 @@ heartbeat (the pieces of the worker loop in ``workers``).
 
 Why batches: ``study.optimize`` made about ten storage writes per trial (create, each suggest,
 the evaluation, each constraint, the state), each one a locked, fsync'd journal append. A
-worker now claims up to ``[optimize] batch`` trials in one write (``storage.claim_batch``),
-samples them here, evaluates them with one ``Evaluator.evaluate_many`` call and records them in
-one write (``storage.record_batch``).
+worker now claims up to ``[optimize] batch`` trials (``storage.claim_batch``), samples them
+here, evaluates them with one ``Evaluator.evaluate_many`` call and records them in the write
+that claims its next batch (``claim_batch`` with the results; the last batch:
+``storage.record_batch``): one write per batch.
 
 Sampling goes through Optuna's public sampler API on the claimed FrozenTrials, in the order
 ``optuna.Trial._suggest`` uses: ``before_trial``; for each dimension a stored param first (a
