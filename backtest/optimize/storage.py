@@ -6,8 +6,8 @@ a killed search always resumable:
 
 - **Ownership is written with the trial.** A batch of trials is created RUNNING with its owner
   (user attr ``worker`` = ``host:pid:start-time``, see ``owners``) in the records that create
-  them (one journal append / database inserts under the claim lock), so no trial is ever
-  RUNNING without an owner. A queued (WAITING) trial is given its owner under the claim lock
+  them (one journal append / one database transaction under the claim lock), so no trial is
+  ever RUNNING without an owner. A queued (WAITING) trial is given its owner under the claim lock
   before it turns RUNNING, and keeps its stored params.
 - **Orphans are failed at once when their owner is provably gone**: the owner ran on this host
   and that process no longer exists (pid and start time), or the trial has no owner at all (it
@@ -22,10 +22,13 @@ a killed search always resumable:
   nothing is pruned to make the count. When the quota is full the claim raises
   :class:`StudyFull` and the worker stops; no worker ever waits for work that only it could do.
 - **Nothing completed is lost.** A trial turns COMPLETE only in the write that also holds its
-  params and evaluation: on the journal one append for the whole batch, in which each trial's
-  state record follows its params and evaluation. A kill that tears the append leaves the
-  trials before the tear complete and the rest RUNNING (failed at once on resume); the torn
-  last record is cut off (:func:`repair_journal`).
+  params and evaluation: one write per batch boundary, which records a batch and claims the
+  worker's next one (:meth:`_Claims.claim_batch`; the last batch is recorded alone). On the
+  journal it is one append, in which each trial's state record follows its params and
+  evaluation and the claims follow all results; a kill that tears it leaves the records before
+  the tear: those trials complete, the rest RUNNING with a dead owner (failed at once on
+  resume, as is a trial claimed before the tear); the torn last record is cut off
+  (:func:`repair_journal`). On a database it is one transaction.
 
 The journal's kernel lock is ``<journal>.crashbt-lock`` (not Optuna's ``<journal>.lock``: a
 stock Optuna tool would take crashbt's file for its own stale lock, wait 30 s and delete it).
