@@ -57,7 +57,17 @@ def claimed_trials(study: optuna.Study, ids: Sequence[int]) -> list[FrozenTrial]
     """Private copies of the claimed RUNNING trials, in claim order (sampling fills them in)."""
     running = {t._trial_id: t for t in study._storage.get_all_trials(
         study._study_id, deepcopy=False, states=(RUNNING,))}
-    return [copy.deepcopy(running[i]) for i in ids if i in running]
+    return [_own(running[i]) for i in ids if i in running]
+
+
+def _own(trial: FrozenTrial) -> FrozenTrial:
+    """A copy with its own dicts: sampling and ``record`` add and replace their entries, never
+    mutate a stored value, so a deep copy (~0.1 ms a trial) is not needed."""
+    own = copy.copy(trial)
+    own.params, own.distributions = dict(trial.params), dict(trial.distributions)
+    own.user_attrs, own.system_attrs = dict(trial.user_attrs), dict(trial.system_attrs)
+    own.intermediate_values = dict(trial.intermediate_values)
+    return own
 
 
 def sample(study: optuna.Study, storage: Any, trials: Sequence[FrozenTrial],

@@ -370,9 +370,10 @@ def fail_orphans(storage: optuna.storages.BaseStorage, study_id: int) -> int:
 
     Call under the claim lock: a worker popping a queued trial names itself its owner there.
     """
-    found = 0
+    found, me = 0, worker_id()
     for trial in storage.get_all_trials(study_id, deepcopy=False, states=(RUNNING,)):
-        if owner_gone(trial.user_attrs.get(OWNER)):
+        owner = trial.user_attrs.get(OWNER)
+        if owner != me and owner_gone(owner):  # (this process is alive: no /proc read)
             storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
             found += 1
     return found
