@@ -211,12 +211,15 @@ class _Claims(abc.ABC):
             return size
         allowed = self.quota[1]
         fail_orphans(self, study_id)  # type: ignore[arg-type]
-        freed = {r.trial_id for r in done if r.state != COMPLETE}
-        live = [t for t in self.get_all_trials(  # type: ignore[attr-defined]
-            study_id, deepcopy=False, states=(COMPLETE, RUNNING)) if t._trial_id not in freed]
-        if len(live) >= allowed:
-            raise StudyFull(f"{len(live)} complete or running trials of {allowed}")
-        return min(size, allowed - len(live))
+        live = self._live(study_id, {r.trial_id for r in done if r.state != COMPLETE})
+        if live >= allowed:
+            raise StudyFull(f"{live} complete or running trials of {allowed}")
+        return min(size, allowed - live)
+
+    def _live(self, study_id: int, freed: set[int]) -> int:
+        """How many trials of the study are COMPLETE or RUNNING, those in ``freed`` left out."""
+        return sum(t._trial_id not in freed for t in self.get_all_trials(  # type: ignore[attr-defined]
+            study_id, deepcopy=False, states=(COMPLETE, RUNNING)))
 
 
 def _now() -> str:
@@ -297,13 +300,14 @@ class _DatabaseClaims(_Claims, optuna.storages.RDBStorage):
         from optuna.storages._rdb.storage import _create_scoped_session
 
         owner, ids = worker_id(), []
+        seen: dict[str, BaseDistribution] = {}  # each param's distribution, once checked
         with _create_scoped_session(self.scoped_session) as session:
             for r in records:
                 trial = models.TrialModel.find_or_raise_by_id(r.trial_id, session,
                                                               for_update=True)
                 if trial.state.is_finished():
                     continue  # failed as stale meanwhile: its parameters are queued again
-                self._add_result(session, trial, r)
+                self._add_result(session, trial, r, seen)
             for trial_id in waiting:  # owner first: popped only under the claim lock
                 trial = models.TrialModel.find_or_raise_by_id(trial_id, session, for_update=True)
                 if trial.state == WAITING:
@@ -324,15 +328,32 @@ class _DatabaseClaims(_Claims, optuna.storages.RDBStorage):
                         beat.heartbeat = session.execute(sqlalchemy.func.now()).scalar()
         return ids
 
-    def _add_result(self, session: Any, trial: Any, r: TrialRecord) -> None:
+    def _live(self, study_id: int, freed: set[int]) -> int:
+        """Counted by the server (reading every trial of the study per claim would make a
+        search quadratic)."""
+        import sqlalchemy
+        from optuna.storages._rdb import models
+        from optuna.storages._rdb.storage import _create_scoped_session
+
+        trial = models.TrialModel
+        with _create_scoped_session(self.scoped_session) as session:
+            return session.query(sqlalchemy.func.count(trial.trial_id)).filter(
+                trial.study_id == study_id, trial.state.in_([COMPLETE, RUNNING]),
+                trial.trial_id.notin_(freed)).scalar()
+
+    def _add_result(self, session: Any, trial: Any, r: TrialRecord,
+                    seen: dict[str, BaseDistribution]) -> None:
         """A record's rows, as Optuna's ``set_trial_param`` / ``set_trial_*_attr`` /
-        ``set_trial_state_values`` write them, in ``session``."""
+        ``set_trial_state_values`` write them, in ``session``. A param already in ``seen`` is
+        checked against that distribution (Optuna would query the study's first one again)."""
         from optuna.storages._rdb import models
 
         for name, value in r.params.items():
             dist = r.distributions[name]
             self._set_trial_param_without_commit(session, r.trial_id, name,
-                                                 dist.to_internal_repr(value), dist)
+                                                 dist.to_internal_repr(value), dist,
+                                                 seen.get(name))
+            seen.setdefault(name, dist)
         for model, attrs in ((models.TrialSystemAttributeModel, r.system_attrs),
                              (models.TrialUserAttributeModel, r.user_attrs)):
             for key, value in attrs.items():
