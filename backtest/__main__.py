@@ -2,6 +2,6 @@
 
 import sys
 
-from backtest.cli import main
+from backtest.cli import entry
 
-sys.exit(main())
+sys.exit(entry())

@@ -85,10 +85,15 @@ def test_values_json_has_no_type_for_are_written_as_before() -> None:
 
 
 def test_nan_and_infinity_are_written_as_null() -> None:
-    """orjson writes NaN/inf as null: every caller already turns them into null before."""
-    data = {"a": math.nan, "b": [math.inf, -math.inf], "c": np.float64("nan")}
-    assert json.loads(files.to_json(data)) == {"a": None, "b": [None, None], "c": None}
-    assert files.as_json(data) == {"a": None, "b": [None, None], "c": None}
+    """NaN/inf are null at any depth, from orjson and from the json fallback alike (an integer
+    beyond 64 bits sends the whole document to the fallback)."""
+    data = {"a": math.nan, "b": [math.inf, (-math.inf, 1.5)], "c": np.float64("nan")}
+    nulled = {"a": None, "b": [None, [None, 1.5]], "c": None}
+    for extra in ({}, {"big": 2 ** 70}):
+        want = nulled | extra
+        assert json.loads(files.to_json(data | extra)) == want
+        assert files.as_json(data | extra) == want
+    assert files.to_json(data | {"big": 2 ** 70}) == reference(nulled | {"big": 2 ** 70})
 
 
 def test_shipped_optimization_and_report_shapes_round_trip_byte_for_byte() -> None:

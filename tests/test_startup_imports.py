@@ -1,4 +1,5 @@
-"""What a command does not load: the strategies it does not run, pydantic's plugin scan.
+"""What a command does not load (the strategies it does not run, pydantic's plugin scan) and
+the console script's collector settings.
 
 A cold ``crashbt run`` pays for every module it imports and every scan it makes before the
 engine starts; these tests pin the deferrals (a subprocess reads ``sys.modules`` after a real
@@ -50,3 +51,20 @@ def test_the_registry_lists_every_strategy_module_under_its_spec_name() -> None:
     for name, spec in strategies.REGISTRY.items():
         assert spec.name == name
         assert strategies.get(name) is spec
+
+
+def test_the_console_script_runs_main_with_a_quiet_collector(tmp_path: Path) -> None:
+    """``crashbt`` (``entry``) raises the young-generation threshold for the command, keeps the
+    older ones, and freezes the heap when the command returns; ``main`` alone, as tests call
+    it, leaves the collector as it found it."""
+    probe = (
+        "import gc\n"
+        "from backtest.cli import entry, main, YOUNG_GC_THRESHOLD\n"
+        "default = gc.get_threshold()\n"
+        "assert main(['strategies']) == 0 and gc.get_threshold() == default\n"
+        "assert gc.get_freeze_count() == 0\n"
+        f"code = entry(['run', 'configs/break_below_74k.toml', '--out', {str(tmp_path)!r}])\n"
+        "print(code, gc.get_threshold() == (YOUNG_GC_THRESHOLD, *default[1:]),\n"
+        "      gc.get_freeze_count() > 10_000)\n")
+    assert last_line_of(probe) == "0 True True"
+    assert (next(tmp_path.iterdir()) / "report.json").is_file()

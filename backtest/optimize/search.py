@@ -4,8 +4,6 @@ optimization.json / optimization.html and the best parameters' run report."""
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -101,10 +99,10 @@ def run(req: Request, on_progress: Progress | None = None) -> Outcome:
         doc["timing"]["search_s"] = search_breakdown(evaluator.clock)
     req.study_dir.mkdir(parents=True, exist_ok=True)  # a database study has no journal there
     path = req.study_dir / "optimization.json"
-    text = report.to_json(_finite(doc))  # encoded once (indented: Python's slow encoder)
+    text = report.to_json(doc)  # NaN/inf as null
     report.atomic_write_text(path, text)
     report.atomic_write_text(req.study_dir / "optimization.html",
-                             html.render_optimization(json.loads(text)))
+                             html.render_optimization(report.as_json(doc)))
     return Outcome(path, doc, best_run, interrupted)
 
 
@@ -128,18 +126,6 @@ def _write_best_run(req: Request, evaluator: Evaluator, params: Mapping[str, Any
                                  params=req.spec.make_params(strategy.params, req.source))
     outcome = pipeline.execute(cfg, req.spec, req.source, inputs)
     return pipeline.write(outcome, req.study_dir, with_html=cfg.report.html)
-
-
-
-def _finite(value: Any) -> Any:
-    """Replace NaN/inf by None everywhere (report JSON refuses them)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
 
 
 

@@ -54,8 +54,7 @@ def confined(out_dir: Path, name: str) -> Path:
 
 def to_json(data: Any) -> str:
     """Deterministic JSON: sorted keys, 2-space indent, ASCII only, values JSON has no type for
-    as their ``str()``, NaN/inf as null (JSON has neither; json raised here, so every caller
-    nulls them first).
+    as their ``str()``, NaN/inf as null (JSON has neither).
 
     The text is exactly what ``json.dumps(data, indent=2, sort_keys=True, default=str)`` wrote
     before (report.json, optimization.json and run ids hash it), encoded by orjson: a 1.15 MB
@@ -66,7 +65,8 @@ def to_json(data: Any) -> str:
     try:
         text = orjson.dumps(data, default=_plain, option=_ORJSON_INDENTED).decode()
     except orjson.JSONEncodeError:
-        return json.dumps(data, indent=2, sort_keys=True, allow_nan=False, default=str) + "\n"
+        return json.dumps(_nulled(data), indent=2, sort_keys=True, allow_nan=False,
+                          default=str) + "\n"
     text = _EXPONENT_ONE_DIGIT.sub(_two_digit_exponent, _FIVE_DECIMAL_ZEROS.sub(
         _exponent_form, text))
     if not text.isascii() or "\x7f" in text:
@@ -79,7 +79,8 @@ def as_json(data: Any) -> Any:
     try:
         return orjson.loads(orjson.dumps(data, default=_plain, option=_ORJSON_OPTIONS))
     except orjson.JSONEncodeError:
-        return json.loads(json.dumps(data, sort_keys=True, allow_nan=False, default=str))
+        return json.loads(json.dumps(_nulled(data), sort_keys=True, allow_nan=False,
+                                     default=str))
 
 
 # orjson writes datetimes and dataclasses itself; json wrote their str(): pass them to _plain
@@ -103,6 +104,18 @@ def _plain(value: Any) -> Any:
     if isinstance(value, tuple):
         return list(value)
     return str(value)
+
+
+def _nulled(value: Any) -> Any:
+    """``value`` with NaN/inf as None at any depth (orjson writes them as null itself; json,
+    the fallback, refuses them)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _nulled(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_nulled(v) for v in value]
+    return value
 
 
 def _exponent_form(match: re.Match[str]) -> str:
