@@ -2,11 +2,13 @@
 
 ``python tests/killpoint.py POINT N crashbt-args...`` (for tests/test_optimize_kill.py and
 tests/test_optimize_postgres.py). Points, N counting passes through the point:
-``ask`` right after a batch of trials was claimed (RUNNING and owned, nothing else written),
-``tell`` before a batch's results are written, ``told`` right after they are, ``eval`` when a
-batch's evaluation starts, ``report`` while the best run's report is written; on the journal
-``append`` in the middle of any record (half of it written, under the journal lock),
-``claim-append`` / ``record-append`` in the middle of a batch's claim / result append.
+``ask`` right after a batch of trials was claimed (RUNNING and owned, nothing else written
+for it), ``tell`` before the write of a batch's results (which also claims the next batch,
+unless it is the last), ``told`` right after it, ``eval`` when a batch's evaluation starts,
+``report`` while the best run's report is written; on the journal ``append`` in the middle
+of any append (half of it written, under the journal lock), ``claim-append`` in the middle of
+an append that only claims (a worker's first batch), ``record-append`` in the middle of one
+that writes a batch's results (and the next batch's claims after them, unless the last).
 
 ``python tests/killpoint.py meet DIR N crashbt-args...`` kills nothing: the worker holds its
 first batch's evaluation until N workers have claimed theirs (one file each in DIR), so a test
@@ -22,6 +24,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -94,17 +97,19 @@ def plant(point: str, nth: int) -> None:
         passes += 1
         return passes == nth
 
-    def around(owner: Any, name: str, before: bool) -> None:
+    def around(owner: Any, name: str, before: bool,
+               counted: Callable[..., bool] = lambda *_a, **_k: True) -> None:
         original = getattr(owner, name)
 
         def wrapped(*args: Any, **kwargs: Any) -> Any:
-            hit = due()
+            hit = counted(*args, **kwargs) and due()
             if hit and before:
                 die()
-            result = original(*args, **kwargs)
-            if hit:
-                die()
-            return result
+            try:
+                return original(*args, **kwargs)
+            finally:  # (a write that fills the quota raises StudyFull after it)
+                if hit:
+                    die()
 
         setattr(owner, name, wrapped)
 
@@ -112,9 +117,11 @@ def plant(point: str, nth: int) -> None:
     if point == "ask":
         for owner in claims:
             around(owner, "claim_batch", before=False)
-    elif point in ("tell", "told"):
+    elif point in ("tell", "told"):  # the write with a batch's results: with claims or not
         for owner in claims:
-            around(owner, "record_batch", before=point == "tell")
+            around(owner, "claim_batch", point == "tell",
+                   lambda _self, _study, _size, done=(): bool(done))
+            around(owner, "record_batch", point == "tell")
     elif point == "eval":
         around(evaluate.Evaluator, "evaluate_many", before=True)
     elif point == "report":
@@ -122,17 +129,25 @@ def plant(point: str, nth: int) -> None:
     elif point in ("append", "claim-append", "record-append"):
         backend = optuna.storages.journal.JournalFileBackend
         original = backend.append_logs
-        ops = {"append": None, "claim-append": Op.CREATE_TRIAL,
-               "record-append": Op.SET_TRIAL_STATE_VALUES}[point]
+
+        def records(logs: list[dict[str, Any]]) -> bool:  # a batch's results are finished states
+            return any(log["op_code"] == Op.SET_TRIAL_STATE_VALUES
+                       and optuna.trial.TrialState(log["state"]).is_finished() for log in logs)
+
+        def claims_only(logs: list[dict[str, Any]]) -> bool:
+            return any(log["op_code"] == Op.CREATE_TRIAL for log in logs) and not records(logs)
+
+        counted = {"append": lambda _logs: True, "claim-append": claims_only,
+                   "record-append": records}[point]
 
         def torn(self: Any, logs: list[dict[str, Any]]) -> None:
-            if (ops is not None and all(log["op_code"] != ops for log in logs)) or not due():
+            if not (counted(logs) and due()):
                 original(self, logs)
                 return
             self._lock.acquire()  # the kernel lock dies with this process
             with open(self._file_path, "ab") as handle:
-                records = "\n".join(json.dumps(log) for log in logs).encode()
-                handle.write(records[: len(records) // 2])
+                text = "\n".join(json.dumps(log) for log in logs).encode()
+                handle.write(text[: len(text) // 2])
                 handle.flush()
             die()
 

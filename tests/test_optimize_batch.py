@@ -16,7 +16,9 @@ from backtest.optimize import search, storage, summary, workers
 from backtest.optimize.batch import CONSTRAINT_PREFIX
 from tests.test_optimize import NOISE, request
 
-COMPLETE, WAITING = optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.WAITING
+COMPLETE, RUNNING, WAITING = (optuna.trial.TrialState.COMPLETE,
+                              optuna.trial.TrialState.RUNNING,
+                              optuna.trial.TrialState.WAITING)
 
 
 class Writes:
@@ -44,7 +46,17 @@ class Writes:
         monkeypatch.setattr(os, "fsync", counted_fsync)
 
 
-def test_a_batch_costs_one_append_to_claim_and_one_to_record(
+def results(ids: list[int], state: optuna.trial.TrialState = COMPLETE
+            ) -> list[storage.TrialRecord]:
+    """Records of finished trials ``ids``: x = n / 10, value n, a constraint attr."""
+    x = optuna.distributions.FloatDistribution(0.0, 1.0)
+    return [storage.TrialRecord(i, state, [float(n)] if state == COMPLETE else None,
+                                {"x": n / 10}, {"x": x}, {"eval": {"n": n}},
+                                {f"{CONSTRAINT_PREFIX}c": float(n - 2)})
+            for n, i in enumerate(ids)]
+
+
+def test_a_batch_boundary_costs_one_append_that_records_and_claims(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     journal = tmp_path / "s.journal"
     opened = storage.open_storage(None, journal)
@@ -56,27 +68,45 @@ def test_a_batch_costs_one_append_to_claim_and_one_to_record(
     assert len(ids) == 5
     assert (writes.appends, writes.locks, writes.fsyncs) == (1, 1, 1)
     assert journal.read_bytes().count(b"\n") == lines + 5  # one record per new trial
-    x = optuna.distributions.FloatDistribution(0.0, 1.0)
-    opened.record_batch([storage.TrialRecord(
-        i, COMPLETE, [float(n)], {"x": n / 10}, {"x": x}, {"eval": {"n": n}},
-        {f"{CONSTRAINT_PREFIX}c": float(n - 2)}) for n, i in enumerate(ids)])
-    assert (writes.appends, writes.locks, writes.fsyncs) == (2, 2, 2)
-    # a fresh reader replays both appends: every trial whole, owned by this process
+    following = opened.claim_batch(study._study_id, 3, results(ids))
+    assert (writes.appends, writes.locks, writes.fsyncs) == (2, 2, 2)  # results + claims
+    assert following == list(range(5, 8))
+    assert [(t.state, t.params) for t in study.get_trials()[5:]] == [(RUNNING, {})] * 3
+    opened.record_batch(results(following))  # the last batch: its results only
+    assert (writes.appends, writes.locks, writes.fsyncs) == (3, 3, 3)
+    # a fresh reader replays the appends: every trial whole, owned by this process
     trials = optuna.load_study(study_name="s", storage=storage.open_storage(
         None, journal)).get_trials()
     assert [(t.state, t.values, t.params, t.user_attrs["eval"]) for t in trials] == [
-        (COMPLETE, [float(n)], {"x": n / 10}, {"n": n}) for n in range(5)]
+        (COMPLETE, [float(n % 5)], {"x": n % 5 / 10}, {"n": n % 5}) for n in range(8)]
     assert {t.user_attrs[storage.OWNER] for t in trials} == {storage.worker_id()}
-    assert [summary.is_feasible(t) for t in trials] == [True] * 5  # no "eval" constraints
+    assert [summary.is_feasible(t) for t in trials] == [True] * 8  # no "eval" constraints
 
 
-def test_a_worker_writes_two_appends_per_batch_and_the_quota_cuts_the_last(
+def test_the_quota_counts_the_results_written_with_a_claim(tmp_path: Path) -> None:
+    """A claim written with the previous batch's results sees them as written: a pruned or
+    failed trial frees its slot, and a full quota still writes the results (then StudyFull)."""
+    opened = storage.open_storage(None, tmp_path / "s.journal")
+    study = optuna.create_study(study_name="s", storage=opened)
+    opened.set_quota(study, 6)
+    first = opened.claim_batch(study._study_id, 4)
+    done = results(first[:2]) + results(first[2:], optuna.trial.TrialState.PRUNED)
+    second = opened.claim_batch(study._study_id, 8, done)
+    assert len(second) == 4  # 6 allowed - 2 complete
+    with pytest.raises(storage.StudyFull):
+        opened.claim_batch(study._study_id, 8, results(second))
+    assert storage.count_states(study)["COMPLETE"] == 6
+    assert storage.count_states(study)["RUNNING"] == 0
+
+
+def test_a_worker_writes_one_append_per_batch_and_the_quota_cuts_the_last(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     req = request(tmp_path, NOISE, 'sampler = "random"\nbatch = 4', 10)
     study = search.prepare(req)
     writes = Writes(monkeypatch)
     workers.work(req, 0)
-    assert writes.appends == writes.fsyncs == 2 * 3  # batches of 4, 4 and 2 (the quota)
+    # batches of 4, 4 and 2 (the quota): the first claim, two boundaries, the last results
+    assert writes.appends == writes.fsyncs == 4
     trials = study.get_trials()
     assert [t.state for t in trials] == [COMPLETE] * 10
     assert len({tuple(t.params.values()) for t in trials}) == 10

@@ -1,12 +1,15 @@
 """A search SIGKILLed at the windows that matter always resumes to the exact count.
 
 Each case plants a SIGKILL at one point (tests/killpoint.py: right after a batch is claimed,
-before and after a batch's results are written, in the middle of a journal append, of a batch's
-claim append and of its result append, inside an evaluation, while the best run's report is
-written), runs the search (batches of 2) with its pipes left unread beside two busy-loop
-processes, then resumes it with a bound on time. Afterwards: exactly the requested COMPLETE
-trials, every value completed before the kill unchanged, no trial number twice, nothing RUNNING
-or PRUNED, and the report written.
+before and after the write of a batch's results (which claims the next batch too, except the
+last), in the middle of a journal append, of a worker's first claim append and of a result
+append (a batch boundary's or the last one), inside an evaluation, while the best run's report
+is written), runs the search (batches of 2) with its pipes left unread beside two busy-loop
+processes, then resumes it with a bound on time. What the kill left is checked (killed before
+the write: that batch RUNNING without results; after it: recorded, the next batch claimed; in
+its middle: the records before the tear, never a claim after it), and after the resume:
+exactly the requested COMPLETE trials, every value completed before the kill unchanged, no
+trial number twice, nothing RUNNING or PRUNED, and the report written.
 """
 
 from __future__ import annotations
@@ -71,8 +74,8 @@ def check_resumed(before: list[dict], after: list[dict]) -> None:
 
 @pytest.mark.timeout(2 * BOUND_S + 60)
 @pytest.mark.parametrize(("point", "nth"), [
-    ("ask", 1), ("ask", 4), ("tell", 3), ("told", 2), ("append", 5), ("append", 10),
-    ("claim-append", 1), ("claim-append", 3), ("record-append", 2), ("record-append", 5),
+    ("ask", 1), ("ask", 4), ("tell", 3), ("tell", 5), ("told", 2), ("told", 5), ("append", 5),
+    ("append", 9), ("claim-append", 1), ("record-append", 2), ("record-append", 5),
     ("eval", 3), ("report", 1)])
 def test_a_search_killed_at_a_window_resumes_to_the_exact_count(
         tmp_path: Path, cpu_hogs: None, point: str, nth: int) -> None:
@@ -86,11 +89,19 @@ def test_a_search_killed_at_a_window_resumes_to_the_exact_count(
         assert not journal.read_bytes().endswith(b"\n")  # a torn record is left behind
     before = storage.study_trials(None, journal, "k")  # (cuts the torn record)
     running = [t for t in before if t["state"] == "RUNNING"]
+    finished = [t for t in before if t["state"] != "RUNNING"]
     if point in ("ask", "tell", "eval", "record-append"):  # the batch claimed, not recorded
         assert 1 <= len(running) <= BATCH
-    if point in ("ask", "tell", "eval"):
-        assert not any(t["params"] for t in running)  # nothing of its results was written
-    elif point in ("told", "claim-append", "report"):  # between batches: nothing running
+    if point in ("ask", "tell", "eval", "told"):  # no result of a running trial was written
+        assert not any(t["params"] for t in running)
+    if point == "tell":  # every earlier batch recorded, this one not
+        assert len(finished) == BATCH * (nth - 1)
+    if point == "told":  # this batch recorded with the next one's claims (none after the last)
+        assert len(finished) == BATCH * nth
+        assert len(running) == (BATCH if BATCH * nth < TRIALS else 0)
+    if point in ("claim-append", "record-append"):  # no claim after the tear took effect
+        assert len(before) == BATCH * (nth - 1 if point == "claim-append" else nth)
+    if point in ("claim-append", "report"):  # nothing running
         assert not running
     assert all(t["worker"] for t in running)  # the owner was written with the trial
     if point == "report":

@@ -260,3 +260,37 @@ def test_queued_trials_are_claimed_first_with_their_parameters_on_the_server(
     req = request(tmp_path, NOISE, "batch = 3", 3)
     check_queued_trials(dataclasses.replace(req, storage_url=pg_url(),
                                             study=f"pg-{uuid.uuid4().hex[:10]}"))
+
+
+def test_a_batch_boundary_is_one_transaction_on_the_server() -> None:
+    """A batch's results and the next batch's claims are one transaction: a write that fails
+    halfway (the second record's distribution clashes with the first's) leaves nothing, not
+    even the first trial's result, and claims nothing; a trial failed meanwhile (as another
+    host's ``fail_stale_trials`` does) keeps its state while the rest is written."""
+    import dataclasses
+
+    import optuna
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+    from optuna.trial import TrialState
+
+    url = pg_url()
+    opened = storage.open_storage(url, Path("unused"))
+    study = optuna.create_study(study_name=f"pg-{uuid.uuid4().hex[:10]}", storage=opened)
+    opened.set_quota(study, 10)
+    ids = opened.claim_batch(study._study_id, 3)
+    x = FloatDistribution(0.0, 1.0)
+    done = [storage.TrialRecord(i, TrialState.COMPLETE, [float(n)], {"x": n / 10}, {"x": x},
+                                {"eval": {"n": n}}, {}) for n, i in enumerate(ids)]
+    clash = dataclasses.replace(done[1], params={"x": "a"},
+                                distributions={"x": CategoricalDistribution(["a"])})
+    with pytest.raises(ValueError, match="distribution"):
+        opened.claim_batch(study._study_id, 2, [done[0], clash])
+    assert [(t.state, t.params) for t in study.get_trials()] == [(TrialState.RUNNING, {})] * 3
+
+    opened.set_trial_state_values(ids[2], TrialState.FAIL)
+    following = opened.claim_batch(study._study_id, 2, done)
+    assert len(following) == 2
+    assert [(t.state, t.params, t.values) for t in study.get_trials()] == [
+        (TrialState.COMPLETE, {"x": 0.0}, [0.0]), (TrialState.COMPLETE, {"x": 0.1}, [1.0]),
+        (TrialState.FAIL, {}, None), (TrialState.RUNNING, {}, None),
+        (TrialState.RUNNING, {}, None)]

@@ -3,9 +3,10 @@ heartbeat (the pieces of the worker loop in ``workers``).
 
 Why batches: ``study.optimize`` made about ten storage writes per trial (create, each suggest,
 the evaluation, each constraint, the state), each one a locked, fsync'd journal append. A
-worker now claims up to ``[optimize] batch`` trials in one write (``storage.claim_batch``),
-samples them here, evaluates them with one ``Evaluator.evaluate_many`` call and records them in
-one write (``storage.record_batch``).
+worker now claims up to ``[optimize] batch`` trials (``storage.claim_batch``), samples them
+here, evaluates them with one ``Evaluator.evaluate_many`` call and records them in the write
+that claims its next batch (``claim_batch`` with the results; the last batch:
+``storage.record_batch``): one write per batch.
 
 Sampling goes through Optuna's public sampler API on the claimed FrozenTrials, in the order
 ``optuna.Trial._suggest`` uses: ``before_trial``; for each dimension a stored param first (a
@@ -56,7 +57,17 @@ def claimed_trials(study: optuna.Study, ids: Sequence[int]) -> list[FrozenTrial]
     """Private copies of the claimed RUNNING trials, in claim order (sampling fills them in)."""
     running = {t._trial_id: t for t in study._storage.get_all_trials(
         study._study_id, deepcopy=False, states=(RUNNING,))}
-    return [copy.deepcopy(running[i]) for i in ids if i in running]
+    return [_own(running[i]) for i in ids if i in running]
+
+
+def _own(trial: FrozenTrial) -> FrozenTrial:
+    """A copy with its own dicts: sampling and ``record`` add and replace their entries, never
+    mutate a stored value, so a deep copy (~0.1 ms a trial) is not needed."""
+    own = copy.copy(trial)
+    own.params, own.distributions = dict(trial.params), dict(trial.distributions)
+    own.user_attrs, own.system_attrs = dict(trial.user_attrs), dict(trial.system_attrs)
+    own.intermediate_values = dict(trial.intermediate_values)
+    return own
 
 
 def sample(study: optuna.Study, storage: Any, trials: Sequence[FrozenTrial],

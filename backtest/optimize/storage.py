@@ -6,8 +6,8 @@ a killed search always resumable:
 
 - **Ownership is written with the trial.** A batch of trials is created RUNNING with its owner
   (user attr ``worker`` = ``host:pid:start-time``, see ``owners``) in the records that create
-  them (one journal append / database inserts under the claim lock), so no trial is ever
-  RUNNING without an owner. A queued (WAITING) trial is given its owner under the claim lock
+  them (one journal append / one database transaction under the claim lock), so no trial is
+  ever RUNNING without an owner. A queued (WAITING) trial is given its owner under the claim lock
   before it turns RUNNING, and keeps its stored params.
 - **Orphans are failed at once when their owner is provably gone**: the owner ran on this host
   and that process no longer exists (pid and start time), or the trial has no owner at all (it
@@ -22,10 +22,13 @@ a killed search always resumable:
   nothing is pruned to make the count. When the quota is full the claim raises
   :class:`StudyFull` and the worker stops; no worker ever waits for work that only it could do.
 - **Nothing completed is lost.** A trial turns COMPLETE only in the write that also holds its
-  params and evaluation: on the journal one append for the whole batch, in which each trial's
-  state record follows its params and evaluation. A kill that tears the append leaves the
-  trials before the tear complete and the rest RUNNING (failed at once on resume); the torn
-  last record is cut off (:func:`repair_journal`).
+  params and evaluation: one write per batch boundary, which records a batch and claims the
+  worker's next one (:meth:`_Claims.claim_batch`; the last batch is recorded alone). On the
+  journal it is one append, in which each trial's state record follows its params and
+  evaluation and the claims follow all results; a kill that tears it leaves the records before
+  the tear: those trials complete, the rest RUNNING with a dead owner (failed at once on
+  resume, as is a trial claimed before the tear); the torn last record is cut off
+  (:func:`repair_journal`). On a database it is one transaction.
 
 The journal's kernel lock is ``<journal>.crashbt-lock`` (not Optuna's ``<journal>.lock``: a
 stock Optuna tool would take crashbt's file for its own stale lock, wait 30 s and delete it).
@@ -149,23 +152,37 @@ class _Claims(abc.ABC):
         PostgreSQL advisory lock (each storage below provides its own)."""
 
     @abc.abstractmethod
-    def _start(self, study_id: int, waiting: Sequence[int], new: int) -> list[int]:
-        """Make the ``waiting`` trials and ``new`` new ones RUNNING, owned by this process;
-        the ids of those this process got."""
+    def _write(self, records: Sequence[TrialRecord], study_id: int = -1,
+               waiting: Sequence[int] = (), new: int = 0) -> list[int]:
+        """One write (the journal: one append; a database: one transaction): each record's
+        params, attributes, state and values, then the ``waiting`` trials and ``new`` new ones
+        of ``study_id`` made RUNNING, owned by this process; the ids of those this process
+        got."""
 
-    @abc.abstractmethod
     def record_batch(self, records: Sequence[TrialRecord]) -> None:
-        """Write each record's params, attributes, state and values (the journal: one append)."""
+        """Write a batch's results and claim nothing (a worker's last batch, an interrupt)."""
+        self._write(records)
 
-    def claim_batch(self, study_id: int, size: int) -> list[int]:
+    def claim_batch(self, study_id: int, size: int,
+                    done: Sequence[TrialRecord] = ()) -> list[int]:
         """Up to ``size`` RUNNING trials owned by this process, made under the claim lock within
         the quota (which may cut the batch short): queued (WAITING) trials first, keeping their
-        stored params, then new ones. Raises StudyFull when the quota leaves none."""
+        stored params, then new ones. Raises StudyFull when the quota leaves none.
+
+        ``done``, the results of this worker's previous batch, go into the same write, before
+        the claims: a batch boundary costs one write, and a kill leaves either both or neither
+        (a torn journal append: the records before the tear). They are written even when the
+        quota leaves nothing to claim (StudyFull is raised after that write)."""
         with self.claim_lock():
-            room = self._room(study_id, size)
+            try:
+                room = self._room(study_id, size, done)
+            except StudyFull:
+                self._write(done)
+                raise
             waiting = self.get_all_trials(study_id, deepcopy=False,  # type: ignore[attr-defined]
                                           states=(WAITING,))[:room]
-            ids = self._start(study_id, [t._trial_id for t in waiting], room - len(waiting))
+            ids = self._write(done, study_id, [t._trial_id for t in waiting],
+                              room - len(waiting))
         if not ids:
             raise StudyFull("every queued trial was taken by another worker")
         return ids
@@ -187,17 +204,22 @@ class _Claims(abc.ABC):
         else:
             trial.system_attrs[key] = value
 
-    def _room(self, study_id: int, size: int) -> int:
-        """Fail orphans, then how many trials the quota still allows (StudyFull if none)."""
+    def _room(self, study_id: int, size: int, done: Sequence[TrialRecord]) -> int:
+        """Fail orphans, then how many trials the quota still allows once ``done`` is written
+        (a trial it fails or prunes frees its slot; StudyFull if none)."""
         if self.quota is None or study_id != self.quota[0]:
             return size
         allowed = self.quota[1]
         fail_orphans(self, study_id)  # type: ignore[arg-type]
-        live = self.get_all_trials(study_id, deepcopy=False,  # type: ignore[attr-defined]
-                                   states=(COMPLETE, RUNNING))
-        if len(live) >= allowed:
-            raise StudyFull(f"{len(live)} complete or running trials of {allowed}")
-        return min(size, allowed - len(live))
+        live = self._live(study_id, {r.trial_id for r in done if r.state != COMPLETE})
+        if live >= allowed:
+            raise StudyFull(f"{live} complete or running trials of {allowed}")
+        return min(size, allowed - live)
+
+    def _live(self, study_id: int, freed: set[int]) -> int:
+        """How many trials of the study are COMPLETE or RUNNING, those in ``freed`` left out."""
+        return sum(t._trial_id not in freed for t in self.get_all_trials(  # type: ignore[attr-defined]
+            study_id, deepcopy=False, states=(COMPLETE, RUNNING)))
 
 
 def _now() -> str:
@@ -205,8 +227,8 @@ def _now() -> str:
 
 
 class _JournalClaims(_Claims, optuna.storages.journal.JournalStorage):
-    """A batch's claims are one journal append, and its results another (one flock + fsync
-    each); the storage then replays its own records like any other writer's."""
+    """A write is one journal append (one flock + fsync): a batch's results and the next
+    batch's claims; the storage then replays its own records like any other writer's."""
 
     def __init__(self, journal: Path) -> None:
         self._flock = _FlockLock(journal)
@@ -225,17 +247,18 @@ class _JournalClaims(_Claims, optuna.storages.journal.JournalStorage):
                                        for op, fields in records])
             self._sync_with_backend()
 
-    def _start(self, study_id: int, waiting: Sequence[int], new: int) -> list[int]:
+    def _write(self, records: Sequence[TrialRecord], study_id: int = -1,
+               waiting: Sequence[int] = (), new: int = 0) -> list[int]:
         owner, now = worker_id(), _now()
-        records: list[tuple[Op, dict[str, Any]]] = []
+        logs = [log for r in records for log in _result_logs(r, now)]
         for trial_id in waiting:
-            records += [(Op.SET_TRIAL_USER_ATTR, {"trial_id": trial_id,
-                                                  "user_attr": {OWNER: owner}}),
-                        (Op.SET_TRIAL_STATE_VALUES, {"trial_id": trial_id, "state": RUNNING,
-                                                     "values": None, "datetime_start": now})]
-        records += [(Op.CREATE_TRIAL, {"study_id": study_id, "datetime_start": now,
-                                       "user_attrs": {OWNER: owner}})] * new
-        self._append(records)
+            logs += [(Op.SET_TRIAL_USER_ATTR, {"trial_id": trial_id,
+                                               "user_attr": {OWNER: owner}}),
+                     (Op.SET_TRIAL_STATE_VALUES, {"trial_id": trial_id, "state": RUNNING,
+                                                  "values": None, "datetime_start": now})]
+        logs += [(Op.CREATE_TRIAL, {"study_id": study_id, "datetime_start": now,
+                                    "user_attrs": {OWNER: owner}})] * new
+        self._append(logs)
         replay = self._replay_result
         popped = [i for i in waiting if replay.get_trial(i).state == RUNNING
                   and replay.get_trial(i).user_attrs.get(OWNER) == owner]
@@ -243,60 +266,101 @@ class _JournalClaims(_Claims, optuna.storages.journal.JournalStorage):
         last = replay._last_created_trial_id_by_this_process if new else 0
         return popped + list(range(last - new + 1, last + 1))
 
-    def record_batch(self, records: Sequence[TrialRecord]) -> None:
-        logs: list[tuple[Op, dict[str, Any]]] = []
-        now = _now()
-        for r in records:
-            logs += [(Op.SET_TRIAL_PARAM, {
-                "trial_id": r.trial_id, "param_name": name,
-                "param_value_internal": r.distributions[name].to_internal_repr(value),
-                "distribution": distribution_to_json(r.distributions[name])})
-                for name, value in r.params.items()]
-            logs += [(Op.SET_TRIAL_SYSTEM_ATTR, {"trial_id": r.trial_id, "system_attr": {k: v}})
-                     for k, v in r.system_attrs.items()]
-            logs += [(Op.SET_TRIAL_USER_ATTR, {"trial_id": r.trial_id, "user_attr": {k: v}})
-                     for k, v in r.user_attrs.items()]
-            logs.append((Op.SET_TRIAL_STATE_VALUES, {"trial_id": r.trial_id, "state": r.state,
-                                                     "values": r.values,
-                                                     "datetime_complete": now}))
-        self._append(logs)
+
+def _result_logs(r: TrialRecord, now: str) -> list[tuple[Op, dict[str, Any]]]:
+    """A finished trial's journal records: params, attributes, then its state and values."""
+    logs: list[tuple[Op, dict[str, Any]]] = [(Op.SET_TRIAL_PARAM, {
+        "trial_id": r.trial_id, "param_name": name,
+        "param_value_internal": r.distributions[name].to_internal_repr(value),
+        "distribution": distribution_to_json(r.distributions[name])})
+        for name, value in r.params.items()]
+    logs += [(Op.SET_TRIAL_SYSTEM_ATTR, {"trial_id": r.trial_id, "system_attr": {k: v}})
+             for k, v in r.system_attrs.items()]
+    logs += [(Op.SET_TRIAL_USER_ATTR, {"trial_id": r.trial_id, "user_attr": {k: v}})
+             for k, v in r.user_attrs.items()]
+    logs.append((Op.SET_TRIAL_STATE_VALUES, {"trial_id": r.trial_id, "state": r.state,
+                                             "values": r.values, "datetime_complete": now}))
+    return logs
 
 
 class _DatabaseClaims(_Claims, optuna.storages.RDBStorage):
-    """A batch on a database: one row per write as Optuna makes them, and a heartbeat for
-    every claimed trial at once (Optuna's ``fail_stale_trials`` ignores a trial without one)."""
+    """A write is one database transaction (Optuna's own row writes, committed once): a
+    batch's results and the next batch's claims, with a heartbeat for every claimed trial
+    (Optuna's ``fail_stale_trials`` ignores a trial without one)."""
 
     def claim_lock(self) -> Any:
         if self.engine.dialect.name != "postgresql":
             return nullcontext()  # other databases: the quota check is best-effort
         return _advisory_lock(self.engine)
 
-    def _start(self, study_id: int, waiting: Sequence[int], new: int) -> list[int]:
+    def _write(self, records: Sequence[TrialRecord], study_id: int = -1,
+               waiting: Sequence[int] = (), new: int = 0) -> list[int]:
+        import sqlalchemy
+        from optuna.storages._rdb import models
+        from optuna.storages._rdb.storage import _create_scoped_session
+
         owner, ids = worker_id(), []
-        for trial_id in waiting:  # owner first: popped only under the claim lock
-            self.set_trial_user_attr(trial_id, OWNER, owner)
-            if super().set_trial_state_values(trial_id, RUNNING):
-                ids.append(trial_id)
-        for _ in range(new):
-            ids.append(self._create_new_trial(study_id, _owned())._trial_id)
-        if self.heartbeat_interval:
-            for trial_id in ids:
-                self.record_heartbeat(trial_id)
+        seen: dict[str, BaseDistribution] = {}  # each param's distribution, once checked
+        with _create_scoped_session(self.scoped_session) as session:
+            for r in records:
+                trial = models.TrialModel.find_or_raise_by_id(r.trial_id, session,
+                                                              for_update=True)
+                if trial.state.is_finished():
+                    continue  # failed as stale meanwhile: its parameters are queued again
+                self._add_result(session, trial, r, seen)
+            for trial_id in waiting:  # owner first: popped only under the claim lock
+                trial = models.TrialModel.find_or_raise_by_id(trial_id, session, for_update=True)
+                if trial.state == WAITING:
+                    self._set_trial_attr_without_commit(
+                        session, models.TrialUserAttributeModel, trial_id, OWNER, owner)
+                    trial.state, trial.datetime_start = RUNNING, dt.datetime.now()
+                    ids.append(trial_id)
+            if new:  # Optuna's lock for numbering new trials
+                models.StudyModel.find_or_raise_by_id(study_id, session, for_update=True)
+                ids += [self._get_prepared_new_trial(study_id, _owned(), session).trial_id
+                        for _ in range(new)]
+            if self.heartbeat_interval:
+                for trial_id in ids:
+                    beat = models.TrialHeartbeatModel.where_trial_id(trial_id, session, True)
+                    if beat is None:
+                        session.add(models.TrialHeartbeatModel(trial_id=trial_id))
+                    else:  # (a queued trial that once ran)
+                        beat.heartbeat = session.execute(sqlalchemy.func.now()).scalar()
         return ids
 
-    def record_batch(self, records: Sequence[TrialRecord]) -> None:
-        for r in records:
-            try:
-                for name, value in r.params.items():
-                    dist = r.distributions[name]
-                    self.set_trial_param(r.trial_id, name, dist.to_internal_repr(value), dist)
-                for key, value in r.system_attrs.items():
-                    self.set_trial_system_attr(r.trial_id, key, value)
-                for key, value in r.user_attrs.items():
-                    self.set_trial_user_attr(r.trial_id, key, value)
-                self.set_trial_state_values(r.trial_id, r.state, r.values)
-            except optuna.exceptions.UpdateFinishedTrialError:
-                continue  # failed as stale meanwhile: its parameters are queued again
+    def _live(self, study_id: int, freed: set[int]) -> int:
+        """Counted by the server (reading every trial of the study per claim would make a
+        search quadratic)."""
+        import sqlalchemy
+        from optuna.storages._rdb import models
+        from optuna.storages._rdb.storage import _create_scoped_session
+
+        trial = models.TrialModel
+        with _create_scoped_session(self.scoped_session) as session:
+            return session.query(sqlalchemy.func.count(trial.trial_id)).filter(
+                trial.study_id == study_id, trial.state.in_([COMPLETE, RUNNING]),
+                trial.trial_id.notin_(freed)).scalar()
+
+    def _add_result(self, session: Any, trial: Any, r: TrialRecord,
+                    seen: dict[str, BaseDistribution]) -> None:
+        """A record's rows, as Optuna's ``set_trial_param`` / ``set_trial_*_attr`` /
+        ``set_trial_state_values`` write them, in ``session``. A param already in ``seen`` is
+        checked against that distribution (Optuna would query the study's first one again)."""
+        from optuna.storages._rdb import models
+
+        for name, value in r.params.items():
+            dist = r.distributions[name]
+            self._set_trial_param_without_commit(session, r.trial_id, name,
+                                                 dist.to_internal_repr(value), dist,
+                                                 seen.get(name))
+            seen.setdefault(name, dist)
+        for model, attrs in ((models.TrialSystemAttributeModel, r.system_attrs),
+                             (models.TrialUserAttributeModel, r.user_attrs)):
+            for key, value in attrs.items():
+                self._set_trial_attr_without_commit(session, model, r.trial_id, key, value)
+        for objective, value in enumerate(r.values or ()):
+            self._set_trial_value_without_commit(session, trial, objective, value)
+        trial.state, trial.datetime_complete = r.state, dt.datetime.now()
 
 
 def _owned() -> optuna.trial.FrozenTrial:
@@ -327,9 +391,10 @@ def fail_orphans(storage: optuna.storages.BaseStorage, study_id: int) -> int:
 
     Call under the claim lock: a worker popping a queued trial names itself its owner there.
     """
-    found = 0
+    found, me = 0, worker_id()
     for trial in storage.get_all_trials(study_id, deepcopy=False, states=(RUNNING,)):
-        if owner_gone(trial.user_attrs.get(OWNER)):
+        owner = trial.user_attrs.get(OWNER)
+        if owner != me and owner_gone(owner):  # (this process is alive: no /proc read)
             storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
             found += 1
     return found

@@ -1,5 +1,5 @@
-"""Workers: Ctrl-C handling, one worker's batched loop (claim, sample, evaluate, record: see
-``batch``) and ``--jobs N`` children.
+"""Workers: Ctrl-C handling, one worker's batched loop (claim, sample, evaluate, then one write
+that records the batch and claims the next: see ``batch``) and ``--jobs N`` children.
 
 The study ends with exactly ``trials`` COMPLETE trials over all resumes and workers: the
 storage's claims (see ``storage``) create a trial only while complete + running trials are
@@ -12,7 +12,7 @@ import multiprocessing
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,8 +116,8 @@ class Interrupts:
 
 
 class _Batches:
-    """One worker's loop over batches: claim, sample, evaluate in one call, record in one
-    write, tell the sampler (see ``batch``)."""
+    """One worker's loop over batches: claim, sample, evaluate in one call, then one write that
+    records the batch and claims the next, tell the sampler (see ``batch``)."""
 
     def __init__(self, req: Request, study: optuna.Study, storage: Any,
                  evaluator: Evaluator) -> None:
@@ -132,26 +132,51 @@ class _Batches:
             on_done: Callable[[optuna.Study], None]) -> None:
         """Batches until the quota is claimed (``StudyFull``), the sampler stops the study
         (the grid's end: ``study.stop()`` works here as inside ``study.optimize``), a Ctrl-C
-        or the timeout (checked before each batch, as optimize checks before each trial)."""
+        or the timeout. Each is checked where the next batch would be claimed: before the first
+        claim, and before the write that records a batch (which then claims nothing more). A
+        stop asked by the sampler's ``after_trial`` thus lets the batch claimed with the
+        results run (the grid stops only when its quota is full: nothing is claimed then)."""
         study, timeout = self.study, self.req.opt.timeout_s
         deadline = None if timeout is None else time.monotonic() + timeout
+
+        def more() -> bool:
+            return not (study._stop_flag or interrupts.requested
+                        or (deadline is not None and time.monotonic() >= deadline))
+
         study._stop_flag = False
         study._thread_local.in_optimize_loop = True
         try:
-            while not (study._stop_flag or interrupts.requested
-                       or (deadline is not None and time.monotonic() >= deadline)):
-                try:
-                    ids = self.storage.claim_batch(study._study_id, self.req.opt.resolved_batch)
-                except StudyFull:
-                    return
+            ids = self.write((), more())
+            while ids:
                 heartbeat.trials = tuple(ids)
-                self.one(ids, interrupts)
-                heartbeat.trials = ()
+                trials, records, error = self.one(ids, interrupts)
+                ids = self.write(records, error is None and more())
+                heartbeat.trials = tuple(ids)
+                for trial, rec in zip(trials, records, strict=True):  # as study.tell would
+                    self.study.sampler.after_trial(self.study, trial, rec.state, rec.values)
+                if error is not None:
+                    raise error
                 on_done(study)
         finally:
             study._thread_local.in_optimize_loop = False
 
-    def one(self, ids: list[int], interrupts: Interrupts) -> None:
+    def write(self, records: Sequence[TrialRecord], claim: bool) -> list[int]:
+        """One write: ``records`` (the last batch's results) and, if ``claim``, the next
+        batch's claims (its trial ids; none when the quota is full)."""
+        if not claim:
+            if records:
+                self.storage.record_batch(records)
+            return []
+        try:
+            return self.storage.claim_batch(self.study._study_id, self.req.opt.resolved_batch,
+                                            records)
+        except StudyFull:
+            return []
+
+    def one(self, ids: list[int], interrupts: Interrupts
+            ) -> tuple[list[optuna.trial.FrozenTrial], list[TrialRecord], ConfigError | None]:
+        """Sample and evaluate a claimed batch: its trials, their records (not yet written)
+        and the error that ends the search once they are written (too many invalid sets)."""
         trials = batch.claimed_trials(self.study, ids)
         claimed = [batch.Stored(dict(t.params), dict(t.system_attrs)) for t in trials]
         batch.sample(self.study, self.storage, trials, self.distributions)
@@ -159,15 +184,14 @@ class _Batches:
         with interrupts.evaluation():
             results = self.evaluator.evaluate_many(sets)
         records = batch.record(trials, results, sets, self.req.opt, claimed)
-        self.storage.record_batch(records)
-        for trial, rec in zip(trials, records, strict=True):  # as study.tell would
-            self.study.sampler.after_trial(self.study, trial, rec.state, rec.values)
         invalid = [r for r in results if isinstance(r, StrategyError)]
         self.invalid += len(invalid)
+        error = None
         if invalid and self.invalid > max(50, 5 * self.req.opt.trials):
-            raise ConfigError(f"{self.req.source}: optimize.params: expected a space with "
-                              f"valid parameter sets, found {self.invalid} invalid ones "
-                              f"(last: {invalid[-1]})")
+            error = ConfigError(f"{self.req.source}: optimize.params: expected a space with "
+                                f"valid parameter sets, found {self.invalid} invalid ones "
+                                f"(last: {invalid[-1]})")
+        return trials, records, error
 
 
 
