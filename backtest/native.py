@@ -116,11 +116,15 @@ def _checked(name: str, function: Callable[..., Any], specs: list[Spec]) -> Call
     return call
 
 
+#: a dtype's name as the specs spell it (``str(dtype)`` runs Python code: ~3 us, 4k per search)
+_dtype_name = functools.cache(str)
+
+
 def _check(value: Any, spec: Spec, name: str, where: str) -> None:
     kind = spec[0]
     if kind == "a":
         if (not isinstance(value, np.ndarray) or value.ndim != spec[2]
-                or str(value.dtype) != spec[1]):
+                or _dtype_name(value.dtype) != spec[1]):
             found = (f"{value.dtype} {value.ndim}-d array" if isinstance(value, np.ndarray)
                      else type(value).__name__)
             raise TypeError(f"kernel {name} argument {where}: {spec[1]} {spec[2]}-d array "
@@ -132,7 +136,7 @@ def _check(value: Any, spec: Spec, name: str, where: str) -> None:
         for i, (field, inner) in enumerate(zip(value, spec[1], strict=True)):
             _check(field, inner, name, f"{where}.{i}")
     elif kind == "r":
-        if not isinstance(value, np.void) or str(value.dtype) != spec[1]:
+        if not isinstance(value, np.void) or _dtype_name(value.dtype) != spec[1]:
             raise TypeError(f"kernel {name} argument {where}: a {spec[1]} record expected, "
                             f"{type(value).__name__} given")
     elif not isinstance(value, _SCALARS[spec[1]]) or (spec[1] != "b1" and
