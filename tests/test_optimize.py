@@ -19,6 +19,7 @@ import pytest
 from backtest.config.loader import load_config
 from backtest.errors import ConfigError
 from backtest.optimize import search, space, storage, summary, workers
+from backtest.optimize.request import Request
 from backtest.strategy.contract import FloatRange, IntRange, StrategySpec
 from backtest.types import Signals
 
@@ -398,7 +399,7 @@ NOISE = StrategySpec(name="noise", summary="random signals", params=NoiseParams,
 
 
 def request(tmp_path: Path, spec: StrategySpec, extra: str, trials_: int,
-            params: str = "") -> workers.Request:
+            params: str = "") -> Request:
     """A search of ``spec`` on the test config's data and folds (``extra``: [optimize] keys)."""
     path = tmp_path / "noise.toml"
     head = CONFIG.split("[optimize.params]")[0].format(extra=extra)
@@ -406,7 +407,7 @@ def request(tmp_path: Path, spec: StrategySpec, extra: str, trials_: int,
     cfg = load_config(path)
     opt = cfg.optimize.model_copy(update={"trials": trials_})
     cfg = cfg.model_copy(update={"optimize": None})
-    return workers.Request(cfg, opt, spec, str(path), STUDY, tmp_path / "out")
+    return Request(cfg, opt, spec, str(path), STUDY, tmp_path / "out")
 
 
 def run_in_process(tmp_path: Path, spec: StrategySpec, extra: str, trials_: int,

@@ -14,6 +14,7 @@ import pytest
 
 from backtest.optimize import search, storage, summary, workers
 from backtest.optimize.batch import CONSTRAINT_PREFIX
+from backtest.optimize.request import Request
 from tests.test_optimize import NOISE, request
 
 COMPLETE, RUNNING, WAITING = (optuna.trial.TrialState.COMPLETE,
@@ -137,7 +138,7 @@ def test_queued_trials_are_claimed_first_with_their_parameters(tmp_path: Path) -
     check_queued_trials(request(tmp_path, NOISE, "batch = 3", 3))
 
 
-def check_queued_trials(req: workers.Request) -> None:
+def check_queued_trials(req: Request) -> None:
     """An enqueued trial (fixed_params) and a re-queued one (stored params, as Optuna's
     RetryFailedTrialCallback adds it) are run by the next batch with exactly those values
     (``req``: 3 trials in batches of 3; tests/test_optimize_postgres.py runs it on a server)."""

@@ -68,3 +68,15 @@ def test_the_console_script_runs_main_with_a_quiet_collector(tmp_path: Path) -> 
         "      gc.get_freeze_count() > 10_000)\n")
     assert last_line_of(probe) == "0 True True"
     assert (next(tmp_path.iterdir()) / "report.json").is_file()
+
+
+def test_a_search_request_and_its_inputs_need_no_optuna() -> None:
+    """``crashbt optimize`` loads the bars on a thread while optuna imports: the request and
+    the input builder must not import it themselves (else nothing overlaps)."""
+    probe = ("import sys\n"
+             "from backtest.optimize.request import inputs_loading, request_from_cli\n"
+             "req = request_from_cli('configs/optimize_break_below.toml', [])\n"
+             "with inputs_loading(req) as inputs:\n"
+             "    bars = len(inputs.result().bars)\n"
+             "print(bars, any(m.split('.')[0] == 'optuna' for m in sys.modules))\n")
+    assert last_line_of(probe) == "18264 False"

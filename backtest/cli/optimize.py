@@ -23,14 +23,17 @@ from backtest.cli.common import (
 
 def cmd_optimize(args: argparse.Namespace) -> int:
     """Search a strategy's parameters with Optuna (resumes; --storage for many machines)."""
-    from backtest.optimize import search
+    from backtest.optimize.request import inputs_loading, request_from_cli
 
-    req = search.request_from_cli(
+    req = request_from_cli(
         args.config, args.set, trials=args.trials, timeout_s=args.timeout, seed=args.seed,
         storage=args.storage, study=args.study, jobs=args.jobs, out=args.out,
         allow_external=args.allow_external_strategies)
-    with _progress(req.opt.trials) as show:
-        outcome = search.run(req, show)
+    with inputs_loading(req) as inputs:
+        from backtest.optimize import search  # optuna imports while the bars load
+
+        with _progress(req.opt.trials) as show:
+            outcome = search.run(req, show, inputs.result())
     print("\n".join(summary_lines(outcome.doc, outcome.path, outcome.best_run,
                                   outcome.interrupted)))
     if outcome.interrupted:

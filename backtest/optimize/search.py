@@ -5,25 +5,24 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import optuna
-from pydantic import ValidationError
 
 from backtest import pipeline
 from backtest.config.common import parse_utc_now
-from backtest.config.loader import _format_error, load_config
 from backtest.config.optimize import OptimizeConfig
 from backtest.errors import ConfigError
+from backtest.inputs import RunInputs
 from backtest.optimize.evaluate import PHASES, Evaluator
+from backtest.optimize.request import Request
 from backtest.optimize.space import grid_values, search_space
 from backtest.optimize.storage import COMPLETE, count_states, quiet_optuna, recover
 from backtest.optimize.summary import is_feasible, summarize
-from backtest.optimize.workers import Request, run_children, work
-from backtest.redact import mask_secrets
+from backtest.optimize.workers import run_children, work
 from backtest.report import files as report
 from backtest.report import html
 
@@ -65,15 +64,17 @@ def prepare(req: Request) -> optuna.Study:
 Progress = Callable[[int, float | None], None]  # (complete trials, best feasible value)
 
 
-def run(req: Request, on_progress: Progress | None = None) -> Outcome:
+def run(req: Request, on_progress: Progress | None = None,
+        inputs: RunInputs | None = None) -> Outcome:
     """Run (or resume) the search, then write optimization.json and the best run's report.
 
     ``on_progress`` hears the complete count and best value after each batch. Ctrl-C stops the
     workers (a running trial is marked failed), and the report of what was done is still
-    written; ``Outcome.interrupted`` tells the caller to exit with 130.
+    written; ``Outcome.interrupted`` tells the caller to exit with 130. ``inputs``: the
+    request's inputs when the caller loaded them (``request.inputs_loading``).
     """
     started = time.perf_counter()
-    evaluator = Evaluator(req.cfg, req.opt, req.spec, req.source)
+    evaluator = Evaluator(req.cfg, req.opt, req.spec, req.source, inputs)
     study = prepare(req)
     interrupted = False
 
@@ -137,41 +138,3 @@ def _progress_state(study: optuna.Study, opt: OptimizeConfig) -> tuple[int, floa
         return n, None
     first = [t.values[0] for t in done]
     return n, max(first) if opt.objectives[0].resolved_direction == "maximize" else min(first)
-
-
-
-def request_from_cli(config: str, overrides: Sequence[str], *, trials: int | None = None,
-                     timeout_s: float | None = None, seed: int | None = None,
-                     storage: str | None = None, study: str | None = None, jobs: int = 1,
-                     out: str | None = None, allow_external: bool = False) -> Request:
-    """Build a :class:`Request` from ``crashbt optimize`` arguments (flags beat the config).
-
-    The config is loaded as for ``run`` (extends, --set, paths relative to its folder) and the
-    strategy resolved as for ``run`` (``module:SPEC`` only with ``allow_external``)."""
-    from backtest import plugins
-
-    cfg = load_config(config, list(overrides))
-    if cfg.strategy is None:
-        raise ConfigError(f"{config}: strategy: expected one [strategy] to optimize, found "
-                          f"[[strategies]] with {len(cfg.strategies or [])} entries")
-    opt = cfg.optimize or OptimizeConfig()
-    cfg = cfg.model_copy(update={"optimize": None})  # the search is in opt (and its hash)
-    flags = {k: v for k, v in (("trials", trials), ("timeout_s", timeout_s), ("seed", seed))
-             if v is not None}
-    try:
-        opt = OptimizeConfig.model_validate({**opt.model_dump(), **flags})
-    except ValidationError as exc:
-        raise ConfigError(_format_error("command line", exc, OptimizeConfig)) from None
-    if not 1 <= jobs <= 256:
-        raise ConfigError(f"command line: --jobs: expected 1..256 workers, found {jobs}")
-    if storage is not None and "://" not in storage:
-        raise ConfigError(f"command line: --storage: expected a database URL such as "
-                          f"postgresql://user:password@host/db, found {mask_secrets(storage)!r}")
-    spec = plugins.resolve(cfg.strategy.name, config, allow_external)
-    if jobs > 1 and plugins.is_external(cfg.strategy.name) and ".py:" in cfg.strategy.name:
-        # a worker process imports the spec by module name; a file imported by path has none
-        raise ConfigError(f"{config}: strategy.name: expected 'package.module:SPEC' (on "
-                          f"PYTHONPATH) with --jobs {jobs}, found the file "
-                          f"{cfg.strategy.name!r}; use --jobs 1 or make it a module")
-    name = report.safe_name(study or cfg.name or Path(config).stem)
-    return Request(cfg, opt, spec, config, name, Path(out or cfg.report.out), storage, jobs)

@@ -12,9 +12,9 @@ import optuna
 from backtest.config.optimize import ConstraintSpec
 from backtest.metrics import overfit
 from backtest.optimize.evaluate import Evaluator, violation
+from backtest.optimize.request import Request
 from backtest.optimize.space import search_space
 from backtest.optimize.storage import COMPLETE, count_states
-from backtest.optimize.workers import Request
 from backtest.report import files as report
 
 TOP_CANDIDATES = 5

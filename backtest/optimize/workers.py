@@ -7,75 +7,34 @@ fewer than that, so no trial is ever pruned or waited for to make the count."""
 
 from __future__ import annotations
 
-import hashlib
 import multiprocessing
 import signal
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import optuna
 
 from backtest.config.optimize import OptimizeConfig
-from backtest.config.run import RunConfig
 from backtest.errors import ConfigError, OutputError, StrategyError, UserError
 from backtest.optimize import batch
 from backtest.optimize.batch import Heartbeat
 from backtest.optimize.evaluate import Evaluator
 from backtest.optimize.grid import EnumeratedGridSampler
 from backtest.optimize.owners import OWNER, worker_id
+from backtest.optimize.request import Request
 from backtest.optimize.space import distribution, make_sampler, search_space
 from backtest.optimize.storage import (
     RUNNING,
     StudyFull,
     TrialRecord,
     claims,
-    open_storage,
     quiet_optuna,
     recover,
 )
 from backtest.redact import mask_secrets
-from backtest.report import files as report
-from backtest.strategy.contract import StrategySpec
-
-
-@dataclass(frozen=True)
-class Request:
-    """Everything a worker process needs (picklable)."""
-
-    cfg: RunConfig
-    opt: OptimizeConfig
-    spec: StrategySpec
-    source: str
-    study: str
-    out_dir: Path
-    storage_url: str | None = None
-    jobs: int = 1
-
-    @property
-    def study_dir(self) -> Path:
-        return report.confined(self.out_dir, self.study)
-
-    @property
-    def journal(self) -> Path:
-        return self.study_dir / "study.journal"
-
-    @property
-    def storage_label(self) -> str:
-        url = self.storage_url
-        return mask_secrets(url, url) if url else str(self.journal)
-
-    def open(self) -> optuna.storages.BaseStorage:
-        return open_storage(self.storage_url, self.journal)
-
-    def config_hash(self) -> str:
-        blob = self.cfg.canonical_json() + self.opt.search_hash() + self.spec.name
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
 
 
 class Interrupts:
