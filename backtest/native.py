@@ -14,6 +14,9 @@ would read its bits as floats. Each call therefore checks every argument against
 signature (``k<hash>.json`` beside the extension: dtype and dimensions of arrays, fields of
 named tuples, kind of scalars) and raises TypeError, a crashbt bug, on a mismatch.
 
+The compiled kernels release the GIL: :func:`in_halves` runs a kernel whose columns are
+independent on two CPUs at once when the process may use two.
+
 Imports the standard library and numpy only.
 """
 
@@ -27,6 +30,7 @@ import importlib.util
 import json
 import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -94,6 +98,27 @@ def kernel(module: str, name: str) -> Callable[..., Any]:
     if built is None or name not in built[1]:
         return getattr(kernel_module(module), name)
     return _checked(name, getattr(built[0], name), built[1][name])
+
+
+def in_halves(count: int, call: Callable[[int, int], None]) -> None:
+    """``call(0, count)``; with a spare CPU, ``call(h, count)`` on another thread while
+    ``call(0, h)`` runs here (h = count // 2), for a kernel over ``count`` independent columns
+    writing disjoint rows (what it computes does not depend on the split)."""
+    spare = _spare_core() if count > 1 else None
+    if spare is None:
+        call(0, count)
+        return
+    half = count // 2
+    other = spare.submit(call, half, count)
+    call(0, half)
+    other.result()
+
+
+@functools.cache
+def _spare_core() -> ThreadPoolExecutor | None:
+    """One worker thread when this process may use more than one CPU, else None."""
+    return ThreadPoolExecutor(1, thread_name_prefix="kernel") \
+        if len(os.sched_getaffinity(0)) > 1 else None
 
 
 def kernel_module(module: str) -> ModuleType:

@@ -220,16 +220,16 @@ def test_small_chunks_change_no_result(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize("config", ["optimize_break_below.toml", "fear_greed_contrarian.toml"])
 def test_a_batch_split_over_two_cores_changes_no_result(config: str,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    """The kernel's second half of the columns on another thread (stop/target rows per column
+    """The kernels' second half of the columns on another thread (stop/target rows per column
     in the first config, one shared unset row in the second; 4 and 5 valid sets beside
     refused ones) gives what one call over all columns gives, bit for bit."""
     ev = evaluator(config)
     sets = BREAK_BELOW_SETS if config.startswith("optimize") else \
         parameter_sets(ev.spec, seed=5, count=4)
     with ThreadPoolExecutor(1) as spare:
-        monkeypatch.setattr("backtest.engine.batch._spare_core", lambda: spare)
+        monkeypatch.setattr("backtest.native._spare_core", lambda: spare)
         split = ev.evaluate_many(sets)
-    monkeypatch.setattr("backtest.engine.batch._spare_core", lambda: None)
+    monkeypatch.setattr("backtest.native._spare_core", lambda: None)
     whole = ev.evaluate_many(sets)
     assert [str(g) if isinstance(g, StrategyError) else g for g in split] == \
         [str(g) if isinstance(g, StrategyError) else g for g in whole]

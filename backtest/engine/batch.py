@@ -10,18 +10,15 @@ single-column kernel a run uses on the same slice (so a range of a batch equals
 ``simulate(bars.iloc[a:b], signals.restrict(...))`` on the kernel path). The kernel inputs are
 built as for a run: :mod:`backtest.engine.simulate` (``kernel_market``, ``kernel_terms``,
 ``kernel_tiers``) and the signal helpers of :mod:`backtest.engine.records`. With a second
-CPU, half of the columns go to a second call on another thread (the compiled kernel releases
-the GIL; columns are independent): a 200-trial search's simulation 0.085 -> 0.058 s.
+CPU, half of the columns go to a second call on another thread (:func:`backtest.native.in_halves`):
+a 200-trial search's simulation 0.085 -> 0.058 s.
 
 Imports numpy, pandas, config, errors, types and the engine's own modules.
 """
 
 from __future__ import annotations
 
-import functools
-import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import numpy as np
@@ -141,13 +138,7 @@ class RangeEngine:
             kernel(self.market, self.slip, self.slip_at, self.vol, self.vol_at, *mine,
                    self.tiers, self.bounds, self.at[:-1], *(a[lo:hi] for a in outputs))
 
-        half = k // 2 if k > 1 and _spare_core() is not None else 0
-        if half:  # the kernel releases the GIL: the other half runs on a second core meanwhile
-            other = _spare_core().submit(simulate, half, k)
-            simulate(0, half)
-            other.result()
-        else:
-            simulate(0, k)
+        native.in_halves(k, simulate)
         return RangeRuns(equity, position, totals, self.at)
 
     def _input(self, name: str, k: int, dtype: type) -> np.ndarray:
@@ -168,14 +159,6 @@ class RangeEngine:
             record = self._terms_by_choice[key] = layout.terms_record(1)[0]
             engine.kernel_terms(self.execution, signals, self.notional_cap, record)
         return record
-
-
-@functools.cache
-def _spare_core() -> ThreadPoolExecutor | None:
-    """A thread for the second half of a batch's columns when this process may use more than
-    one CPU (columns are independent: the halves write disjoint rows), else None."""
-    return ThreadPoolExecutor(1, thread_name_prefix="kernel") \
-        if len(os.sched_getaffinity(0)) > 1 else None
 
 
 def _stacked(parts: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

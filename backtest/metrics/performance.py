@@ -151,9 +151,14 @@ def range_metrics(equity: np.ndarray, position: np.ndarray, at: np.ndarray,
     ``needs_trades`` in a range without a trade."""
     out = np.empty((equity.shape[0], len(which), len(METRIC_KEYS)))
     undefined = np.array([METRIC_KEYS.index(k) for k in needs_trades], dtype=np.int64)
-    native.kernel(KERNELS, "range_metrics_nb")(
-        equity, position, at, totals, np.asarray(which, dtype=np.int64), float(init_cash),
-        float(periods_per_year(freq)), undefined, out)
+    which = np.asarray(which, dtype=np.int64)
+    kernel, ppy = native.kernel(KERNELS, "range_metrics_nb"), float(periods_per_year(freq))
+
+    def columns(lo: int, hi: int) -> None:
+        kernel(equity[lo:hi], position[lo:hi], at, totals[lo:hi], which, float(init_cash), ppy,
+               undefined, out[lo:hi])
+
+    native.in_halves(equity.shape[0], columns)  # columns are independent
     return out
 
 
